@@ -1,0 +1,102 @@
+//! Accounts, and who may act on them: SPEC.md section 1.
+
+use crate::id::AccountId;
+use time::OffsetDateTime;
+
+/// Whether an account is a master or a sub-account of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccountKind {
+    /// A master account; it may have sub-accounts.
+    Master,
+    /// A sub-account of the given master. Sub-accounts have no sub-accounts.
+    Sub {
+        /// The master this sub-account belongs to.
+        parent: AccountId,
+    },
+}
+
+impl AccountKind {
+    /// The stable code: `master` or `sub`.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            AccountKind::Master => "master",
+            AccountKind::Sub { .. } => "sub",
+        }
+    }
+
+    /// The master of a sub-account; `None` for a master.
+    pub const fn parent(&self) -> Option<AccountId> {
+        match self {
+            AccountKind::Master => None,
+            AccountKind::Sub { parent } => Some(*parent),
+        }
+    }
+}
+
+/// An account of the platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Its id.
+    pub id: AccountId,
+    /// Master or sub-account.
+    pub kind: AccountKind,
+    /// When the account was created, in UTC. An input, not "now": imported
+    /// accounts keep their historic dates, and the default channels depend on it.
+    pub created_at: OffsetDateTime,
+}
+
+/// Who is asking for an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// The platform's operator: may do anything.
+    Operator,
+    /// A customer's account (as a portal acts for a logged-in customer): may
+    /// act on its own keys and, for a master, on those of its sub-accounts.
+    Account(AccountId),
+}
+
+impl Actor {
+    /// Whether this actor may manage (read or change) the keys of `target`.
+    ///
+    /// The rule of SPEC.md section 1: the operator may manage any account; an
+    /// account its own; a master its own sub-accounts'. Siblings never each
+    /// other's, and a sub-account never its master's.
+    pub fn may_manage(&self, target: &Account) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::Account(me) => *me == target.id || target.kind.parent() == Some(*me),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use time::macros::datetime;
+
+    #[test]
+    fn who_may_manage_whom() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let at = datetime!(2024-01-01 0:00 UTC);
+        let master = Account { id: AccountId::random(&mut rng), kind: AccountKind::Master, created_at: at };
+        let other = Account { id: AccountId::random(&mut rng), kind: AccountKind::Master, created_at: at };
+        let sub = |rng: &mut ChaCha20Rng| Account {
+            id: AccountId::random(rng),
+            kind: AccountKind::Sub { parent: master.id },
+            created_at: at,
+        };
+        let (sub1, sub2) = (sub(&mut rng), sub(&mut rng));
+
+        assert!(Actor::Operator.may_manage(&master) && Actor::Operator.may_manage(&sub1));
+        let m = Actor::Account(master.id);
+        assert!(m.may_manage(&master) && m.may_manage(&sub1) && m.may_manage(&sub2));
+        assert!(!m.may_manage(&other));
+        let s1 = Actor::Account(sub1.id);
+        assert!(s1.may_manage(&sub1));
+        assert!(!s1.may_manage(&sub2), "siblings are strangers");
+        assert!(!s1.may_manage(&master), "a sub-account never manages its master");
+        assert!(!Actor::Account(other.id).may_manage(&sub1));
+    }
+}

@@ -1,0 +1,88 @@
+//! Authentication (SPEC.md section 6): the hot path.
+
+use crate::channel::Channel;
+use crate::id::{AccountId, KeyId};
+use crate::store::StoreError;
+use std::net::IpAddr;
+
+/// A successful authentication: this account, this key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The account the key belongs to (a sub-account's key authenticates as
+    /// the sub-account, not its master).
+    pub account_id: AccountId,
+    /// The key that matched.
+    pub key_id: KeyId,
+    /// The channel.
+    pub channel: Channel,
+    /// Whether the previous secret matched, during a grace period.
+    pub via_grace: bool,
+}
+
+/// The precise reason behind an "invalid credentials" refusal: for the
+/// embedder's logs, never for the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No key has this identifier (or it was deleted).
+    UnknownIdentifier,
+    /// The secret has the generated shape but a wrong checksum: refused
+    /// before any lookup.
+    MalformedSecret,
+    /// The secret does not match.
+    WrongSecret,
+    /// The previous secret matched, but its grace period is over.
+    GraceExpired,
+    /// The credentials belong to a key of another channel.
+    WrongChannel {
+        /// The channel the key is for.
+        key_channel: Channel,
+    },
+    /// The stored hash is in no known format (a corrupt row).
+    UnreadableHash,
+}
+
+/// Why authentication did not succeed.
+///
+/// `Display` gives only what the caller may learn; [`AuthError::reason`]
+/// gives the embedder the precise reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Unknown identifier, wrong secret, deleted key, other channel, expired
+    /// grace: one uniform refusal.
+    #[error("invalid credentials")]
+    InvalidCredentials(Refusal),
+    /// The credentials are right but the client address is outside the key's
+    /// whitelist.
+    #[error("address not allowed")]
+    AddressNotAllowed {
+        /// The key.
+        key_id: KeyId,
+        /// The refused address.
+        client: IpAddr,
+    },
+    /// The store failed: neither a yes nor a no (answer 503, not 401).
+    #[error("authentication unavailable: the key store failed")]
+    Unavailable(#[source] StoreError),
+}
+
+impl AuthError {
+    /// The precise reason of an invalid-credentials refusal.
+    pub fn reason(&self) -> Option<Refusal> {
+        match self {
+            AuthError::InvalidCredentials(r) => Some(*r),
+            _ => None,
+        }
+    }
+
+    /// A stable code for the caller: `invalid_credentials`,
+    /// `address_not_allowed` or `unavailable`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::InvalidCredentials(_) => "invalid_credentials",
+            AuthError::AddressNotAllowed { .. } => "address_not_allowed",
+            AuthError::Unavailable(_) => "unavailable",
+        }
+    }
+}

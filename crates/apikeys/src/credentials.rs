@@ -1,0 +1,369 @@
+//! Credentials: identifiers, secrets, labels, and their generation
+//! (SPEC.md section 4).
+
+use rand_core::CryptoRng;
+use std::fmt;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A secret in plain text: the one moment it exists is when it is created,
+/// changed or presented.
+///
+/// It zeroizes its memory on drop, prints as `[redacted]` in `Debug` and
+/// `Display`, compares in constant time, and is read only through
+/// [`Secret::expose_secret`].
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret (for a chosen secret, or one received from a client).
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(Zeroizing::new(secret.into()))
+    }
+
+    /// The secret in plain text. The only way to read it: each call site is a
+    /// place that shows or checks the secret on purpose.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl ConstantTimeEq for Secret {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.as_bytes().ct_eq(other.0.as_bytes())
+    }
+}
+
+impl PartialEq for Secret {
+    /// Constant time in the contents (the length is not hidden).
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for Secret {}
+
+/// How the identifier of a new key, or a changed one, is chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentifierChoice {
+    /// A UUID-shaped identifier is generated.
+    Generate,
+    /// The caller's identifier, validated by [`validate_identifier`].
+    Chosen(String),
+}
+
+/// How the secret of a new key, or a changed one, is chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretChoice {
+    /// A high-entropy secret is generated (see [`generate_secret`]).
+    Generate,
+    /// The caller's secret, validated by [`validate_secret`].
+    Chosen(Secret),
+}
+
+/// Which rule a credential or label broke. Messages say what is allowed and
+/// never repeat a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The identifier's length is outside 3 to 64 characters.
+    #[error("identifier is {len} characters long: it must have 3 to 64")]
+    IdentifierLength {
+        /// Its length in characters.
+        len: usize,
+    },
+    /// The identifier holds a character outside the allowed alphabet.
+    #[error(
+        "identifier has {found:?} at position {position}: only ASCII letters, digits, `.`, `_` and `-` are allowed"
+    )]
+    IdentifierCharacter {
+        /// The offending character.
+        found: char,
+        /// Its position, counted in characters from 0.
+        position: usize,
+    },
+    /// The identifier does not start with a letter or digit.
+    #[error("identifier starts with {found:?}: it must start with an ASCII letter or digit")]
+    IdentifierStart {
+        /// The first character.
+        found: char,
+    },
+    /// The secret's length is outside 12 to 128 characters.
+    #[error("secret is {len} characters long: it must have 12 to 128")]
+    SecretLength {
+        /// Its length in characters.
+        len: usize,
+    },
+    /// The secret holds a character that is not printable ASCII. The
+    /// character itself is not repeated: it is part of a secret.
+    #[error(
+        "secret has a character outside printable ASCII at position {position}: only characters 0x21 to 0x7E are allowed (no spaces)"
+    )]
+    SecretCharacter {
+        /// Its position, counted in characters from 0.
+        position: usize,
+    },
+    /// The secret contains the identifier (compared ignoring ASCII case).
+    #[error("secret contains the identifier: choose a secret that does not")]
+    SecretContainsIdentifier,
+    /// The secret has the shape of a generated secret but a wrong checksum:
+    /// most likely a mistyped generated secret. It would be refused at every
+    /// authentication, so it is refused now.
+    #[error(
+        "secret looks like a generated secret (prefix `{prefix}`) but its checksum is wrong: copy it again, or choose a secret of another shape",
+        prefix = GENERATED_SECRET_PREFIX
+    )]
+    SecretBadChecksum,
+    /// The label is empty or longer than 64 characters.
+    #[error("label is {len} characters long: it must have 1 to 64")]
+    LabelLength {
+        /// Its length in characters.
+        len: usize,
+    },
+    /// The label holds a control character.
+    #[error("label has a control character at position {position}: control characters are not allowed")]
+    LabelControl {
+        /// Its position, counted in characters from 0.
+        position: usize,
+    },
+}
+
+/// Checks a chosen identifier: 3 to 64 characters of ASCII letters, digits,
+/// `.`, `_`, `-`, starting with a letter or digit.
+pub fn validate_identifier(identifier: &str) -> Result<(), CredentialError> {
+    let len = identifier.chars().count();
+    if !(3..=64).contains(&len) {
+        return Err(CredentialError::IdentifierLength { len });
+    }
+    for (position, c) in identifier.chars().enumerate() {
+        if !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(CredentialError::IdentifierCharacter { found: c, position });
+        }
+    }
+    match identifier.chars().next() {
+        Some(c) if !c.is_ascii_alphanumeric() => Err(CredentialError::IdentifierStart { found: c }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a chosen secret: 12 to 128 printable ASCII characters (0x21 to
+/// 0x7E), not containing `identifier` (ignoring ASCII case), and not a
+/// mistyped generated secret.
+pub fn validate_secret(secret: &Secret, identifier: &str) -> Result<(), CredentialError> {
+    let s = secret.expose_secret();
+    let len = s.chars().count();
+    if !(12..=128).contains(&len) {
+        return Err(CredentialError::SecretLength { len });
+    }
+    if let Some(position) = s.chars().position(|c| !('\x21'..='\x7e').contains(&c)) {
+        return Err(CredentialError::SecretCharacter { position });
+    }
+    let lower = Zeroizing::new(s.to_ascii_lowercase());
+    if !identifier.is_empty() && lower.contains(&identifier.to_ascii_lowercase()) {
+        return Err(CredentialError::SecretContainsIdentifier);
+    }
+    if generated_shape(s) == GeneratedShape::BadChecksum {
+        return Err(CredentialError::SecretBadChecksum);
+    }
+    Ok(())
+}
+
+/// Checks a key label: 1 to 64 characters, no control characters.
+pub fn validate_label(label: &str) -> Result<(), CredentialError> {
+    let len = label.chars().count();
+    if !(1..=64).contains(&len) {
+        return Err(CredentialError::LabelLength { len });
+    }
+    match label.chars().position(char::is_control) {
+        Some(position) => Err(CredentialError::LabelControl { position }),
+        None => Ok(()),
+    }
+}
+
+/// A generated identifier: a random UUID (version 4), lowercase and
+/// hyphenated, the shape of the provider's client ids.
+pub fn generate_identifier(rng: &mut (impl CryptoRng + ?Sized)) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// The prefix every generated secret starts with, so that secret scanners
+/// can find leaked ones: a generated secret matches
+/// `akey[0-9A-Za-z]{38}` and its last six characters are a checksum.
+pub const GENERATED_SECRET_PREFIX: &str = "akey";
+/// Random base-62 characters in a generated secret: 32 × log2(62) ≈ 190 bits.
+const BODY_LEN: usize = 32;
+/// Base-62 digits of the CRC-32 checksum (62^6 > 2^32).
+const CHECK_LEN: usize = 6;
+/// Total length of a generated secret.
+pub const GENERATED_SECRET_LEN: usize = GENERATED_SECRET_PREFIX.len() + BODY_LEN + CHECK_LEN;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Generates a secret: the prefix, 32 base-62 characters drawn uniformly from
+/// `rng` (about 190 bits), and a 6-character base-62 CRC-32 of the rest.
+pub fn generate_secret(rng: &mut (impl CryptoRng + ?Sized)) -> Secret {
+    let mut out = Zeroizing::new(String::with_capacity(GENERATED_SECRET_LEN));
+    out.push_str(GENERATED_SECRET_PREFIX);
+    let mut buf = Zeroizing::new([0u8; 64]);
+    while out.len() < GENERATED_SECRET_PREFIX.len() + BODY_LEN {
+        rng.fill_bytes(buf.as_mut());
+        // Rejection sampling: 248 = 4 × 62, so `b % 62` is uniform below it.
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            if out.len() == GENERATED_SECRET_PREFIX.len() + BODY_LEN {
+                break;
+            }
+            out.push(char::from(BASE62[usize::from(b % 62)]));
+        }
+    }
+    let check = checksum(out.as_bytes());
+    out.push_str(std::str::from_utf8(&check).unwrap_or_default());
+    Secret(Zeroizing::new(std::mem::take(&mut *out)))
+}
+
+fn checksum(prefix_and_body: &[u8]) -> [u8; CHECK_LEN] {
+    let mut n = crc32fast::hash(prefix_and_body);
+    let mut digits = [b'0'; CHECK_LEN];
+    for d in digits.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    digits
+}
+
+/// What a presented secret looks like, judged without any lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeneratedShape {
+    /// Not the generated shape: a chosen secret, or garbage.
+    Other,
+    /// A generated secret with a valid checksum.
+    Valid,
+    /// The generated shape with a wrong checksum: a typo or a forgery.
+    BadChecksum,
+}
+
+/// Classifies `secret` by shape: prefix, length, alphabet and checksum.
+pub fn generated_shape(secret: &str) -> GeneratedShape {
+    let b = secret.as_bytes();
+    if b.len() != GENERATED_SECRET_LEN
+        || !secret.starts_with(GENERATED_SECRET_PREFIX)
+        || !b.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return GeneratedShape::Other;
+    }
+    let (head, check) = b.split_at(GENERATED_SECRET_LEN - CHECK_LEN);
+    if checksum(head).as_slice().ct_eq(check).into() {
+        GeneratedShape::Valid
+    } else {
+        GeneratedShape::BadChecksum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert_eq!(format!("{:?}", SecretChoice::Chosen(s.clone())), "Chosen(Secret([redacted]))");
+        assert_eq!(s.expose_secret(), "hunter2-hunter2");
+        assert_eq!(s, Secret::new("hunter2-hunter2"));
+        assert_ne!(s, Secret::new("hunter2-hunter3"));
+    }
+
+    #[test]
+    fn generated_secret_shape() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let s = generate_secret(&mut rng);
+        let t = s.expose_secret();
+        assert_eq!(t.len(), GENERATED_SECRET_LEN);
+        assert!(t.starts_with("akey"));
+        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(generated_shape(t), GeneratedShape::Valid);
+        assert!(validate_secret(&s, "someone").is_ok());
+        // A one-character typo is caught by the checksum.
+        let mut typo = t.to_string().into_bytes();
+        typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(generated_shape(&typo), GeneratedShape::BadChecksum);
+        assert_eq!(
+            validate_secret(&Secret::new(typo), "someone"),
+            Err(CredentialError::SecretBadChecksum)
+        );
+        assert_ne!(generate_secret(&mut rng), s);
+    }
+
+    #[test]
+    fn generated_identifier_is_uuid_shaped_and_valid() {
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let id = generate_identifier(&mut rng);
+        assert_eq!(id.len(), 36);
+        assert!(uuid::Uuid::try_parse(&id).is_ok());
+        assert_eq!(validate_identifier(&id), Ok(()));
+    }
+
+    #[test]
+    fn identifier_rules_and_messages() {
+        assert_eq!(validate_identifier("ab"), Err(CredentialError::IdentifierLength { len: 2 }));
+        assert!(validate_identifier(&"a".repeat(64)).is_ok());
+        assert!(validate_identifier(&"a".repeat(65)).is_err());
+        assert!(validate_identifier("a.b_c-d9").is_ok());
+        let e = validate_identifier("ab c").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "identifier has ' ' at position 2: only ASCII letters, digits, `.`, `_` and `-` are allowed"
+        );
+        assert_eq!(validate_identifier("_abc"), Err(CredentialError::IdentifierStart { found: '_' }));
+        assert!(validate_identifier("abé").is_err());
+        assert_eq!(
+            validate_identifier("-ab").unwrap_err().to_string(),
+            "identifier starts with '-': it must start with an ASCII letter or digit"
+        );
+    }
+
+    #[test]
+    fn secret_rules_and_messages_never_echo_the_secret() {
+        let cases = [
+            ("short", "secret is 5 characters long: it must have 12 to 128"),
+            ("has a space in it", "secret has a character outside printable ASCII at position 3: only characters 0x21 to 0x7E are allowed (no spaces)"),
+            ("xxALICExx-123", "secret contains the identifier: choose a secret that does not"),
+        ];
+        for (secret, message) in cases {
+            let e = validate_secret(&Secret::new(secret), "alice").unwrap_err();
+            assert_eq!(e.to_string(), message);
+            assert!(!format!("{e} {e:?}").contains(secret));
+        }
+        assert!(validate_secret(&Secret::new("x".repeat(128)), "alice").is_ok());
+        assert!(validate_secret(&Secret::new("x".repeat(129)), "alice").is_err());
+        assert!(validate_secret(&Secret::new("!~correct-horse"), "alice").is_ok());
+    }
+
+    #[test]
+    fn label_rules() {
+        assert!(validate_label("Production server").is_ok());
+        assert_eq!(validate_label(""), Err(CredentialError::LabelLength { len: 0 }));
+        assert!(validate_label(&"é".repeat(64)).is_ok());
+        assert!(validate_label(&"é".repeat(65)).is_err());
+        assert_eq!(validate_label("a\nb"), Err(CredentialError::LabelControl { position: 1 }));
+    }
+}

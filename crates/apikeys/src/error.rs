@@ -1,0 +1,102 @@
+//! The error of every management operation. Messages say what was wrong and
+//! what is allowed, and never hold a secret.
+
+use crate::account::Actor;
+use crate::channel::Channel;
+use crate::credentials::CredentialError;
+use crate::hashing::HashError;
+use crate::id::{AccountId, KeyId};
+use crate::store::StoreError;
+use crate::whitelist::WhitelistError;
+use time::OffsetDateTime;
+
+/// Why a management operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An identifier, secret or label broke a rule.
+    #[error(transparent)]
+    InvalidCredential(#[from] CredentialError),
+    /// A whitelist entry is bad, or there are too many.
+    #[error(transparent)]
+    InvalidWhitelist(#[from] WhitelistError),
+    /// A grace period was asked for that cannot be granted.
+    #[error(transparent)]
+    InvalidGrace(#[from] GraceError),
+    /// A sub-account was asked for under a parent that is itself a sub-account.
+    #[error("account {parent} is a sub-account: only a master account can have sub-accounts")]
+    ParentNotMaster {
+        /// The would-be parent.
+        parent: AccountId,
+    },
+    /// A credential change named nothing to change.
+    #[error("nothing to change: give a new identifier, a new secret, or both")]
+    NothingToChange,
+    /// The actor may not act on this account.
+    #[error("{actor} may not act on account {account}: an account may act on its own keys, and a master on its sub-accounts' keys")]
+    Forbidden {
+        /// Who asked.
+        actor: Actor,
+        /// The account concerned.
+        account: AccountId,
+    },
+    /// No such account.
+    #[error("account {0} not found")]
+    AccountNotFound(AccountId),
+    /// No such key.
+    #[error("key {0} not found")]
+    KeyNotFound(KeyId),
+    /// Another key already has this identifier.
+    #[error("identifier `{0}` is taken: identifiers are unique across all keys, ignoring case")]
+    IdentifierTaken(String),
+    /// The account already holds a key for this channel.
+    #[error("channel {channel} is already active for account {account}: only REST allows several keys per account")]
+    ChannelAlreadyActive {
+        /// The account.
+        account: AccountId,
+        /// The channel.
+        channel: Channel,
+    },
+    /// The account already holds as many REST keys as the policy allows.
+    #[error("account {account} already holds {limit} REST keys, the most the policy allows")]
+    RestKeyLimit {
+        /// The account.
+        account: AccountId,
+        /// The policy's limit.
+        limit: u32,
+    },
+    /// The key kept changing under a read-modify-write; the caller may retry.
+    #[error("key {0} was changed by someone else at the same time, several times over: try again")]
+    ConcurrentChange(KeyId),
+    /// The hashing policy is unusable.
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A grace period that cannot be granted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GraceError {
+    /// Grace keeps a previous secret alive; without a new secret there is none.
+    #[error("a grace period applies to a secret change only: this change keeps the secret")]
+    NoSecretChange,
+    /// The expiry is not after now.
+    #[error("grace expiry {until} is not in the future (now is {now})")]
+    NotInFuture {
+        /// The requested expiry.
+        until: OffsetDateTime,
+        /// The service's current instant.
+        now: OffsetDateTime,
+    },
+    /// The expiry is further away than the policy allows.
+    #[error("grace expiry {until} is more than {max_seconds} seconds away: that is the longest the policy allows")]
+    TooLong {
+        /// The requested expiry.
+        until: OffsetDateTime,
+        /// The policy's limit, in seconds.
+        max_seconds: i64,
+    },
+}

@@ -1,0 +1,197 @@
+//! An in-memory store: for tests, examples and single-process embedders that
+//! need no persistence. Everything sits behind one `RwLock`, so reads run in
+//! parallel and every write is atomic.
+
+use super::{Entity, Existing, Store, StoreError};
+use crate::account::{Account, AccountKind};
+use crate::audit::AuditEvent;
+use crate::id::{AccountId, KeyId};
+use crate::key::KeyRecord;
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A [`Store`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    accounts: HashMap<AccountId, Account>,
+    keys: HashMap<KeyId, KeyRecord>,
+    /// Lowercased identifier to key.
+    by_identifier: HashMap<String, KeyId>,
+    /// Per account, in order of recording.
+    events: HashMap<AccountId, Vec<AuditEvent>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // Writers validate everything before mutating, so a panic elsewhere can
+    // never leave `Inner` half-changed: recovering from poison is safe.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    fn check_new_key(&self, key: &KeyRecord, max_for_channel: u32, pending: &[KeyRecord]) -> Result<(), StoreError> {
+        if self.keys.contains_key(&key.id) || pending.iter().any(|k| k.id == key.id) {
+            return Err(StoreError::AlreadyExists(Existing::Key));
+        }
+        let lower = key.identifier.to_ascii_lowercase();
+        if self.by_identifier.contains_key(&lower)
+            || pending.iter().any(|k| k.identifier.eq_ignore_ascii_case(&key.identifier))
+        {
+            return Err(StoreError::AlreadyExists(Existing::Identifier));
+        }
+        let held = self
+            .keys
+            .values()
+            .chain(pending)
+            .filter(|k| k.account_id == key.account_id && k.channel == key.channel)
+            .count();
+        if held >= max_for_channel as usize {
+            return Err(StoreError::AlreadyExists(Existing::ChannelFull(key.channel)));
+        }
+        Ok(())
+    }
+
+    fn put_key(&mut self, key: &KeyRecord) {
+        self.by_identifier.insert(key.identifier.to_ascii_lowercase(), key.id);
+        self.keys.insert(key.id, key.clone());
+    }
+
+    fn record(&mut self, event: &AuditEvent) {
+        self.events.entry(event.account_id).or_default().push(event.clone());
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_account(&self, account: &Account, keys: &[KeyRecord], events: &[AuditEvent]) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if inner.accounts.contains_key(&account.id) {
+            return Err(StoreError::AlreadyExists(Existing::Account));
+        }
+        if let AccountKind::Sub { parent } = account.kind
+            && !inner.accounts.contains_key(&parent)
+        {
+            return Err(StoreError::NotFound(Entity::Account(parent)));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if key.account_id != account.id {
+                return Err(StoreError::NotFound(Entity::Account(key.account_id)));
+            }
+            inner.check_new_key(key, u32::MAX, &keys[..i])?;
+        }
+        inner.accounts.insert(account.id, account.clone());
+        for key in keys {
+            inner.put_key(key);
+        }
+        for event in events {
+            inner.record(event);
+        }
+        Ok(())
+    }
+
+    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        Ok(self.read().accounts.get(&id).cloned())
+    }
+
+    fn insert_key(&self, key: &KeyRecord, max_for_channel: u32, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if !inner.accounts.contains_key(&key.account_id) {
+            return Err(StoreError::NotFound(Entity::Account(key.account_id)));
+        }
+        inner.check_new_key(key, max_for_channel, &[])?;
+        inner.put_key(key);
+        inner.record(event);
+        Ok(())
+    }
+
+    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.read().keys.get(&id).cloned())
+    }
+
+    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let lower = identifier.to_ascii_lowercase();
+        let inner = self.read();
+        Ok(inner.by_identifier.get(&lower).and_then(|id| inner.keys.get(id)).cloned())
+    }
+
+    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys: Vec<KeyRecord> = self
+            .read()
+            .keys
+            .values()
+            .filter(|k| k.account_id == account)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        Ok(keys)
+    }
+
+    fn update_key(&self, key: &KeyRecord, expected_version: u64, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let stored = inner.keys.get(&key.id).ok_or(StoreError::NotFound(Entity::Key(key.id)))?;
+        if stored.version != expected_version {
+            return Err(StoreError::Conflict { key: key.id, expected: expected_version, found: stored.version });
+        }
+        let old_lower = stored.identifier.to_ascii_lowercase();
+        let new_lower = key.identifier.to_ascii_lowercase();
+        if new_lower != old_lower && inner.by_identifier.contains_key(&new_lower) {
+            return Err(StoreError::AlreadyExists(Existing::Identifier));
+        }
+        // Immutable fields stay as stored, whatever the caller passed.
+        let mut next = key.clone();
+        next.account_id = stored.account_id;
+        next.channel = stored.channel;
+        next.created_at = stored.created_at;
+        inner.by_identifier.remove(&old_lower);
+        inner.by_identifier.insert(new_lower, key.id);
+        inner.keys.insert(key.id, next);
+        inner.record(event);
+        Ok(())
+    }
+
+    fn upgrade_secret_hash(&self, id: KeyId, current: &str, upgraded: &str) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        match inner.keys.get_mut(&id) {
+            Some(k) if k.secret_hash == current => {
+                k.secret_hash = upgraded.to_string();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let key = inner.keys.remove(&id).ok_or(StoreError::NotFound(Entity::Key(id)))?;
+        inner.by_identifier.remove(&key.identifier.to_ascii_lowercase());
+        inner.record(event);
+        Ok(())
+    }
+
+    fn audit_events(&self, account: AccountId, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let inner = self.read();
+        let Some(events) = inner.events.get(&account) else {
+            return Ok(Vec::new());
+        };
+        // Recording order reversed, then a stable sort by instant: newest
+        // first, ties newest-recorded first.
+        let mut out: Vec<AuditEvent> = events.iter().rev().cloned().collect();
+        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
