@@ -80,8 +80,16 @@ mod tests {
     fn who_may_manage_whom() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let at = datetime!(2024-01-01 0:00 UTC);
-        let master = Account { id: AccountId::random(&mut rng), kind: AccountKind::Master, created_at: at };
-        let other = Account { id: AccountId::random(&mut rng), kind: AccountKind::Master, created_at: at };
+        let master = Account {
+            id: AccountId::random(&mut rng),
+            kind: AccountKind::Master,
+            created_at: at,
+        };
+        let other = Account {
+            id: AccountId::random(&mut rng),
+            kind: AccountKind::Master,
+            created_at: at,
+        };
         let sub = |rng: &mut ChaCha20Rng| Account {
             id: AccountId::random(rng),
             kind: AccountKind::Sub { parent: master.id },
@@ -96,7 +104,10 @@ mod tests {
         let s1 = Actor::Account(sub1.id);
         assert!(s1.may_manage(&sub1));
         assert!(!s1.may_manage(&sub2), "siblings are strangers");
-        assert!(!s1.may_manage(&master), "a sub-account never manages its master");
+        assert!(
+            !s1.may_manage(&master),
+            "a sub-account never manages its master"
+        );
         assert!(!Actor::Account(other.id).may_manage(&sub1));
     }
 }

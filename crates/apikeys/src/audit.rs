@@ -53,7 +53,9 @@ impl fmt::Display for AuditKind {
 
 /// A code that is not an audit kind (a store read a row it cannot understand).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted")]
+#[error(
+    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted"
+)]
 pub struct ParseAuditKindError(pub String);
 
 impl FromStr for AuditKind {
@@ -116,10 +118,19 @@ mod tests {
         for k in AuditKind::ALL {
             assert_eq!(k.code().parse::<AuditKind>(), Ok(k));
         }
-        assert!("nope".parse::<AuditKind>().unwrap_err().to_string().contains("account_opened"));
+        assert!(
+            "nope"
+                .parse::<AuditKind>()
+                .unwrap_err()
+                .to_string()
+                .contains("account_opened")
+        );
         assert_eq!("operator".parse::<Actor>(), Ok(Actor::Operator));
         let id: AccountId = "acc_0123456789abcdef0123456789abcdef".parse().unwrap();
-        assert_eq!(Actor::Account(id).to_string().parse::<Actor>(), Ok(Actor::Account(id)));
+        assert_eq!(
+            Actor::Account(id).to_string().parse::<Actor>(),
+            Ok(Actor::Account(id))
+        );
         assert!("root".parse::<Actor>().is_err());
     }
 }

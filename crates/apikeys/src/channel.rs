@@ -187,7 +187,14 @@ mod tests {
             err.to_string(),
             "channel `sms` is not one of ftp, rest, http, web_service, email"
         );
-        for bad in ["", " ftp", "web service", "webservice", "ftps", "Web Service"] {
+        for bad in [
+            "",
+            " ftp",
+            "web service",
+            "webservice",
+            "ftps",
+            "Web Service",
+        ] {
             assert!(bad.parse::<Channel>().is_err(), "{bad:?} parsed");
         }
         let long = "x".repeat(10_000);

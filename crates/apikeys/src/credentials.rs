@@ -133,7 +133,9 @@ pub enum CredentialError {
         len: usize,
     },
     /// The label holds a control character.
-    #[error("label has a control character at position {position}: control characters are not allowed")]
+    #[error(
+        "label has a control character at position {position}: control characters are not allowed"
+    )]
     LabelControl {
         /// Its position, counted in characters from 0.
         position: usize,
@@ -285,7 +287,10 @@ mod tests {
         let s = Secret::new("hunter2-hunter2");
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
         assert_eq!(format!("{s}"), "[redacted]");
-        assert_eq!(format!("{:?}", SecretChoice::Chosen(s.clone())), "Chosen(Secret([redacted]))");
+        assert_eq!(
+            format!("{:?}", SecretChoice::Chosen(s.clone())),
+            "Chosen(Secret([redacted]))"
+        );
         assert_eq!(s.expose_secret(), "hunter2-hunter2");
         assert_eq!(s, Secret::new("hunter2-hunter2"));
         assert_ne!(s, Secret::new("hunter2-hunter3"));
@@ -324,7 +329,10 @@ mod tests {
 
     #[test]
     fn identifier_rules_and_messages() {
-        assert_eq!(validate_identifier("ab"), Err(CredentialError::IdentifierLength { len: 2 }));
+        assert_eq!(
+            validate_identifier("ab"),
+            Err(CredentialError::IdentifierLength { len: 2 })
+        );
         assert!(validate_identifier(&"a".repeat(64)).is_ok());
         assert!(validate_identifier(&"a".repeat(65)).is_err());
         assert!(validate_identifier("a.b_c-d9").is_ok());
@@ -333,7 +341,10 @@ mod tests {
             e.to_string(),
             "identifier has ' ' at position 2: only ASCII letters, digits, `.`, `_` and `-` are allowed"
         );
-        assert_eq!(validate_identifier("_abc"), Err(CredentialError::IdentifierStart { found: '_' }));
+        assert_eq!(
+            validate_identifier("_abc"),
+            Err(CredentialError::IdentifierStart { found: '_' })
+        );
         assert!(validate_identifier("abé").is_err());
         assert_eq!(
             validate_identifier("-ab").unwrap_err().to_string(),
@@ -344,9 +355,18 @@ mod tests {
     #[test]
     fn secret_rules_and_messages_never_echo_the_secret() {
         let cases = [
-            ("short", "secret is 5 characters long: it must have 12 to 128"),
-            ("has a space in it", "secret has a character outside printable ASCII at position 3: only characters 0x21 to 0x7E are allowed (no spaces)"),
-            ("xxALICExx-123", "secret contains the identifier: choose a secret that does not"),
+            (
+                "short",
+                "secret is 5 characters long: it must have 12 to 128",
+            ),
+            (
+                "has a space in it",
+                "secret has a character outside printable ASCII at position 3: only characters 0x21 to 0x7E are allowed (no spaces)",
+            ),
+            (
+                "xxALICExx-123",
+                "secret contains the identifier: choose a secret that does not",
+            ),
         ];
         for (secret, message) in cases {
             let e = validate_secret(&Secret::new(secret), "alice").unwrap_err();
@@ -361,9 +381,15 @@ mod tests {
     #[test]
     fn label_rules() {
         assert!(validate_label("Production server").is_ok());
-        assert_eq!(validate_label(""), Err(CredentialError::LabelLength { len: 0 }));
+        assert_eq!(
+            validate_label(""),
+            Err(CredentialError::LabelLength { len: 0 })
+        );
         assert!(validate_label(&"é".repeat(64)).is_ok());
         assert!(validate_label(&"é".repeat(65)).is_err());
-        assert_eq!(validate_label("a\nb"), Err(CredentialError::LabelControl { position: 1 }));
+        assert_eq!(
+            validate_label("a\nb"),
+            Err(CredentialError::LabelControl { position: 1 })
+        );
     }
 }

@@ -33,7 +33,9 @@ pub enum Error {
     #[error("nothing to change: give a new identifier, a new secret, or both")]
     NothingToChange,
     /// The actor may not act on this account.
-    #[error("{actor} may not act on account {account}: an account may act on its own keys, and a master on its sub-accounts' keys")]
+    #[error(
+        "{actor} may not act on account {account}: an account may act on its own keys, and a master on its sub-accounts' keys"
+    )]
     Forbidden {
         /// Who asked.
         actor: Actor,
@@ -50,7 +52,9 @@ pub enum Error {
     #[error("identifier `{0}` is taken: identifiers are unique across all keys, ignoring case")]
     IdentifierTaken(String),
     /// The account already holds a key for this channel.
-    #[error("channel {channel} is already active for account {account}: only REST allows several keys per account")]
+    #[error(
+        "channel {channel} is already active for account {account}: only REST allows several keys per account"
+    )]
     ChannelAlreadyActive {
         /// The account.
         account: AccountId,
@@ -92,7 +96,9 @@ pub enum GraceError {
         now: OffsetDateTime,
     },
     /// The expiry is further away than the policy allows.
-    #[error("grace expiry {until} is more than {max_seconds} seconds away: that is the longest the policy allows")]
+    #[error(
+        "grace expiry {until} is more than {max_seconds} seconds away: that is the longest the policy allows"
+    )]
     TooLong {
         /// The requested expiry.
         until: OffsetDateTime,

@@ -23,7 +23,11 @@ pub struct HashingPolicy {
 impl Default for HashingPolicy {
     /// OWASP's argon2id recommendation: m=19456 KiB, t=2, p=1.
     fn default() -> Self {
-        HashingPolicy { m_kib: 19_456, t: 2, p: 1 }
+        HashingPolicy {
+            m_kib: 19_456,
+            t: 2,
+            p: 1,
+        }
     }
 }
 
@@ -31,7 +35,11 @@ impl HashingPolicy {
     /// A cheap preset for tests: m=64 KiB, t=1, p=1. Never for production:
     /// hashes made with it are upgraded at the next check under the default.
     pub const fn fast_for_tests() -> Self {
-        HashingPolicy { m_kib: 64, t: 1, p: 1 }
+        HashingPolicy {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        }
     }
 
     fn argon2(&self) -> Result<Argon2<'static>, HashError> {
@@ -140,7 +148,9 @@ pub fn verify_secret(policy: &HashingPolicy, presented: &str, stored: &str) -> V
             Ok(d) if d.len() == 32 => {
                 let actual: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
                 if bool::from(actual.ct_eq(&expected)) {
-                    Verification::Match { needs_rehash: false }
+                    Verification::Match {
+                        needs_rehash: false,
+                    }
                 } else {
                     Verification::Mismatch
                 }
@@ -154,8 +164,8 @@ pub fn verify_secret(policy: &HashingPolicy, presented: &str, stored: &str) -> V
     let Ok(params) = Params::try_from(&phc.params) else {
         return Verification::UnknownFormat;
     };
-    let algorithm_ok = phc.algorithm.as_str() == "argon2id"
-        && phc.version == Some(u32::from(Version::V0x13).into());
+    let algorithm_ok =
+        phc.algorithm.as_str() == "argon2id" && phc.version == Some(u32::from(Version::V0x13));
     match Argon2::default().verify_password(presented.as_bytes(), &phc) {
         Ok(()) => Verification::Match {
             needs_rehash: !algorithm_ok || policy.is_weaker(&params),
@@ -182,7 +192,12 @@ mod tests {
         let h = hash_secret(&p, &s, SecretOrigin::Generated, &rng()).unwrap();
         assert!(h.starts_with("$sha256$"));
         assert!(!h.contains("akeyexample"));
-        assert_eq!(verify_secret(&p, "akeyexample", &h), Verification::Match { needs_rehash: false });
+        assert_eq!(
+            verify_secret(&p, "akeyexample", &h),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
         assert_eq!(verify_secret(&p, "akeyexamplf", &h), Verification::Mismatch);
     }
 
@@ -192,45 +207,119 @@ mod tests {
         let s = Secret::new("correct horse battery");
         let h = hash_secret(&p, &s, SecretOrigin::Chosen, &rng()).unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{h}");
-        assert_eq!(verify_secret(&p, "correct horse battery", &h), Verification::Match { needs_rehash: false });
-        assert_eq!(verify_secret(&p, "correct horse batterY", &h), Verification::Mismatch);
+        assert_eq!(
+            verify_secret(&p, "correct horse battery", &h),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            verify_secret(&p, "correct horse batterY", &h),
+            Verification::Mismatch
+        );
     }
 
     #[test]
     fn production_parameters_are_owasp() {
         let p = HashingPolicy::default();
-        let h = hash_secret(&p, &Secret::new("correct horse battery"), SecretOrigin::Chosen, &rng()).unwrap();
+        let h = hash_secret(
+            &p,
+            &Secret::new("correct horse battery"),
+            SecretOrigin::Chosen,
+            &rng(),
+        )
+        .unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert_eq!(verify_secret(&p, "correct horse battery", &h), Verification::Match { needs_rehash: false });
+        assert_eq!(
+            verify_secret(&p, "correct horse battery", &h),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
     }
 
     #[test]
     fn weaker_hashes_ask_for_rehash() {
         let weak = HashingPolicy::fast_for_tests();
-        let h = hash_secret(&weak, &Secret::new("correct horse battery"), SecretOrigin::Chosen, &rng()).unwrap();
-        let stronger = HashingPolicy { m_kib: 128, t: 1, p: 1 };
-        assert_eq!(verify_secret(&stronger, "correct horse battery", &h), Verification::Match { needs_rehash: true });
-        let more_t = HashingPolicy { m_kib: 64, t: 2, p: 1 };
-        assert_eq!(verify_secret(&more_t, "correct horse battery", &h), Verification::Match { needs_rehash: true });
+        let h = hash_secret(
+            &weak,
+            &Secret::new("correct horse battery"),
+            SecretOrigin::Chosen,
+            &rng(),
+        )
+        .unwrap();
+        let stronger = HashingPolicy {
+            m_kib: 128,
+            t: 1,
+            p: 1,
+        };
+        assert_eq!(
+            verify_secret(&stronger, "correct horse battery", &h),
+            Verification::Match { needs_rehash: true }
+        );
+        let more_t = HashingPolicy {
+            m_kib: 64,
+            t: 2,
+            p: 1,
+        };
+        assert_eq!(
+            verify_secret(&more_t, "correct horse battery", &h),
+            Verification::Match { needs_rehash: true }
+        );
         // A wrong secret never asks for anything.
-        assert_eq!(verify_secret(&stronger, "wrong", &h), Verification::Mismatch);
+        assert_eq!(
+            verify_secret(&stronger, "wrong", &h),
+            Verification::Mismatch
+        );
         // Stronger-than-policy hashes are left alone.
-        let strong_h = hash_secret(&stronger, &Secret::new("correct horse battery"), SecretOrigin::Chosen, &rng()).unwrap();
-        assert_eq!(verify_secret(&weak, "correct horse battery", &strong_h), Verification::Match { needs_rehash: false });
+        let strong_h = hash_secret(
+            &stronger,
+            &Secret::new("correct horse battery"),
+            SecretOrigin::Chosen,
+            &rng(),
+        )
+        .unwrap();
+        assert_eq!(
+            verify_secret(&weak, "correct horse battery", &strong_h),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
     }
 
     #[test]
     fn unknown_formats_are_reported_not_matched() {
         let p = HashingPolicy::fast_for_tests();
-        for stored in ["", "plain", "$sha256$", "$sha256$!!!", "$argon2id$v=19$m=x$y$z", "$md5$abc"] {
-            assert_eq!(verify_secret(&p, "anything", stored), Verification::UnknownFormat, "{stored}");
+        for stored in [
+            "",
+            "plain",
+            "$sha256$",
+            "$sha256$!!!",
+            "$argon2id$v=19$m=x$y$z",
+            "$md5$abc",
+        ] {
+            assert_eq!(
+                verify_secret(&p, "anything", stored),
+                Verification::UnknownFormat,
+                "{stored}"
+            );
         }
     }
 
     #[test]
     fn bad_parameters_are_a_clear_error() {
-        let p = HashingPolicy { m_kib: 1, t: 0, p: 1 };
-        let e = hash_secret(&p, &Secret::new("correct horse battery"), SecretOrigin::Chosen, &rng()).unwrap_err();
+        let p = HashingPolicy {
+            m_kib: 1,
+            t: 0,
+            p: 1,
+        };
+        let e = hash_secret(
+            &p,
+            &Secret::new("correct horse battery"),
+            SecretOrigin::Chosen,
+            &rng(),
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("argon2 parameters refused"));
         assert!(p.validate().is_err());
         assert!(HashingPolicy::default().validate().is_ok());

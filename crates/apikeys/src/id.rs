@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 /// A string that is not a well-formed id of the expected kind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{given}` is not a valid {kind} id: expected `{prefix}` followed by 32 lowercase hex digits")]
+#[error(
+    "`{given}` is not a valid {kind} id: expected `{prefix}` followed by 32 lowercase hex digits"
+)]
 pub struct ParseIdError {
     /// What was given, cut to 64 characters.
     pub given: String,
@@ -107,14 +109,23 @@ mod tests {
         assert_eq!(AccountId::from_bytes(*a.as_bytes()), a);
         let err = k.to_string().parse::<AccountId>().unwrap_err();
         assert!(err.to_string().contains("is not a valid account id"));
-        assert!(err.to_string().contains("`acc_` followed by 32 lowercase hex digits"));
+        assert!(
+            err.to_string()
+                .contains("`acc_` followed by 32 lowercase hex digits")
+        );
     }
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in ["", "acc_", "acc_123", "ACC_0123456789abcdef0123456789abcdef",
-            "acc_0123456789ABCDEF0123456789abcdef", "acc_0123456789abcdef0123456789abcdeg",
-            "acc_0123456789abcdef0123456789abcdef0"] {
+        for bad in [
+            "",
+            "acc_",
+            "acc_123",
+            "ACC_0123456789abcdef0123456789abcdef",
+            "acc_0123456789ABCDEF0123456789abcdef",
+            "acc_0123456789abcdef0123456789abcdeg",
+            "acc_0123456789abcdef0123456789abcdef0",
+        ] {
             assert!(bad.parse::<AccountId>().is_err(), "{bad}");
         }
     }
@@ -122,7 +133,8 @@ mod tests {
     #[test]
     fn ids_are_not_sequential() {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let ids: std::collections::HashSet<_> = (0..1000).map(|_| KeyId::random(&mut rng)).collect();
+        let ids: std::collections::HashSet<_> =
+            (0..1000).map(|_| KeyId::random(&mut rng)).collect();
         assert_eq!(ids.len(), 1000);
     }
 }

@@ -117,7 +117,12 @@ mod tests {
         let set = ActivationPolicy::DEFAULT_LEGACY_CHANNELS;
         assert_eq!(
             set.iter().collect::<Vec<_>>(),
-            [Channel::Ftp, Channel::Http, Channel::WebService, Channel::Email]
+            [
+                Channel::Ftp,
+                Channel::Http,
+                Channel::WebService,
+                Channel::Email
+            ]
         );
         assert!(!set.contains(Channel::Rest));
     }

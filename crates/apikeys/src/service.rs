@@ -6,11 +6,14 @@ use crate::auth::{AuthError, Authenticated, Refusal};
 use crate::channel::{Channel, ChannelSet};
 use crate::clock::Clock;
 use crate::credentials::{
-    GENERATED_SECRET_LEN, GeneratedShape, IdentifierChoice, Secret, SecretChoice, generate_identifier,
-    generate_secret, generated_shape, validate_identifier, validate_label, validate_secret,
+    GENERATED_SECRET_LEN, GeneratedShape, IdentifierChoice, Secret, SecretChoice,
+    generate_identifier, generate_secret, generated_shape, validate_identifier, validate_label,
+    validate_secret,
 };
 use crate::error::{Error, GraceError};
-use crate::hashing::{SALT_LEN, SecretOrigin, Verification, hash_secret, random_salt, verify_secret};
+use crate::hashing::{
+    SALT_LEN, SecretOrigin, Verification, hash_secret, random_salt, verify_secret,
+};
 use crate::id::{AccountId, KeyId};
 use crate::key::{ApiKey, IssuedKey, KeyRecord, PreviousSecret};
 use crate::policy::Policy;
@@ -55,7 +58,12 @@ pub struct NewKey {
 impl NewKey {
     /// A key for `channel` with generated identifier and secret, no label.
     pub fn generated(channel: Channel) -> Self {
-        NewKey { channel, identifier: IdentifierChoice::Generate, secret: SecretChoice::Generate, label: None }
+        NewKey {
+            channel,
+            identifier: IdentifierChoice::Generate,
+            secret: SecretChoice::Generate,
+            label: None,
+        }
     }
 }
 
@@ -86,7 +94,9 @@ pub struct ApiKeys {
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeys").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("ApiKeys")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,8 +115,19 @@ impl ApiKeys {
     ) -> Result<Self, Error> {
         let mut rng: SharedRng = Box::new(rng);
         let dummy = generate_secret(&mut *rng);
-        let dummy_hash = hash_secret(&policy.hashing, &dummy, SecretOrigin::Chosen, &random_salt(&mut *rng))?;
-        Ok(ApiKeys { store, policy, clock, rng: Mutex::new(rng), dummy_hash })
+        let dummy_hash = hash_secret(
+            &policy.hashing,
+            &dummy,
+            SecretOrigin::Chosen,
+            &random_salt(&mut *rng),
+        )?;
+        Ok(ApiKeys {
+            store,
+            policy,
+            clock,
+            rng: Mutex::new(rng),
+            dummy_hash,
+        })
     }
 
     /// The store.
@@ -136,14 +157,25 @@ impl ApiKeys {
     /// master, all in one transaction.
     ///
     /// Who may: the operator, any account; a master, its own sub-accounts.
-    pub fn open_account(&self, actor: Actor, kind: AccountKind, created_at: OffsetDateTime) -> Result<OpenedAccount, Error> {
+    pub fn open_account(
+        &self,
+        actor: Actor,
+        kind: AccountKind,
+        created_at: OffsetDateTime,
+    ) -> Result<OpenedAccount, Error> {
         if let AccountKind::Sub { parent } = kind {
-            let parent_account = self.store.account(parent)?.ok_or(Error::AccountNotFound(parent))?;
+            let parent_account = self
+                .store
+                .account(parent)?
+                .ok_or(Error::AccountNotFound(parent))?;
             if !matches!(parent_account.kind, AccountKind::Master) {
                 return Err(Error::ParentNotMaster { parent });
             }
             if !matches!(actor, Actor::Operator) && actor != Actor::Account(parent) {
-                return Err(Error::Forbidden { actor, account: parent });
+                return Err(Error::Forbidden {
+                    actor,
+                    account: parent,
+                });
             }
         } else if let Actor::Account(me) = actor {
             return Err(Error::Forbidden { actor, account: me });
@@ -154,7 +186,10 @@ impl ApiKeys {
             kind,
             created_at: created_at.to_offset(UtcOffset::UTC),
         };
-        let defaults = self.policy.activation.default_channels(&kind, account.created_at);
+        let defaults = self
+            .policy
+            .activation
+            .default_channels(&kind, account.created_at);
         let mut records = Vec::with_capacity(defaults.len());
         let mut issued = Vec::with_capacity(defaults.len());
         let mut events = vec![AuditEvent {
@@ -173,8 +208,17 @@ impl ApiKeys {
         }];
         for channel in defaults.iter() {
             let (record, secret) = self.build_key(&account, NewKey::generated(channel), now)?;
-            events.push(key_event(&record, AuditKind::KeyCreated, actor, now, "default key of a legacy account".into()));
-            issued.push(IssuedKey { key: ApiKey::from(&record), secret });
+            events.push(key_event(
+                &record,
+                AuditKind::KeyCreated,
+                actor,
+                now,
+                "default key of a legacy account".into(),
+            ));
+            issued.push(IssuedKey {
+                key: ApiKey::from(&record),
+                secret,
+            });
             records.push(record);
         }
         self.store
@@ -211,7 +255,12 @@ impl ApiKeys {
 
     // ----- keys -----------------------------------------------------------
 
-    fn build_key(&self, account: &Account, new: NewKey, now: OffsetDateTime) -> Result<(KeyRecord, Option<Secret>), Error> {
+    fn build_key(
+        &self,
+        account: &Account,
+        new: NewKey,
+        now: OffsetDateTime,
+    ) -> Result<(KeyRecord, Option<Secret>), Error> {
         if let Some(label) = &new.label {
             validate_label(label)?;
         }
@@ -245,7 +294,11 @@ impl ApiKeys {
 
     /// The stored hash of the new secret, and the secret itself if it was
     /// generated (to be shown once).
-    fn resolve_secret(&self, choice: SecretChoice, identifier: &str) -> Result<(String, Option<Secret>), Error> {
+    fn resolve_secret(
+        &self,
+        choice: SecretChoice,
+        identifier: &str,
+    ) -> Result<(String, Option<Secret>), Error> {
         let hashing = &self.policy.hashing;
         match choice {
             SecretChoice::Generate => {
@@ -265,21 +318,39 @@ impl ApiKeys {
 
     /// Creates a key for an account. The secret comes back once, in the
     /// result, if it was generated.
-    pub fn create_key(&self, actor: Actor, account_id: AccountId, new: NewKey) -> Result<IssuedKey, Error> {
+    pub fn create_key(
+        &self,
+        actor: Actor,
+        account_id: AccountId,
+        new: NewKey,
+    ) -> Result<IssuedKey, Error> {
         let account = self.authorized_account(actor, account_id)?;
         let now = self.now();
         let (record, secret) = self.build_key(&account, new, now)?;
-        let event = key_event(&record, AuditKind::KeyCreated, actor, now, label_detail(&record));
+        let event = key_event(
+            &record,
+            AuditKind::KeyCreated,
+            actor,
+            now,
+            label_detail(&record),
+        );
         self.store
             .insert_key(&record, self.policy.max_keys(record.channel), &event)
             .map_err(|e| map_store(e, &account_id, Some(&record)))
             .map_err(|e| match e {
-                Error::ChannelAlreadyActive { account, channel: Channel::Rest } => {
-                    Error::RestKeyLimit { account, limit: self.policy.max_rest_keys }
-                }
+                Error::ChannelAlreadyActive {
+                    account,
+                    channel: Channel::Rest,
+                } => Error::RestKeyLimit {
+                    account,
+                    limit: self.policy.max_rest_keys,
+                },
                 e => e,
             })?;
-        Ok(IssuedKey { key: ApiKey::from(&record), secret })
+        Ok(IssuedKey {
+            key: ApiKey::from(&record),
+            secret,
+        })
     }
 
     /// The key, if the actor may see it.
@@ -290,11 +361,20 @@ impl ApiKeys {
     /// The keys of an account, oldest first.
     pub fn keys(&self, actor: Actor, account_id: AccountId) -> Result<Vec<ApiKey>, Error> {
         self.authorized_account(actor, account_id)?;
-        Ok(self.store.keys_of_account(account_id)?.iter().map(ApiKey::from).collect())
+        Ok(self
+            .store
+            .keys_of_account(account_id)?
+            .iter()
+            .map(ApiKey::from)
+            .collect())
     }
 
     /// The channels for which the account holds a key ("active" channels).
-    pub fn active_channels(&self, actor: Actor, account_id: AccountId) -> Result<ChannelSet, Error> {
+    pub fn active_channels(
+        &self,
+        actor: Actor,
+        account_id: AccountId,
+    ) -> Result<ChannelSet, Error> {
         self.authorized_account(actor, account_id)?;
         Ok(self.store.active_channels(account_id)?)
     }
@@ -303,8 +383,16 @@ impl ApiKeys {
     /// deleted stays deleted.
     pub fn delete_key(&self, actor: Actor, id: KeyId) -> Result<(), Error> {
         let key = self.authorized_key(actor, id)?;
-        let event = key_event(&key, AuditKind::KeyDeleted, actor, self.now(), format!("identifier {}", key.identifier));
-        self.store.delete_key(id, &event).map_err(|e| map_store(e, &key.account_id, Some(&key)))
+        let event = key_event(
+            &key,
+            AuditKind::KeyDeleted,
+            actor,
+            self.now(),
+            format!("identifier {}", key.identifier),
+        );
+        self.store
+            .delete_key(id, &event)
+            .map_err(|e| map_store(e, &key.account_id, Some(&key)))
     }
 
     /// Applies `change` to the key's current record and writes it with a
@@ -337,7 +425,12 @@ impl ApiKeys {
     /// identifier and secret fail (unless a grace period was asked for the
     /// secret); a change also ends any grace still running from an earlier
     /// one. A generated secret comes back once, in the result.
-    pub fn change_credentials(&self, actor: Actor, id: KeyId, change: CredentialChange) -> Result<IssuedKey, Error> {
+    pub fn change_credentials(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        change: CredentialChange,
+    ) -> Result<IssuedKey, Error> {
         if change.identifier.is_none() && change.secret.is_none() {
             return Err(Error::NothingToChange);
         }
@@ -350,10 +443,17 @@ impl ApiKeys {
                 return Err(GraceError::NotInFuture { until, now }.into());
             }
             if until - now > self.policy.max_grace {
-                return Err(GraceError::TooLong { until, max_seconds: self.policy.max_grace.whole_seconds() }.into());
+                return Err(GraceError::TooLong {
+                    until,
+                    max_seconds: self.policy.max_grace.whole_seconds(),
+                }
+                .into());
             }
         }
-        let new_identifier = change.identifier.map(|c| self.resolve_identifier(c)).transpose()?;
+        let new_identifier = change
+            .identifier
+            .map(|c| self.resolve_identifier(c))
+            .transpose()?;
         // The secret is hashed once, outside the retry loop (argon2 is slow);
         // it is checked against the identifier it will live with.
         let mut new_secret = None;
@@ -368,28 +468,42 @@ impl ApiKeys {
             shown = secret;
         }
         let grace_until = change.grace_until;
-        let record = self.modify_key(actor, id, AuditKind::CredentialsChanged, |current, _now| {
-            let mut next = current.clone();
-            let mut detail = Vec::new();
-            if let Some(identifier) = &new_identifier {
-                next.identifier = identifier.clone();
-                detail.push(format!("identifier changed from {} to {}", current.identifier, identifier));
-            }
-            next.previous_secret = None;
-            if let Some(hash) = &new_secret {
-                next.secret_hash = hash.clone();
-                detail.push(if shown.is_some() { "secret regenerated".into() } else { "secret set".into() });
-                if let Some(until) = grace_until {
-                    next.previous_secret = Some(PreviousSecret { hash: current.secret_hash.clone(), expires_at: until });
-                    detail.push(format!("previous secret valid until {until}"));
+        let record =
+            self.modify_key(actor, id, AuditKind::CredentialsChanged, |current, _now| {
+                let mut next = current.clone();
+                let mut detail = Vec::new();
+                if let Some(identifier) = &new_identifier {
+                    next.identifier = identifier.clone();
+                    detail.push(format!(
+                        "identifier changed from {} to {}",
+                        current.identifier, identifier
+                    ));
                 }
-            }
-            if current.previous_secret.is_some() {
-                detail.push("earlier grace period ended".into());
-            }
-            Ok((next, detail.join("; ")))
-        })?;
-        Ok(IssuedKey { key: ApiKey::from(&record), secret: shown })
+                next.previous_secret = None;
+                if let Some(hash) = &new_secret {
+                    next.secret_hash = hash.clone();
+                    detail.push(if shown.is_some() {
+                        "secret regenerated".into()
+                    } else {
+                        "secret set".into()
+                    });
+                    if let Some(until) = grace_until {
+                        next.previous_secret = Some(PreviousSecret {
+                            hash: current.secret_hash.clone(),
+                            expires_at: until,
+                        });
+                        detail.push(format!("previous secret valid until {until}"));
+                    }
+                }
+                if current.previous_secret.is_some() {
+                    detail.push("earlier grace period ended".into());
+                }
+                Ok((next, detail.join("; ")))
+            })?;
+        Ok(IssuedKey {
+            key: ApiKey::from(&record),
+            secret: shown,
+        })
     }
 
     // ----- whitelist ------------------------------------------------------
@@ -400,20 +514,37 @@ impl ApiKeys {
     }
 
     /// Replaces the whole whitelist atomically; returns the normalised list.
-    pub fn set_whitelist(&self, actor: Actor, id: KeyId, entries: Vec<IpNet>) -> Result<Whitelist, Error> {
+    pub fn set_whitelist(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        entries: Vec<IpNet>,
+    ) -> Result<Whitelist, Error> {
         let wl = Whitelist::new(entries, self.policy.max_whitelist_entries)?;
         self.change_whitelist(actor, id, |_| Ok(wl.clone()))
     }
 
     /// Adds entries to the whitelist; returns the normalised list.
-    pub fn add_to_whitelist(&self, actor: Actor, id: KeyId, entries: Vec<IpNet>) -> Result<Whitelist, Error> {
+    pub fn add_to_whitelist(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        entries: Vec<IpNet>,
+    ) -> Result<Whitelist, Error> {
         let limit = self.policy.max_whitelist_entries;
-        self.change_whitelist(actor, id, |wl| Ok(wl.with_added(entries.iter().copied(), limit)?))
+        self.change_whitelist(actor, id, |wl| {
+            Ok(wl.with_added(entries.iter().copied(), limit)?)
+        })
     }
 
     /// Removes entries from the whitelist (absent ones are ignored); returns
     /// the normalised list.
-    pub fn remove_from_whitelist(&self, actor: Actor, id: KeyId, entries: Vec<IpNet>) -> Result<Whitelist, Error> {
+    pub fn remove_from_whitelist(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        entries: Vec<IpNet>,
+    ) -> Result<Whitelist, Error> {
         self.change_whitelist(actor, id, |wl| Ok(wl.without(entries.iter().copied())))
     }
 
@@ -426,21 +557,35 @@ impl ApiKeys {
         let record = self.modify_key(actor, id, AuditKind::WhitelistChanged, |current, _| {
             let mut next = current.clone();
             next.whitelist = f(&current.whitelist)?;
-            let detail = format!("{} entries: {:?}", next.whitelist.entries().len(), next.whitelist);
+            let detail = format!(
+                "{} entries: {:?}",
+                next.whitelist.entries().len(),
+                next.whitelist
+            );
             Ok((next, detail))
         })?;
         Ok(record.whitelist)
     }
 
     /// Whether `ip` would pass the key's whitelist, and which entry lets it.
-    pub fn explain_address(&self, actor: Actor, id: KeyId, ip: IpAddr) -> Result<Explanation, Error> {
+    pub fn explain_address(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        ip: IpAddr,
+    ) -> Result<Explanation, Error> {
         Ok(self.authorized_key(actor, id)?.whitelist.explain(ip))
     }
 
     // ----- audit ----------------------------------------------------------
 
     /// The account's audit trail, newest first, at most `limit` events.
-    pub fn audit(&self, actor: Actor, account_id: AccountId, limit: usize) -> Result<Vec<AuditEvent>, Error> {
+    pub fn audit(
+        &self,
+        actor: Actor,
+        account_id: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, Error> {
         self.authorized_account(actor, account_id)?;
         Ok(self.store.audit_events(account_id, limit)?)
     }
@@ -473,7 +618,11 @@ impl ApiKeys {
             return Err(AuthError::InvalidCredentials(Refusal::UnknownIdentifier));
         }
         let hashing = &self.policy.hashing;
-        let Some(key) = self.store.key_by_identifier(identifier).map_err(AuthError::Unavailable)? else {
+        let Some(key) = self
+            .store
+            .key_by_identifier(identifier)
+            .map_err(AuthError::Unavailable)?
+        else {
             if shape == GeneratedShape::Other {
                 // Same cost as a wrong chosen secret.
                 let _ = verify_secret(hashing, secret, &self.dummy_hash);
@@ -500,16 +649,26 @@ impl ApiKeys {
         // The channel is checked after the secret, so that another channel's
         // key costs the same as a wrong secret.
         if key.channel != channel {
-            return Err(AuthError::InvalidCredentials(Refusal::WrongChannel { key_channel: key.channel }));
+            return Err(AuthError::InvalidCredentials(Refusal::WrongChannel {
+                key_channel: key.channel,
+            }));
         }
         let needs_rehash = verdict.map_err(AuthError::InvalidCredentials)?;
         if !key.whitelist.allows(client) {
-            return Err(AuthError::AddressNotAllowed { key_id: key.id, client });
+            return Err(AuthError::AddressNotAllowed {
+                key_id: key.id,
+                client,
+            });
         }
         if needs_rehash {
             self.upgrade_hash(&key, secret);
         }
-        Ok(Authenticated { account_id: key.account_id, key_id: key.id, channel, via_grace })
+        Ok(Authenticated {
+            account_id: key.account_id,
+            key_id: key.id,
+            channel,
+            via_grace,
+        })
     }
 
     /// Best effort: a failed upgrade leaves the old, still valid hash, and is
@@ -517,14 +676,32 @@ impl ApiKeys {
     fn upgrade_hash(&self, key: &KeyRecord, secret: &str) {
         let secret = Secret::new(secret);
         let salt = self.with_rng(|r| random_salt(r));
-        if let Ok(upgraded) = hash_secret(&self.policy.hashing, &secret, SecretOrigin::Chosen, &salt) {
-            let _ = self.store.upgrade_secret_hash(key.id, &key.secret_hash, &upgraded);
+        if let Ok(upgraded) =
+            hash_secret(&self.policy.hashing, &secret, SecretOrigin::Chosen, &salt)
+        {
+            let _ = self
+                .store
+                .upgrade_secret_hash(key.id, &key.secret_hash, &upgraded);
         }
     }
 }
 
-fn key_event(key: &KeyRecord, kind: AuditKind, actor: Actor, at: OffsetDateTime, detail: String) -> AuditEvent {
-    AuditEvent { account_id: key.account_id, key_id: Some(key.id), channel: Some(key.channel), at, kind, actor, detail }
+fn key_event(
+    key: &KeyRecord,
+    kind: AuditKind,
+    actor: Actor,
+    at: OffsetDateTime,
+    detail: String,
+) -> AuditEvent {
+    AuditEvent {
+        account_id: key.account_id,
+        key_id: Some(key.id),
+        channel: Some(key.channel),
+        at,
+        kind,
+        actor,
+        detail,
+    }
 }
 
 fn label_detail(key: &KeyRecord) -> String {
@@ -538,7 +715,10 @@ fn channel_list(set: ChannelSet) -> String {
     if set.is_empty() {
         return "none".into();
     }
-    set.iter().map(Channel::label).collect::<Vec<_>>().join(", ")
+    set.iter()
+        .map(Channel::label)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Maps a store error onto the caller's error, naming what it concerns.
@@ -546,9 +726,14 @@ fn map_store(e: StoreError, account: &AccountId, key: Option<&KeyRecord>) -> Err
     match (e, key) {
         (StoreError::NotFound(Entity::Account(id)), _) => Error::AccountNotFound(id),
         (StoreError::NotFound(Entity::Key(id)), _) => Error::KeyNotFound(id),
-        (StoreError::AlreadyExists(Existing::Identifier), Some(k)) => Error::IdentifierTaken(k.identifier.clone()),
+        (StoreError::AlreadyExists(Existing::Identifier), Some(k)) => {
+            Error::IdentifierTaken(k.identifier.clone())
+        }
         (StoreError::AlreadyExists(Existing::ChannelFull(channel)), _) => {
-            Error::ChannelAlreadyActive { account: *account, channel }
+            Error::ChannelAlreadyActive {
+                account: *account,
+                channel,
+            }
         }
         (e, _) => Error::Store(e),
     }

@@ -73,12 +73,18 @@ pub fn parse_entry(entry: &str) -> Result<IpNet, WhitelistError> {
 impl Whitelist {
     /// A whitelist of `entries`, normalised (host bits cleared), de-duplicated
     /// and sorted; refused if more than `limit` remain.
-    pub fn new(entries: impl IntoIterator<Item = IpNet>, limit: usize) -> Result<Self, WhitelistError> {
+    pub fn new(
+        entries: impl IntoIterator<Item = IpNet>,
+        limit: usize,
+    ) -> Result<Self, WhitelistError> {
         let mut entries: Vec<IpNet> = entries.into_iter().map(|n| n.trunc()).collect();
         entries.sort_unstable();
         entries.dedup();
         if entries.len() > limit {
-            return Err(WhitelistError::TooMany { count: entries.len(), limit });
+            return Err(WhitelistError::TooMany {
+                count: entries.len(),
+                limit,
+            });
         }
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -88,7 +94,11 @@ impl Whitelist {
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        Ok(Whitelist(Arc::new(Inner { entries, v4: merge(v4), v6: merge(v6) })))
+        Ok(Whitelist(Arc::new(Inner {
+            entries,
+            v4: merge(v4),
+            v6: merge(v6),
+        })))
     }
 
     /// Parses textual entries (see [`parse_entry`]); the error names the first
@@ -112,7 +122,11 @@ impl Whitelist {
     }
 
     /// This whitelist with `more` entries added.
-    pub fn with_added(&self, more: impl IntoIterator<Item = IpNet>, limit: usize) -> Result<Self, WhitelistError> {
+    pub fn with_added(
+        &self,
+        more: impl IntoIterator<Item = IpNet>,
+        limit: usize,
+    ) -> Result<Self, WhitelistError> {
         Self::new(self.entries().iter().copied().chain(more), limit)
     }
 
@@ -136,7 +150,8 @@ impl Whitelist {
         match ip {
             IpAddr::V4(a) => contains(&self.0.v4, u32::from(a)),
             IpAddr::V6(a) => {
-                a.to_ipv4_mapped().is_some_and(|v4| contains(&self.0.v4, u32::from(v4)))
+                a.to_ipv4_mapped()
+                    .is_some_and(|v4| contains(&self.0.v4, u32::from(v4)))
                     || contains(&self.0.v6, u128::from(a))
             }
         }
@@ -155,7 +170,10 @@ impl Whitelist {
             .filter(|e| e.contains(&ip) || mapped.is_some_and(|m| e.contains(&m)))
             .max_by_key(|e| e.prefix_len())
             .copied();
-        Explanation { allowed: self.is_empty() || matched.is_some(), matched }
+        Explanation {
+            allowed: self.is_empty() || matched.is_some(),
+            matched,
+        }
     }
 }
 
@@ -204,14 +222,35 @@ mod tests {
     fn empty_allows_everything() {
         let w = Whitelist::default();
         assert!(w.allows(ip("203.0.113.9")) && w.allows(ip("2001:db8::1")));
-        assert_eq!(w.explain(ip("1.2.3.4")), Explanation { allowed: true, matched: None });
+        assert_eq!(
+            w.explain(ip("1.2.3.4")),
+            Explanation {
+                allowed: true,
+                matched: None
+            }
+        );
     }
 
     #[test]
     fn normalises_and_deduplicates() {
-        let w = wl(&["10.1.2.3/8", "10.0.0.0/8", "203.0.113.7", "2001:db8::1", "2001:db8:0:0:0:0:0:1/128", "2001:db8::ffff/32"]);
+        let w = wl(&[
+            "10.1.2.3/8",
+            "10.0.0.0/8",
+            "203.0.113.7",
+            "2001:db8::1",
+            "2001:db8:0:0:0:0:0:1/128",
+            "2001:db8::ffff/32",
+        ]);
         let shown: Vec<String> = w.entries().iter().map(|e| e.to_string()).collect();
-        assert_eq!(shown, ["10.0.0.0/8", "203.0.113.7/32", "2001:db8::/32", "2001:db8::1/128"]);
+        assert_eq!(
+            shown,
+            [
+                "10.0.0.0/8",
+                "203.0.113.7/32",
+                "2001:db8::/32",
+                "2001:db8::1/128"
+            ]
+        );
     }
 
     #[test]
@@ -221,18 +260,39 @@ mod tests {
         assert!(!w.allows(ip("203.0.114.0")));
         assert!(w.allows(ip("2001:db8:ffff::1")));
         assert!(!w.allows(ip("2001:db9::")));
-        assert!(w.allows(ip("::ffff:203.0.113.5")), "mapped address matches the IPv4 entry");
+        assert!(
+            w.allows(ip("::ffff:203.0.113.5")),
+            "mapped address matches the IPv4 entry"
+        );
         assert!(!w.allows(ip("::ffff:203.0.114.5")));
         let e = w.explain(ip("::ffff:203.0.113.5"));
-        assert_eq!(e, Explanation { allowed: true, matched: Some("203.0.113.0/24".parse().unwrap()) });
-        assert_eq!(w.explain(ip("198.51.100.1")), Explanation { allowed: false, matched: None });
+        assert_eq!(
+            e,
+            Explanation {
+                allowed: true,
+                matched: Some("203.0.113.0/24".parse().unwrap())
+            }
+        );
+        assert_eq!(
+            w.explain(ip("198.51.100.1")),
+            Explanation {
+                allowed: false,
+                matched: None
+            }
+        );
     }
 
     #[test]
     fn explain_picks_the_most_specific_entry() {
         let w = wl(&["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24"]);
-        assert_eq!(w.explain(ip("10.1.2.3")).matched, Some("10.1.2.0/24".parse().unwrap()));
-        assert_eq!(w.explain(ip("10.2.0.0")).matched, Some("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(
+            w.explain(ip("10.1.2.3")).matched,
+            Some("10.1.2.0/24".parse().unwrap())
+        );
+        assert_eq!(
+            w.explain(ip("10.2.0.0")).matched,
+            Some("10.0.0.0/8".parse().unwrap())
+        );
     }
 
     #[test]
@@ -247,9 +307,22 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        for bad in ["", "10.0.0.0/33", "300.1.1.1", "fe80::1%eth0", "10.0.0.0/", "host.example", " 10.0.0.1"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "300.1.1.1",
+            "fe80::1%eth0",
+            "10.0.0.0/",
+            "host.example",
+            " 10.0.0.1",
+        ] {
             let e = Whitelist::parse(&["10.0.0.1", bad], 100).unwrap_err();
-            assert_eq!(e, WhitelistError::BadEntry { entry: bad.to_string() });
+            assert_eq!(
+                e,
+                WhitelistError::BadEntry {
+                    entry: bad.to_string()
+                }
+            );
             assert!(e.to_string().contains(&format!("`{bad}`")));
         }
     }
@@ -258,17 +331,31 @@ mod tests {
     fn limit_counts_after_normalisation() {
         let e = Whitelist::parse(&["10.0.0.1", "10.0.0.2", "10.0.0.3"], 2).unwrap_err();
         assert_eq!(e, WhitelistError::TooMany { count: 3, limit: 2 });
-        assert_eq!(e.to_string(), "whitelist has 3 entries after normalisation: at most 2 are allowed");
+        assert_eq!(
+            e.to_string(),
+            "whitelist has 3 entries after normalisation: at most 2 are allowed"
+        );
         assert!(Whitelist::parse(&["10.0.0.1", "10.0.0.1/32", "10.0.0.1"], 1).is_ok());
     }
 
     #[test]
     fn add_and_remove() {
         let w = wl(&["10.0.0.0/8"]);
-        let w2 = w.with_added(["192.0.2.1/32".parse().unwrap(), "10.9.9.9/8".parse().unwrap()], 100).unwrap();
+        let w2 = w
+            .with_added(
+                [
+                    "192.0.2.1/32".parse().unwrap(),
+                    "10.9.9.9/8".parse().unwrap(),
+                ],
+                100,
+            )
+            .unwrap();
         assert_eq!(w2.entries().len(), 2);
         assert!(w2.with_added(["192.0.2.2/32".parse().unwrap()], 2).is_err());
-        let w3 = w2.without(["10.200.0.0/8".parse().unwrap(), "198.51.100.0/24".parse().unwrap()]);
+        let w3 = w2.without([
+            "10.200.0.0/8".parse().unwrap(),
+            "198.51.100.0/24".parse().unwrap(),
+        ]);
         assert_eq!(w3.entries(), ["192.0.2.1/32".parse::<IpNet>().unwrap()]);
         assert!(!w3.allows(ip("10.0.0.1")));
     }

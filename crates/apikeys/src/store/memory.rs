@@ -44,13 +44,20 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn check_new_key(&self, key: &KeyRecord, max_for_channel: u32, pending: &[KeyRecord]) -> Result<(), StoreError> {
+    fn check_new_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        pending: &[KeyRecord],
+    ) -> Result<(), StoreError> {
         if self.keys.contains_key(&key.id) || pending.iter().any(|k| k.id == key.id) {
             return Err(StoreError::AlreadyExists(Existing::Key));
         }
         let lower = key.identifier.to_ascii_lowercase();
         if self.by_identifier.contains_key(&lower)
-            || pending.iter().any(|k| k.identifier.eq_ignore_ascii_case(&key.identifier))
+            || pending
+                .iter()
+                .any(|k| k.identifier.eq_ignore_ascii_case(&key.identifier))
         {
             return Err(StoreError::AlreadyExists(Existing::Identifier));
         }
@@ -61,23 +68,34 @@ impl Inner {
             .filter(|k| k.account_id == key.account_id && k.channel == key.channel)
             .count();
         if held >= max_for_channel as usize {
-            return Err(StoreError::AlreadyExists(Existing::ChannelFull(key.channel)));
+            return Err(StoreError::AlreadyExists(Existing::ChannelFull(
+                key.channel,
+            )));
         }
         Ok(())
     }
 
     fn put_key(&mut self, key: &KeyRecord) {
-        self.by_identifier.insert(key.identifier.to_ascii_lowercase(), key.id);
+        self.by_identifier
+            .insert(key.identifier.to_ascii_lowercase(), key.id);
         self.keys.insert(key.id, key.clone());
     }
 
     fn record(&mut self, event: &AuditEvent) {
-        self.events.entry(event.account_id).or_default().push(event.clone());
+        self.events
+            .entry(event.account_id)
+            .or_default()
+            .push(event.clone());
     }
 }
 
 impl Store for MemoryStore {
-    fn create_account(&self, account: &Account, keys: &[KeyRecord], events: &[AuditEvent]) -> Result<(), StoreError> {
+    fn create_account(
+        &self,
+        account: &Account,
+        keys: &[KeyRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let mut inner = self.write();
         if inner.accounts.contains_key(&account.id) {
             return Err(StoreError::AlreadyExists(Existing::Account));
@@ -107,7 +125,12 @@ impl Store for MemoryStore {
         Ok(self.read().accounts.get(&id).cloned())
     }
 
-    fn insert_key(&self, key: &KeyRecord, max_for_channel: u32, event: &AuditEvent) -> Result<(), StoreError> {
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut inner = self.write();
         if !inner.accounts.contains_key(&key.account_id) {
             return Err(StoreError::NotFound(Entity::Account(key.account_id)));
@@ -125,7 +148,11 @@ impl Store for MemoryStore {
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
         let lower = identifier.to_ascii_lowercase();
         let inner = self.read();
-        Ok(inner.by_identifier.get(&lower).and_then(|id| inner.keys.get(id)).cloned())
+        Ok(inner
+            .by_identifier
+            .get(&lower)
+            .and_then(|id| inner.keys.get(id))
+            .cloned())
     }
 
     fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
@@ -136,15 +163,27 @@ impl Store for MemoryStore {
             .filter(|k| k.account_id == account)
             .cloned()
             .collect();
-        keys.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        keys.sort_by_key(|k| (k.created_at, k.id));
         Ok(keys)
     }
 
-    fn update_key(&self, key: &KeyRecord, expected_version: u64, event: &AuditEvent) -> Result<(), StoreError> {
+    fn update_key(
+        &self,
+        key: &KeyRecord,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut inner = self.write();
-        let stored = inner.keys.get(&key.id).ok_or(StoreError::NotFound(Entity::Key(key.id)))?;
+        let stored = inner
+            .keys
+            .get(&key.id)
+            .ok_or(StoreError::NotFound(Entity::Key(key.id)))?;
         if stored.version != expected_version {
-            return Err(StoreError::Conflict { key: key.id, expected: expected_version, found: stored.version });
+            return Err(StoreError::Conflict {
+                key: key.id,
+                expected: expected_version,
+                found: stored.version,
+            });
         }
         let old_lower = stored.identifier.to_ascii_lowercase();
         let new_lower = key.identifier.to_ascii_lowercase();
@@ -163,7 +202,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn upgrade_secret_hash(&self, id: KeyId, current: &str, upgraded: &str) -> Result<bool, StoreError> {
+    fn upgrade_secret_hash(
+        &self,
+        id: KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.write();
         match inner.keys.get_mut(&id) {
             Some(k) if k.secret_hash == current => {
@@ -176,13 +220,22 @@ impl Store for MemoryStore {
 
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
         let mut inner = self.write();
-        let key = inner.keys.remove(&id).ok_or(StoreError::NotFound(Entity::Key(id)))?;
-        inner.by_identifier.remove(&key.identifier.to_ascii_lowercase());
+        let key = inner
+            .keys
+            .remove(&id)
+            .ok_or(StoreError::NotFound(Entity::Key(id)))?;
+        inner
+            .by_identifier
+            .remove(&key.identifier.to_ascii_lowercase());
         inner.record(event);
         Ok(())
     }
 
-    fn audit_events(&self, account: AccountId, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+    fn audit_events(
+        &self,
+        account: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         let inner = self.read();
         let Some(events) = inner.events.get(&account) else {
             return Ok(Vec::new());
@@ -190,7 +243,7 @@ impl Store for MemoryStore {
         // Recording order reversed, then a stable sort by instant: newest
         // first, ties newest-recorded first.
         let mut out: Vec<AuditEvent> = events.iter().rev().cloned().collect();
-        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.sort_by_key(|e| std::cmp::Reverse(e.at));
         out.truncate(limit);
         Ok(out)
     }

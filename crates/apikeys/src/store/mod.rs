@@ -40,7 +40,12 @@ pub trait Store: Send + Sync {
     /// id is taken, or with the kinds of [`Store::insert_key`] if an initial
     /// key breaks a uniqueness rule; [`StoreError::NotFound`] if the account
     /// is a sub-account whose parent is not stored. On error nothing is kept.
-    fn create_account(&self, account: &Account, keys: &[KeyRecord], events: &[AuditEvent]) -> Result<(), StoreError>;
+    fn create_account(
+        &self,
+        account: &Account,
+        keys: &[KeyRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 
     /// The account with this id, or `None`.
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
@@ -55,7 +60,12 @@ pub trait Store: Send + Sync {
     ///   channel, else [`Existing::ChannelFull`].
     ///
     /// Concurrent calls that would together break a rule: exactly one wins.
-    fn insert_key(&self, key: &KeyRecord, max_for_channel: u32, event: &AuditEvent) -> Result<(), StoreError>;
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// The key with this id, or `None`.
     fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
@@ -81,13 +91,23 @@ pub trait Store: Send + Sync {
     /// [`Existing::Identifier`] if the new identifier names another key.
     /// Once this returns `Ok`, every reader, in every process, sees the new
     /// record: old credentials stop working at once.
-    fn update_key(&self, key: &KeyRecord, expected_version: u64, event: &AuditEvent) -> Result<(), StoreError>;
+    fn update_key(
+        &self,
+        key: &KeyRecord,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Replaces the current secret hash of a key with an upgraded hash of the
     /// same secret, if it still equals `current`. Returns whether it did.
     ///
     /// Not a change of credentials: no version bump and no audit event.
-    fn upgrade_secret_hash(&self, id: KeyId, current: &str, upgraded: &str) -> Result<bool, StoreError>;
+    fn upgrade_secret_hash(
+        &self,
+        id: KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes a key and stores its audit event, atomically.
     ///
@@ -96,17 +116,28 @@ pub trait Store: Send + Sync {
 
     /// The audit events of an account, newest first (by instant, then by
     /// order of recording), at most `limit` of them.
-    fn audit_events(&self, account: AccountId, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+    fn audit_events(&self, account: AccountId, limit: usize)
+    -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn create_account(&self, account: &Account, keys: &[KeyRecord], events: &[AuditEvent]) -> Result<(), StoreError> {
+    fn create_account(
+        &self,
+        account: &Account,
+        keys: &[KeyRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         (**self).create_account(account, keys, events)
     }
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         (**self).account(id)
     }
-    fn insert_key(&self, key: &KeyRecord, max_for_channel: u32, event: &AuditEvent) -> Result<(), StoreError> {
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         (**self).insert_key(key, max_for_channel, event)
     }
     fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -118,16 +149,30 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
         (**self).keys_of_account(account)
     }
-    fn update_key(&self, key: &KeyRecord, expected_version: u64, event: &AuditEvent) -> Result<(), StoreError> {
+    fn update_key(
+        &self,
+        key: &KeyRecord,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         (**self).update_key(key, expected_version, event)
     }
-    fn upgrade_secret_hash(&self, id: KeyId, current: &str, upgraded: &str) -> Result<bool, StoreError> {
+    fn upgrade_secret_hash(
+        &self,
+        id: KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError> {
         (**self).upgrade_secret_hash(id, current, upgraded)
     }
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
         (**self).delete_key(id, event)
     }
-    fn audit_events(&self, account: AccountId, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+    fn audit_events(
+        &self,
+        account: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         (**self).audit_events(account, limit)
     }
 }
@@ -136,7 +181,8 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 pub trait StoreExt: Store {
     /// The account, or [`StoreError::NotFound`].
     fn require_account(&self, id: AccountId) -> Result<Account, StoreError> {
-        self.account(id)?.ok_or(StoreError::NotFound(Entity::Account(id)))
+        self.account(id)?
+            .ok_or(StoreError::NotFound(Entity::Account(id)))
     }
 
     /// The key, or [`StoreError::NotFound`].
@@ -146,7 +192,11 @@ pub trait StoreExt: Store {
 
     /// The channels for which the account holds at least one key.
     fn active_channels(&self, account: AccountId) -> Result<crate::ChannelSet, StoreError> {
-        Ok(self.keys_of_account(account)?.iter().map(|k| k.channel).collect())
+        Ok(self
+            .keys_of_account(account)?
+            .iter()
+            .map(|k| k.channel)
+            .collect())
     }
 }
 
@@ -228,6 +278,8 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps a backend's error.
     pub fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        StoreError::Backend { source: source.into() }
+        StoreError::Backend {
+            source: source.into(),
+        }
     }
 }

@@ -1,1 +1,145 @@
-//! Testing.
+//! Test support for store backends and embedders (feature `testing`).
+//!
+//! - [`conformance`]: one public function per behaviour of the storage
+//!   contract, each taking a fresh store; [`crate::store_conformance_tests!`]
+//!   generates the `#[test]` wrappers in one line.
+//! - [`strategies`]: proptest strategies for the domain types.
+//! - [`Fixture`]: a service over a store with a manual clock, a seeded
+//!   generator and the fast hashing preset.
+
+pub mod conformance;
+pub mod strategies;
+
+use crate::clock::ManualClock;
+use crate::policy::Policy;
+use crate::service::ApiKeys;
+use crate::store::{DynStore, Store};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// The instant a fixture's clock starts at: 2025-01-01T00:00:00Z.
+pub const START: OffsetDateTime = datetime!(2025-01-01 0:00 UTC);
+
+/// A service ready for tests, with its clock.
+pub struct Fixture {
+    /// The service.
+    pub keys: ApiKeys,
+    /// Its clock, to move time.
+    pub clock: Arc<ManualClock>,
+}
+
+impl Fixture {
+    /// A service over `store` with [`Policy::fast_for_tests`], a clock at
+    /// [`START`] and a generator seeded with `seed`.
+    ///
+    /// Two fixtures sharing one store need different seeds, or their ids
+    /// collide.
+    pub fn new(store: Arc<DynStore>, seed: u64) -> Self {
+        Self::with_policy(store, seed, Policy::fast_for_tests())
+    }
+
+    /// As [`Fixture::new`], with another policy.
+    pub fn with_policy(store: Arc<DynStore>, seed: u64, policy: Policy) -> Self {
+        let clock = Arc::new(ManualClock::new(START));
+        let keys = match ApiKeys::new(
+            store,
+            policy,
+            clock.clone(),
+            ChaCha20Rng::seed_from_u64(seed),
+        ) {
+            Ok(k) => k,
+            Err(e) => unreachable_in_tests(e),
+        };
+        Fixture { keys, clock }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_in_tests(e: impl std::fmt::Display) -> ! {
+    panic!("test fixture failed: {e}")
+}
+
+/// What the conformance macro accepts as "a new store": a store, or an
+/// `Option` of one, where `None` means "skip" (for a backend whose server is
+/// not configured on this machine; the caller prints why).
+pub trait TestStore {
+    /// The store behind `dyn`, or `None` to skip the test.
+    fn into_test_store(self) -> Option<Arc<DynStore>>;
+}
+
+impl<S: Store + 'static> TestStore for S {
+    fn into_test_store(self) -> Option<Arc<DynStore>> {
+        Some(Arc::new(self))
+    }
+}
+
+impl<S: Store + 'static> TestStore for Option<S> {
+    fn into_test_store(self) -> Option<Arc<DynStore>> {
+        self.map(|s| Arc::new(s) as Arc<DynStore>)
+    }
+}
+
+/// Generates one `#[test]` per conformance behaviour for a backend.
+///
+/// The argument is an expression evaluated afresh for each test, giving a
+/// new, empty store (or an `Option` of one; `None` skips the test):
+///
+/// ```ignore
+/// apikeys::store_conformance_tests!(MySqlStore::open_in_memory().unwrap());
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($new_store:expr) => {
+        $crate::__conformance_tests!($new_store;
+            account_roundtrip,
+            sub_account_needs_stored_parent,
+            create_account_is_all_or_nothing,
+            key_roundtrip_every_field,
+            identifier_unique_ignoring_case,
+            one_key_per_channel_except_rest,
+            insert_key_needs_account,
+            key_id_is_unique,
+            update_is_compare_and_swap,
+            update_moves_the_identifier,
+            upgrade_hash_is_compare_and_swap,
+            delete_frees_identifier_and_channel,
+            audit_newest_first_with_limit,
+            failed_writes_leave_no_trace,
+            race_same_identifier,
+            race_same_channel,
+            race_rest_limit,
+            race_compare_and_swap,
+            legacy_master_gets_default_keys,
+            new_accounts_get_nothing,
+            rest_several_others_one,
+            authenticate_generated_and_chosen,
+            authenticate_refusals_are_uniform,
+            rotation_stops_old_credentials_at_once,
+            grace_period,
+            whitelist_enforced,
+            who_may_act,
+            audit_trail_of_every_change,
+            rehash_on_verify,
+            no_secret_is_ever_stored,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($new_store:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some(store) = $crate::testing::TestStore::into_test_store($new_store) else {
+                    return;
+                };
+                $crate::testing::conformance::$name(store);
+            }
+        )*
+    };
+}

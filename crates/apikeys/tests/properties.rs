@@ -1,0 +1,198 @@
+//! Property tests for every rule of SPEC.md that says "for all".
+
+use apikeys::credentials::{
+    CredentialError, GENERATED_SECRET_LEN, GeneratedShape, generate_secret, generated_shape,
+    validate_identifier, validate_label, validate_secret,
+};
+use apikeys::testing::{Fixture, strategies};
+use apikeys::whitelist::{Whitelist, parse_entry};
+use apikeys::{
+    AccountKind, ActivationPolicy, Actor, Channel, ChannelSet, MemoryStore, Refusal, Secret,
+};
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+fn identifier_model(s: &str) -> bool {
+    let n = s.chars().count();
+    (3..=64).contains(&n)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+fn secret_model(s: &str, identifier: &str) -> bool {
+    let n = s.chars().count();
+    (12..=128).contains(&n)
+        && s.chars().all(|c| ('!'..='~').contains(&c))
+        && !s
+            .to_ascii_lowercase()
+            .contains(&identifier.to_ascii_lowercase())
+        && generated_shape(s) != GeneratedShape::BadChecksum
+}
+
+fn whitelist_model(entries: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let mapped = match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    entries.is_empty()
+        || entries
+            .iter()
+            .any(|e| e.trunc().contains(&ip) || mapped.is_some_and(|m| e.trunc().contains(&m)))
+}
+
+/// Strings mixing allowed and disallowed characters, around the length limits.
+fn near_identifier() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9._-]{0,70}",
+        "[A-Za-z0-9._ \\-@/é\u{0}]{0,70}",
+        any::<String>(),
+    ]
+}
+
+fn near_secret() -> impl Strategy<Value = String> {
+    prop_oneof!["[!-~]{0,140}", "[ -~\t\u{7f}é]{0,140}", any::<String>(),]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// For every kind and instant: a master strictly before the cutover gets
+    /// the legacy set, anything else nothing.
+    #[test]
+    fn activation_rule(kind in strategies::account_kind(), at in strategies::instant()) {
+        let policy = ActivationPolicy::default();
+        let expected = match kind {
+            AccountKind::Master if at < ActivationPolicy::DEFAULT_CUTOVER => ActivationPolicy::DEFAULT_LEGACY_CHANNELS,
+            _ => ChannelSet::EMPTY,
+        };
+        prop_assert_eq!(policy.default_channels(&kind, at), expected);
+    }
+
+    /// The same rule through the service: what is issued and what is active.
+    #[test]
+    fn activation_through_the_service(sub in any::<bool>(), at in strategies::instant()) {
+        let f = Fixture::new(Arc::new(MemoryStore::new()), 1);
+        let kind = if sub {
+            let parent = f.keys.open_account(Actor::Operator, AccountKind::Master, at).unwrap().account.id;
+            AccountKind::Sub { parent }
+        } else {
+            AccountKind::Master
+        };
+        let opened = f.keys.open_account(Actor::Operator, kind, at).unwrap();
+        let expected = ActivationPolicy::default().default_channels(&kind, at);
+        let issued: ChannelSet = opened.issued.iter().map(|k| k.key.channel).collect();
+        prop_assert_eq!(issued, expected);
+        prop_assert_eq!(f.keys.active_channels(Actor::Operator, opened.account.id).unwrap(), expected);
+        prop_assert!(opened.issued.iter().all(|k| k.secret.is_some()));
+    }
+
+    /// Identifier validation accepts exactly the allowed alphabet and lengths.
+    #[test]
+    fn identifier_validation_is_exact(s in near_identifier()) {
+        prop_assert_eq!(validate_identifier(&s).is_ok(), identifier_model(&s));
+    }
+
+    /// Secret validation accepts exactly the allowed alphabet and lengths, and
+    /// no error message ever contains the secret.
+    #[test]
+    fn secret_validation_is_exact(s in near_secret(), id in strategies::identifier()) {
+        let result = validate_secret(&Secret::new(s.clone()), &id);
+        prop_assert_eq!(result.is_ok(), secret_model(&s, &id));
+        if let Err(e) = result
+            && s.len() >= 4
+        {
+            prop_assert!(!e.to_string().contains(&s));
+        }
+    }
+
+    /// Labels: 1 to 64 characters, no control characters.
+    #[test]
+    fn label_validation_is_exact(s in any::<String>()) {
+        let n = s.chars().count();
+        prop_assert_eq!(validate_label(&s).is_ok(), (1..=64).contains(&n) && !s.chars().any(char::is_control));
+    }
+
+    /// Valid identifiers from the strategy are accepted.
+    #[test]
+    fn strategy_identifiers_are_valid(s in strategies::identifier()) {
+        prop_assert_eq!(validate_identifier(&s), Ok(()));
+    }
+
+    /// Whitelist matching equals the naive model, for any entries and address.
+    #[test]
+    fn whitelist_matches_naive_model(entries in strategies::whitelist_entries(40), ip in strategies::ip_addr()) {
+        let wl = Whitelist::new(entries.clone(), 1000).unwrap();
+        prop_assert_eq!(wl.allows(ip), whitelist_model(&entries, ip));
+        let explained = wl.explain(ip);
+        prop_assert_eq!(explained.allowed, wl.allows(ip));
+        if let Some(m) = explained.matched {
+            prop_assert!(wl.entries().contains(&m));
+        }
+        // Normalised: host bits clear, sorted, no duplicates.
+        prop_assert!(wl.entries().iter().all(|e| e.trunc() == *e));
+        prop_assert!(wl.entries().windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// A whitelist parsed back from its own text form is the same whitelist.
+    #[test]
+    fn whitelist_text_roundtrip(entries in strategies::whitelist_entries(20)) {
+        let wl = Whitelist::new(entries, 1000).unwrap();
+        let text: Vec<String> = wl.entries().iter().map(|e| e.to_string()).collect();
+        prop_assert_eq!(Whitelist::parse(&text, 1000).unwrap(), wl);
+    }
+
+    /// Generated secrets always have the shape, pass their checksum, pass
+    /// validation, and any one-character change is caught by the checksum.
+    #[test]
+    fn generated_secrets_check_out(seed in any::<u64>(), pos in 4usize..GENERATED_SECRET_LEN, c in "[0-9A-Za-z]") {
+        let s = generate_secret(&mut ChaCha20Rng::seed_from_u64(seed));
+        let t = s.expose_secret();
+        prop_assert_eq!(t.len(), GENERATED_SECRET_LEN);
+        prop_assert!(t.starts_with("akey") && t.bytes().all(|b| b.is_ascii_alphanumeric()));
+        prop_assert_eq!(generated_shape(t), GeneratedShape::Valid);
+        prop_assert!(validate_secret(&s, "some-identifier").is_ok());
+        let mut typo = t.as_bytes().to_vec();
+        let new = c.as_bytes()[0];
+        prop_assume!(typo[pos] != new);
+        typo[pos] = new;
+        let typo = String::from_utf8(typo).unwrap();
+        prop_assert_eq!(generated_shape(&typo), GeneratedShape::BadChecksum);
+        prop_assert_eq!(validate_secret(&Secret::new(typo), "some-identifier"), Err(CredentialError::SecretBadChecksum));
+    }
+
+    /// No parser panics, whatever it is given.
+    #[test]
+    fn parsers_never_panic(s in any::<String>()) {
+        let _ = s.parse::<Channel>();
+        let _ = s.parse::<apikeys::AccountId>();
+        let _ = s.parse::<apikeys::KeyId>();
+        let _ = s.parse::<apikeys::Actor>();
+        let _ = s.parse::<apikeys::AuditKind>();
+        let _ = parse_entry(&s);
+        let _ = Whitelist::parse(&[s.as_str(), "10.0.0.0/8"], 10);
+        let _ = validate_identifier(&s);
+        let _ = validate_label(&s);
+        let _ = validate_secret(&Secret::new(s.clone()), &s);
+        let _ = generated_shape(&s);
+        let _ = apikeys::hashing::verify_secret(&apikeys::HashingPolicy::fast_for_tests(), "x", &s);
+    }
+
+    /// Authentication never panics and refuses anything it does not know.
+    #[test]
+    fn authenticate_never_panics(ch in strategies::channel(), id in any::<String>(), secret in any::<String>(), ip in strategies::ip_addr()) {
+        let f = Fixture::new(Arc::new(MemoryStore::new()), 2);
+        let err = f.keys.authenticate(ch, &id, &secret, ip).unwrap_err();
+        prop_assert!(matches!(err.reason(), Some(Refusal::UnknownIdentifier | Refusal::MalformedSecret)));
+    }
+
+    /// Channel codes: parsing ignores ASCII case and round-trips.
+    #[test]
+    fn channel_codes_roundtrip(c in strategies::channel(), upper in prop::collection::vec(any::<bool>(), 11)) {
+        let code: String = c.code().chars().zip(upper.iter().cycle()).map(|(ch, u)| if *u { ch.to_ascii_uppercase() } else { ch }).collect();
+        prop_assert_eq!(code.parse::<Channel>(), Ok(c));
+    }
+}
