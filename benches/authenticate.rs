@@ -1,1 +1,189 @@
-fn main() {}
+//! The authentication hot path on `MemoryStore`, and whitelist checks.
+//!
+//! `cargo bench --bench authenticate`. Figures to compare:
+//! - `authenticate/generated`: target under 2 µs;
+//! - `authenticate/chosen_argon2` against `argon2_verify_alone` (the same
+//!   hash checked by the hashing module alone): at most 5% on top;
+//! - `whitelist/allows/1000` against `whitelist/allows/10`: both under 100 ns.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use apikeys::hashing::{Verification, verify_secret};
+use apikeys::whitelist::Whitelist;
+use apikeys::{
+    AccountKind, Actor, ApiKeys, Channel, IdentifierChoice, MemoryStore, NewKey, Policy, Secret,
+    SecretChoice,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ipnet::IpNet;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Keys in the store besides the one checked, so the lookup is not trivial.
+const OTHER_KEYS: u32 = 10_000;
+
+fn service() -> (Arc<MemoryStore>, ApiKeys) {
+    let store = Arc::new(MemoryStore::new());
+    let keys = ApiKeys::new(
+        store.clone(),
+        Policy::default(),
+        apikeys_workspace::system_clock(),
+        ChaCha20Rng::seed_from_u64(42),
+    )
+    .unwrap();
+    let filler = keys
+        .open_account(
+            Actor::Operator,
+            AccountKind::Master,
+            apikeys::testing::START,
+        )
+        .unwrap()
+        .account;
+    for _ in 0..OTHER_KEYS / 10 {
+        let holder = keys
+            .open_account(
+                Actor::Operator,
+                AccountKind::Sub { parent: filler.id },
+                apikeys::testing::START,
+            )
+            .unwrap()
+            .account;
+        for _ in 0..10 {
+            keys.create_key(Actor::Operator, holder.id, NewKey::generated(Channel::Rest))
+                .unwrap();
+        }
+    }
+    (store, keys)
+}
+
+fn authenticate(c: &mut Criterion) {
+    let (store, keys) = service();
+    let account = keys
+        .open_account(
+            Actor::Operator,
+            AccountKind::Master,
+            apikeys::testing::START,
+        )
+        .unwrap()
+        .account;
+    let ip: IpAddr = "203.0.113.9".parse().unwrap();
+
+    let generated = keys
+        .create_key(
+            Actor::Operator,
+            account.id,
+            NewKey::generated(Channel::Rest),
+        )
+        .unwrap();
+    let secret = generated.secret.unwrap();
+    let mut group = c.benchmark_group("authenticate");
+    group.bench_function("generated", |b| {
+        b.iter(|| {
+            keys.authenticate(
+                Channel::Rest,
+                black_box(&generated.key.identifier),
+                black_box(secret.expose_secret()),
+                ip,
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("generated_rejected_bad_checksum", |b| {
+        let mut typo = secret.expose_secret().to_string();
+        typo.replace_range(10..11, if &typo[10..11] == "a" { "b" } else { "a" });
+        b.iter(|| {
+            keys.authenticate(
+                Channel::Rest,
+                black_box(&generated.key.identifier),
+                black_box(&typo),
+                ip,
+            )
+            .unwrap_err()
+        })
+    });
+    group.finish();
+
+    // Production argon2 parameters: each iteration costs tens of milliseconds.
+    let chosen = keys
+        .create_key(
+            Actor::Operator,
+            account.id,
+            NewKey {
+                channel: Channel::Ftp,
+                identifier: IdentifierChoice::Chosen("bench-ftp".into()),
+                secret: SecretChoice::Chosen(Secret::new("bench-chosen-secret")),
+                label: None,
+            },
+        )
+        .unwrap();
+    let stored_hash = apikeys::StoreExt::require_key(&*store, chosen.key.id)
+        .unwrap()
+        .secret_hash;
+    let policy = keys.policy().hashing;
+    let mut group = c.benchmark_group("authenticate_argon2");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("chosen_argon2", |b| {
+        b.iter(|| {
+            keys.authenticate(
+                Channel::Ftp,
+                black_box("bench-ftp"),
+                black_box("bench-chosen-secret"),
+                ip,
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("argon2_verify_alone", |b| {
+        b.iter(|| {
+            let v = verify_secret(
+                &policy,
+                black_box("bench-chosen-secret"),
+                black_box(&stored_hash),
+            );
+            assert_eq!(
+                v,
+                Verification::Match {
+                    needs_rehash: false
+                }
+            );
+        })
+    });
+    group.finish();
+}
+
+fn whitelist(c: &mut Criterion) {
+    let mut group = c.benchmark_group("whitelist/allows");
+    for n in [10u32, 1000] {
+        // Disjoint /28 networks spread over the IPv4 space, plus IPv6 ones.
+        let entries: Vec<IpNet> = (0..n)
+            .map(|i| {
+                let base = Ipv4Addr::from(0x0b00_0000 + i * 0x1_0000);
+                IpNet::V4(ipnet::Ipv4Net::new(base, 28).unwrap())
+            })
+            .collect();
+        let wl = Whitelist::new(entries, 10_000).unwrap();
+        let probes: Vec<IpAddr> = (0..64u32)
+            .map(|i| {
+                IpAddr::V4(Ipv4Addr::from(
+                    0x0b00_0000 + (i * 7919 % n) * 0x1_0000 + (i % 20),
+                ))
+            })
+            .collect();
+        group.bench_function(n.to_string(), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) % probes.len();
+                wl.allows(black_box(probes[i]))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, authenticate, whitelist);
+criterion_main!(benches);

@@ -1,5 +1,8 @@
 //! Helpers shared by the workspace's examples and benchmarks: the production
 //! clock and generator, which the domain crate never reaches for itself.
+//!
+//! The workspace README follows; its examples are compiled as tests here.
+#![doc = include_str!("../README.md")]
 
 use std::sync::Arc;
 

@@ -26,8 +26,8 @@ pub struct Authenticated {
 pub enum Refusal {
     /// No key has this identifier (or it was deleted).
     UnknownIdentifier,
-    /// The secret has the generated shape but a wrong checksum: refused
-    /// before any lookup.
+    /// The secret has the generated shape but a wrong checksum, or is longer
+    /// than any secret can be: refused before any lookup.
     MalformedSecret,
     /// The secret does not match.
     WrongSecret,

@@ -73,7 +73,7 @@ impl Channel {
 impl fmt::Display for Channel {
     /// Displays the stable code (use [`Channel::label`] for people).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
+        f.pad(self.code())
     }
 }
 

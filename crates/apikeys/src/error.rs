@@ -88,7 +88,11 @@ pub enum GraceError {
     #[error("a grace period applies to a secret change only: this change keeps the secret")]
     NoSecretChange,
     /// The expiry is not after now.
-    #[error("grace expiry {until} is not in the future (now is {now})")]
+    #[error(
+        "grace expiry {} is not in the future (now is {})",
+        crate::service::rfc3339(*.until),
+        crate::service::rfc3339(*.now)
+    )]
     NotInFuture {
         /// The requested expiry.
         until: OffsetDateTime,
@@ -97,7 +101,8 @@ pub enum GraceError {
     },
     /// The expiry is further away than the policy allows.
     #[error(
-        "grace expiry {until} is more than {max_seconds} seconds away: that is the longest the policy allows"
+        "grace expiry {} is more than {max_seconds} seconds away: that is the longest the policy allows",
+        crate::service::rfc3339(*.until)
     )]
     TooLong {
         /// The requested expiry.

@@ -202,7 +202,7 @@ impl ApiKeys {
             detail: format!(
                 "{} account created at {}; default channels: {}",
                 kind.code(),
-                account.created_at,
+                rfc3339(account.created_at),
                 channel_list(defaults)
             ),
         }];
@@ -492,7 +492,7 @@ impl ApiKeys {
                             hash: current.secret_hash.clone(),
                             expires_at: until,
                         });
-                        detail.push(format!("previous secret valid until {until}"));
+                        detail.push(format!("previous secret valid until {}", rfc3339(until)));
                     }
                 }
                 if current.previous_secret.is_some() {
@@ -614,8 +614,11 @@ impl ApiKeys {
         }
         // Nothing longer than the rules allow can match: refuse without a
         // lookup, and without feeding argon2 a huge input.
-        if identifier.len() > 64 || secret.len() > 128.max(GENERATED_SECRET_LEN) {
+        if identifier.len() > 64 {
             return Err(AuthError::InvalidCredentials(Refusal::UnknownIdentifier));
+        }
+        if secret.len() > 128.max(GENERATED_SECRET_LEN) {
+            return Err(AuthError::InvalidCredentials(Refusal::MalformedSecret));
         }
         let hashing = &self.policy.hashing;
         let Some(key) = self
@@ -709,6 +712,12 @@ fn label_detail(key: &KeyRecord) -> String {
         Some(l) => format!("identifier {}, label {l:?}", key.identifier),
         None => format!("identifier {}", key.identifier),
     }
+}
+
+/// An instant as RFC 3339 text, for audit details.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn channel_list(set: ChannelSet) -> String {

@@ -1087,7 +1087,7 @@ pub fn authenticate_refusals_are_uniform(store: Arc<DynStore>) {
         (
             f.keys
                 .authenticate(Channel::Rest, id, &"a".repeat(100_000), any_ip()),
-            Refusal::UnknownIdentifier,
+            Refusal::MalformedSecret,
         ),
     ];
     for (result, reason) in cases {
