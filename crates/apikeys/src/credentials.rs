@@ -234,7 +234,7 @@ pub fn generate_secret(rng: &mut (impl CryptoRng + ?Sized)) -> Secret {
         }
     }
     let check = checksum(out.as_bytes());
-    out.push_str(std::str::from_utf8(&check).unwrap_or_default());
+    out.extend(check.iter().map(|&b| char::from(b)));
     Secret(Zeroizing::new(std::mem::take(&mut *out)))
 }
 

@@ -86,6 +86,12 @@ impl Whitelist {
                 limit,
             });
         }
+        Ok(Self::from_normalised(entries))
+    }
+
+    /// Builds the lookup ranges of entries already truncated, sorted and
+    /// de-duplicated.
+    fn from_normalised(entries: Vec<IpNet>) -> Self {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for net in &entries {
@@ -94,11 +100,11 @@ impl Whitelist {
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        Ok(Whitelist(Arc::new(Inner {
+        Whitelist(Arc::new(Inner {
             entries,
             v4: merge(v4),
             v6: merge(v6),
-        })))
+        }))
     }
 
     /// Parses textual entries (see [`parse_entry`]); the error names the first
@@ -135,9 +141,15 @@ impl Whitelist {
     /// request does no harm; the returned list shows what remains.
     pub fn without(&self, gone: impl IntoIterator<Item = IpNet>) -> Self {
         let gone: Vec<IpNet> = gone.into_iter().map(|n| n.trunc()).collect();
-        let kept = self.entries().iter().copied().filter(|e| !gone.contains(e));
-        // Fewer entries than before: within any limit that held.
-        Self::new(kept, usize::MAX).unwrap_or_default()
+        // A subset of a normalised list is normalised, and within any limit
+        // the list was within.
+        let kept = self
+            .entries()
+            .iter()
+            .copied()
+            .filter(|e| !gone.contains(e))
+            .collect();
+        Self::from_normalised(kept)
     }
 
     /// Whether `ip` may use the key. An IPv4-mapped IPv6 address

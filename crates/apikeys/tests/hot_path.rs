@@ -111,3 +111,56 @@ fn bad_checksum_and_oversized_secrets_cost_no_lookup() {
         "exactly one lookup per check"
     );
 }
+
+/// The production policy end to end: a chosen secret is stored as argon2id
+/// with OWASP's parameters, checks, and needs no rehash.
+#[test]
+fn production_policy_chosen_secret() {
+    let store = Arc::new(MemoryStore::new());
+    let f = Fixture::with_policy(store.clone(), 3, apikeys::Policy::default());
+    let a = f
+        .keys
+        .open_account(
+            apikeys::Actor::Operator,
+            apikeys::AccountKind::Master,
+            apikeys::testing::START,
+        )
+        .unwrap()
+        .account;
+    let k = f
+        .keys
+        .create_key(
+            apikeys::Actor::Operator,
+            a.id,
+            NewKey {
+                channel: Channel::Email,
+                identifier: apikeys::IdentifierChoice::Chosen("prod-mailer".into()),
+                secret: apikeys::SecretChoice::Chosen(apikeys::Secret::new("production-secret-1")),
+                label: None,
+            },
+        )
+        .unwrap();
+    let stored = apikeys::StoreExt::require_key(&*store, k.key.id).unwrap();
+    assert!(
+        stored
+            .secret_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{}",
+        stored.secret_hash
+    );
+    let ip = "192.0.2.1".parse().unwrap();
+    f.keys
+        .authenticate(Channel::Email, "prod-mailer", "production-secret-1", ip)
+        .unwrap();
+    let err = f
+        .keys
+        .authenticate(Channel::Email, "prod-mailer", "production-secret-2", ip)
+        .unwrap_err();
+    assert_eq!(err.reason(), Some(Refusal::WrongSecret));
+    assert_eq!(
+        apikeys::StoreExt::require_key(&*store, k.key.id)
+            .unwrap()
+            .secret_hash,
+        stored.secret_hash
+    );
+}
