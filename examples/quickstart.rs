@@ -4,8 +4,8 @@
 //! Run it with `cargo run --example quickstart`.
 
 use apikeys::{
-    AccountKind, Actor, ApiKey, ApiKeys, Channel, CredentialChange, IdentifierChoice, MemoryStore,
-    NewKey, Policy, Secret, SecretChoice,
+    AccountKind, Actor, ApiKey, ApiKeys, Channel, CredentialChange, MemoryStore, NewKey, Policy,
+    Secret,
 };
 use apikeys_workspace::{os_rng, system_clock};
 use std::error::Error;
@@ -81,12 +81,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let ftp = keys.create_key(
         me,
         sub.account.id,
-        NewKey {
-            channel: Channel::Ftp,
-            identifier: IdentifierChoice::Chosen("acme-uploads".into()),
-            secret: SecretChoice::Chosen(Secret::new("Tr0ub4dor&3-horse")),
-            label: None,
-        },
+        NewKey::chosen(
+            Channel::Ftp,
+            "acme-uploads",
+            Secret::new("Tr0ub4dor&3-horse"),
+        ),
     )?;
     show_key(&ftp.key);
     println!("  secret     (chosen by you; stored only as an argon2id hash)");
@@ -121,14 +120,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     step("Changing the REST key's secret");
-    let changed = keys.change_credentials(
-        me,
-        rest.key.id,
-        CredentialChange {
-            secret: Some(SecretChoice::Generate),
-            ..Default::default()
-        },
-    )?;
+    let changed =
+        keys.change_credentials(me, rest.key.id, CredentialChange::regenerate_secret())?;
     let new_secret = changed.secret.ok_or("a generated secret is returned")?;
     println!("new secret {}  (shown once)", new_secret.expose_secret());
     let err = refused(keys.authenticate(

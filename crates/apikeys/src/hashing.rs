@@ -117,6 +117,12 @@ pub fn random_salt(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; SALT_LEN] {
     salt
 }
 
+/// Whether a stored hash is of the fast kind (generated secrets), which no
+/// cache could speed up.
+pub fn is_fast_hash(stored: &str) -> bool {
+    stored.starts_with(SHA256_PREFIX)
+}
+
 fn sha256_string(bytes: &[u8]) -> String {
     let digest: [u8; 32] = Sha256::digest(bytes).into();
     let mut out = String::with_capacity(SHA256_PREFIX.len() + 43);

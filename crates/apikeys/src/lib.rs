@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+mod cache;
 pub mod channel;
 pub mod clock;
 pub mod credentials;
@@ -28,6 +29,6 @@ pub use hashing::HashingPolicy;
 pub use id::{AccountId, KeyId};
 pub use key::{ApiKey, IssuedKey, KeyRecord};
 pub use policy::{ActivationPolicy, Policy};
-pub use service::{ApiKeys, CredentialChange, NewKey, OpenedAccount};
+pub use service::{ApiKeys, CheckStats, CredentialChange, NewKey, OpenedAccount};
 pub use store::{DynStore, MemoryStore, Store, StoreError, StoreExt};
 pub use whitelist::{Explanation, Whitelist};

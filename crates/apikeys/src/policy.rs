@@ -67,6 +67,10 @@ pub struct Policy {
     pub max_grace: Duration,
     /// Hashing cost.
     pub hashing: HashingPolicy,
+    /// How many verified chosen secrets each service remembers, so that
+    /// their next checks skip argon2 (see [`crate::service::ApiKeys::authenticate`]);
+    /// 0 turns the cache off. Default 10,000 entries, about 2 MB.
+    pub verified_cache_capacity: usize,
 }
 
 impl Default for Policy {
@@ -77,6 +81,7 @@ impl Default for Policy {
             max_whitelist_entries: 100,
             max_grace: Duration::days(30),
             hashing: HashingPolicy::default(),
+            verified_cache_capacity: 10_000,
         }
     }
 }

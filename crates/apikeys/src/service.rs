@@ -3,6 +3,7 @@
 use crate::account::{Account, AccountKind, Actor};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::auth::{AuthError, Authenticated, Refusal};
+use crate::cache::{Slot, VerifiedCache};
 use crate::channel::{Channel, ChannelSet};
 use crate::clock::Clock;
 use crate::credentials::{
@@ -12,7 +13,7 @@ use crate::credentials::{
 };
 use crate::error::{Error, GraceError};
 use crate::hashing::{
-    SALT_LEN, SecretOrigin, Verification, hash_secret, random_salt, verify_secret,
+    SALT_LEN, SecretOrigin, Verification, hash_secret, is_fast_hash, random_salt, verify_secret,
 };
 use crate::id::{AccountId, KeyId};
 use crate::key::{ApiKey, IssuedKey, KeyRecord, PreviousSecret};
@@ -22,6 +23,7 @@ use crate::whitelist::{Explanation, Whitelist};
 use ipnet::IpNet;
 use rand_core::CryptoRng;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -65,6 +67,23 @@ impl NewKey {
             label: None,
         }
     }
+
+    /// A key for `channel` with a chosen identifier and a chosen secret.
+    pub fn chosen(channel: Channel, identifier: impl Into<String>, secret: Secret) -> Self {
+        NewKey {
+            channel,
+            identifier: IdentifierChoice::Chosen(identifier.into()),
+            secret: SecretChoice::Chosen(secret),
+            label: None,
+        }
+    }
+
+    /// This key with a label.
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
 }
 
 /// A change of credentials: any of identifier and secret, optionally with a
@@ -80,6 +99,23 @@ pub struct CredentialChange {
     pub grace_until: Option<OffsetDateTime>,
 }
 
+impl CredentialChange {
+    /// A new generated secret, nothing else.
+    pub fn regenerate_secret() -> Self {
+        CredentialChange {
+            secret: Some(SecretChoice::Generate),
+            ..Default::default()
+        }
+    }
+
+    /// This change, keeping the previous secret working until `until`.
+    #[must_use]
+    pub fn with_grace_until(mut self, until: OffsetDateTime) -> Self {
+        self.grace_until = Some(until);
+        self
+    }
+}
+
 /// API-key management over a store: the library's entry point.
 pub struct ApiKeys {
     store: Arc<DynStore>,
@@ -90,6 +126,19 @@ pub struct ApiKeys {
     /// identifier costs what a wrong secret costs (no user enumeration by
     /// timing).
     dummy_hash: String,
+    /// `None` when the policy turns the cache off.
+    cache: Option<VerifiedCache>,
+    slow_checks: AtomicU64,
+    cached_checks: AtomicU64,
+}
+
+/// Counters of the secret checks a service made, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Checks against an argon2 hash that ran argon2.
+    pub slow: u64,
+    /// Checks against an argon2 hash answered by the verified-secret cache.
+    pub cached: u64,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -121,12 +170,21 @@ impl ApiKeys {
             SecretOrigin::Chosen,
             &random_salt(&mut *rng),
         )?;
+        let mut cache_key = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(cache_key.as_mut());
+        let cache = match policy.verified_cache_capacity {
+            0 => None,
+            capacity => VerifiedCache::new(&cache_key, capacity),
+        };
         Ok(ApiKeys {
             store,
             policy,
             clock,
             rng: Mutex::new(rng),
             dummy_hash,
+            cache,
+            slow_checks: AtomicU64::new(0),
+            cached_checks: AtomicU64::new(0),
         })
     }
 
@@ -138,6 +196,21 @@ impl ApiKeys {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// How many argon2 checks this service ran, and how many the
+    /// verified-secret cache answered instead.
+    pub fn check_stats(&self) -> CheckStats {
+        CheckStats {
+            slow: self.slow_checks.load(Ordering::Relaxed),
+            cached: self.cached_checks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The clock, so that an adapter turning "in 60 seconds" or "now" into
+    /// an instant uses the same time as the service.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -634,11 +707,11 @@ impl ApiKeys {
         };
         let now = self.now();
         let mut via_grace = false;
-        let verdict = match verify_secret(hashing, secret, &key.secret_hash) {
+        let verdict = match self.verify(&key, Slot::Current, &key.secret_hash, secret) {
             Verification::Match { needs_rehash } => Ok(needs_rehash),
             Verification::UnknownFormat => Err(Refusal::UnreadableHash),
             Verification::Mismatch => match &key.previous_secret {
-                Some(prev) => match verify_secret(hashing, secret, &prev.hash) {
+                Some(prev) => match self.verify(&key, Slot::Previous, &prev.hash, secret) {
                     Verification::Match { .. } if now < prev.expires_at => {
                         via_grace = true;
                         Ok(false)
@@ -672,6 +745,34 @@ impl ApiKeys {
             channel,
             via_grace,
         })
+    }
+
+    /// Checks `secret` against one of the key's stored hashes, through the
+    /// verified-secret cache when the hash is a slow (argon2) one.
+    fn verify(&self, key: &KeyRecord, slot: Slot, stored: &str, secret: &str) -> Verification {
+        let slow = !is_fast_hash(stored);
+        let cache = self.cache.as_ref().filter(|_| slow);
+        if let Some(cache) = cache
+            && cache.vouches(key.id, slot, key.version, stored, secret)
+        {
+            self.cached_checks.fetch_add(1, Ordering::Relaxed);
+            return Verification::Match {
+                needs_rehash: false,
+            };
+        }
+        if slow {
+            self.slow_checks.fetch_add(1, Ordering::Relaxed);
+        }
+        let verdict = verify_secret(&self.policy.hashing, secret, stored);
+        if let Some(cache) = cache
+            && verdict
+                == (Verification::Match {
+                    needs_rehash: false,
+                })
+        {
+            cache.remember(key.id, slot, key.version, stored, secret);
+        }
+        verdict
     }
 
     /// Best effort: a failed upgrade leaves the old, still valid hash, and is

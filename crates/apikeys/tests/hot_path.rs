@@ -59,15 +59,7 @@ impl Store for Counting {
 fn bad_checksum_and_oversized_secrets_cost_no_lookup() {
     let store = Arc::new(Counting::default());
     let f = Fixture::new(store.clone(), 1);
-    let a = f
-        .keys
-        .open_account(
-            apikeys::Actor::Operator,
-            apikeys::AccountKind::Master,
-            apikeys::testing::START,
-        )
-        .unwrap()
-        .account;
+    let a = f.master();
     let k = f
         .keys
         .create_key(
@@ -118,26 +110,17 @@ fn bad_checksum_and_oversized_secrets_cost_no_lookup() {
 fn production_policy_chosen_secret() {
     let store = Arc::new(MemoryStore::new());
     let f = Fixture::with_policy(store.clone(), 3, apikeys::Policy::default());
-    let a = f
-        .keys
-        .open_account(
-            apikeys::Actor::Operator,
-            apikeys::AccountKind::Master,
-            apikeys::testing::START,
-        )
-        .unwrap()
-        .account;
+    let a = f.master();
     let k = f
         .keys
         .create_key(
             apikeys::Actor::Operator,
             a.id,
-            NewKey {
-                channel: Channel::Email,
-                identifier: apikeys::IdentifierChoice::Chosen("prod-mailer".into()),
-                secret: apikeys::SecretChoice::Chosen(apikeys::Secret::new("production-secret-1")),
-                label: None,
-            },
+            NewKey::chosen(
+                Channel::Email,
+                "prod-mailer",
+                apikeys::Secret::new("production-secret-1"),
+            ),
         )
         .unwrap();
     let stored = apikeys::StoreExt::require_key(&*store, k.key.id).unwrap();

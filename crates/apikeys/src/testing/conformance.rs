@@ -845,11 +845,7 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
 /// channel one key per account.
 pub fn rest_several_others_one(store: Arc<DynStore>) {
     let f = Fixture::new(store, 103);
-    let a = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
+    let a = f.master();
     for i in 0..10 {
         let mut new = NewKey::generated(Channel::Rest);
         new.label = Some(format!("server {i}"));
@@ -910,22 +906,13 @@ pub fn rest_several_others_one(store: Arc<DynStore>) {
 /// key authenticates as the sub-account.
 pub fn authenticate_generated_and_chosen(store: Arc<DynStore>) {
     let f = Fixture::new(store, 104);
-    let m = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
-    let sub = f
-        .keys
-        .open_account(op(), AccountKind::Sub { parent: m.id }, START)
-        .unwrap()
-        .account;
-    let chosen = NewKey {
-        channel: Channel::Ftp,
-        identifier: IdentifierChoice::Chosen("Acme-Uploads".into()),
-        secret: SecretChoice::Chosen(Secret::new("correct-horse-battery")),
-        label: None,
-    };
+    let m = f.master();
+    let sub = f.sub(m.id);
+    let chosen = NewKey::chosen(
+        Channel::Ftp,
+        "Acme-Uploads",
+        Secret::new("correct-horse-battery"),
+    );
     let k = f.keys.create_key(op(), sub.id, chosen).unwrap();
     assert!(k.secret.is_none(), "a chosen secret is never echoed back");
     for spelling in ["Acme-Uploads", "acme-uploads", "ACME-UPLOADS"] {
@@ -1009,12 +996,7 @@ pub fn authenticate_generated_and_chosen(store: Arc<DynStore>) {
         .create_key(
             op(),
             m.id,
-            NewKey {
-                channel: Channel::Email,
-                identifier: IdentifierChoice::Chosen("mailer".into()),
-                secret: SecretChoice::Chosen(Secret::new("my-MAILER-secret")),
-                label: None,
-            },
+            NewKey::chosen(Channel::Email, "mailer", Secret::new("my-MAILER-secret")),
         )
         .unwrap_err();
     assert!(matches!(
@@ -1028,11 +1010,7 @@ pub fn authenticate_generated_and_chosen(store: Arc<DynStore>) {
 /// reason only in `reason()`.
 pub fn authenticate_refusals_are_uniform(store: Arc<DynStore>) {
     let f = Fixture::new(store, 105);
-    let a = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
+    let a = f.master();
     let k = f
         .keys
         .create_key(op(), a.id, NewKey::generated(Channel::Rest))
@@ -1107,11 +1085,7 @@ pub fn authenticate_refusals_are_uniform(store: Arc<DynStore>) {
 /// fail at once, and the new ones work.
 pub fn rotation_stops_old_credentials_at_once(store: Arc<DynStore>) {
     let f = Fixture::new(store, 106);
-    let a = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
+    let a = f.master();
     let k = f
         .keys
         .create_key(op(), a.id, NewKey::generated(Channel::Http))
@@ -1121,14 +1095,7 @@ pub fn rotation_stops_old_credentials_at_once(store: Arc<DynStore>) {
 
     let changed = f
         .keys
-        .change_credentials(
-            op(),
-            k.key.id,
-            CredentialChange {
-                secret: Some(SecretChoice::Generate),
-                ..Default::default()
-            },
-        )
+        .change_credentials(op(), k.key.id, CredentialChange::regenerate_secret())
         .unwrap();
     let new = changed.secret.unwrap();
     assert_ne!(new, old);
@@ -1237,10 +1204,7 @@ pub fn rotation_stops_old_credentials_at_once(store: Arc<DynStore>) {
         f.keys.change_credentials(
             op(),
             KeyId::from_bytes([3; 16]),
-            CredentialChange {
-                secret: Some(SecretChoice::Generate),
-                ..Default::default()
-            }
+            CredentialChange::regenerate_secret()
         ),
         Err(Error::KeyNotFound(_))
     ));
@@ -1252,11 +1216,7 @@ pub fn rotation_stops_old_credentials_at_once(store: Arc<DynStore>) {
 /// secret change and a bounded, future expiry.
 pub fn grace_period(store: Arc<DynStore>) {
     let f = Fixture::new(store, 107);
-    let a = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
+    let a = f.master();
     let k = f
         .keys
         .create_key(op(), a.id, NewKey::generated(Channel::Rest))
@@ -1269,11 +1229,7 @@ pub fn grace_period(store: Arc<DynStore>) {
         .change_credentials(
             op(),
             k.key.id,
-            CredentialChange {
-                secret: Some(SecretChoice::Generate),
-                grace_until: Some(until),
-                ..Default::default()
-            },
+            CredentialChange::regenerate_secret().with_grace_until(until),
         )
         .unwrap();
     assert_eq!(changed.key.grace_until, Some(until));
@@ -1312,11 +1268,7 @@ pub fn grace_period(store: Arc<DynStore>) {
         .change_credentials(
             op(),
             k.key.id,
-            CredentialChange {
-                secret: Some(SecretChoice::Generate),
-                grace_until: Some(until),
-                ..Default::default()
-            },
+            CredentialChange::regenerate_secret().with_grace_until(until),
         )
         .unwrap()
         .secret
@@ -1326,14 +1278,7 @@ pub fn grace_period(store: Arc<DynStore>) {
         .unwrap();
     let fourth = f
         .keys
-        .change_credentials(
-            op(),
-            k.key.id,
-            CredentialChange {
-                secret: Some(SecretChoice::Generate),
-                ..Default::default()
-            },
-        )
+        .change_credentials(op(), k.key.id, CredentialChange::regenerate_secret())
         .unwrap();
     assert_eq!(fourth.key.grace_until, None);
     assert_eq!(
@@ -1398,11 +1343,7 @@ pub fn grace_period(store: Arc<DynStore>) {
         matches!(e, Error::InvalidGrace(GraceError::NoSecretChange)),
         "{e:?}"
     );
-    let e = bad(CredentialChange {
-        secret: Some(SecretChoice::Generate),
-        grace_until: Some(START),
-        ..Default::default()
-    });
+    let e = bad(CredentialChange::regenerate_secret().with_grace_until(START));
     assert!(
         matches!(e, Error::InvalidGrace(GraceError::NotInFuture { .. })),
         "{e:?}"
@@ -1429,11 +1370,7 @@ pub fn grace_period(store: Arc<DynStore>) {
 /// extended and shrunk.
 pub fn whitelist_enforced(store: Arc<DynStore>) {
     let f = Fixture::new(store, 108);
-    let a = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
+    let a = f.master();
     let k = f
         .keys
         .create_key(op(), a.id, NewKey::generated(Channel::Rest))
@@ -1515,16 +1452,8 @@ pub fn whitelist_enforced(store: Arc<DynStore>) {
 /// refused with `Forbidden`.
 pub fn who_may_act(store: Arc<DynStore>) {
     let f = Fixture::new(store, 109);
-    let m = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
-    let stranger = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
+    let m = f.master();
+    let stranger = f.master();
     let s1 = f
         .keys
         .open_account(
@@ -1534,11 +1463,7 @@ pub fn who_may_act(store: Arc<DynStore>) {
         )
         .unwrap()
         .account;
-    let s2 = f
-        .keys
-        .open_account(op(), AccountKind::Sub { parent: m.id }, START)
-        .unwrap()
-        .account;
+    let s2 = f.sub(m.id);
     let forbidden =
         |r: Result<(), Error>| assert!(matches!(r, Err(Error::Forbidden { .. })), "{r:?}");
 
@@ -1599,14 +1524,7 @@ pub fn who_may_act(store: Arc<DynStore>) {
     forbidden(f.keys.set_whitelist(sib, s2_key.id, Vec::new()).map(|_| ()));
     forbidden(
         f.keys
-            .change_credentials(
-                sib,
-                s2_key.id,
-                CredentialChange {
-                    secret: Some(SecretChoice::Generate),
-                    ..Default::default()
-                },
-            )
+            .change_credentials(sib, s2_key.id, CredentialChange::regenerate_secret())
             .map(|_| ()),
     );
     forbidden(f.keys.audit(sib, s2.id, 10).map(|_| ()));
@@ -1639,16 +1557,8 @@ pub fn who_may_act(store: Arc<DynStore>) {
 /// key, channel, kind and actor, and never a secret.
 pub fn audit_trail_of_every_change(store: Arc<DynStore>) {
     let f = Fixture::new(store, 110);
-    let m = f
-        .keys
-        .open_account(op(), AccountKind::Master, START)
-        .unwrap()
-        .account;
-    let sub = f
-        .keys
-        .open_account(op(), AccountKind::Sub { parent: m.id }, START)
-        .unwrap()
-        .account;
+    let m = f.master();
+    let sub = f.sub(m.id);
     let actor = Actor::Account(m.id);
     let k = f
         .keys
@@ -1666,14 +1576,7 @@ pub fn audit_trail_of_every_change(store: Arc<DynStore>) {
     f.clock.advance(Duration::seconds(1));
     let regenerated = f
         .keys
-        .change_credentials(
-            actor,
-            k.key.id,
-            CredentialChange {
-                secret: Some(SecretChoice::Generate),
-                ..Default::default()
-            },
-        )
+        .change_credentials(actor, k.key.id, CredentialChange::regenerate_secret())
         .unwrap()
         .secret
         .unwrap();
@@ -1726,12 +1629,11 @@ pub fn rehash_on_verify(store: Arc<DynStore>) {
         .open_account(op(), AccountKind::Master, START)
         .unwrap()
         .account;
-    let new = NewKey {
-        channel: Channel::WebService,
-        identifier: IdentifierChoice::Chosen("soap-client".into()),
-        secret: SecretChoice::Chosen(Secret::new("soap-secret-123")),
-        label: None,
-    };
+    let new = NewKey::chosen(
+        Channel::WebService,
+        "soap-client",
+        Secret::new("soap-secret-123"),
+    );
     let k = weak.keys.create_key(op(), a.id, new).unwrap();
     let before = store.key(k.key.id).unwrap().unwrap().secret_hash;
     assert!(
@@ -1816,12 +1718,11 @@ pub fn no_secret_is_ever_stored(store: Arc<DynStore>) {
         .create_key(
             op(),
             opened.account.id,
-            NewKey {
-                channel: Channel::Rest,
-                identifier: IdentifierChoice::Chosen("plain-check".into()),
-                secret: SecretChoice::Chosen(Secret::new("Chosen-Secret-Value")),
-                label: None,
-            },
+            NewKey::chosen(
+                Channel::Rest,
+                "plain-check",
+                Secret::new("Chosen-Secret-Value"),
+            ),
         )
         .unwrap();
     secrets.push("Chosen-Secret-Value".into());
@@ -1862,5 +1763,141 @@ pub fn no_secret_is_ever_stored(store: Arc<DynStore>) {
     assert!(
         !format!("{rotated:?}").contains("akey"),
         "Debug of an issued key hides the secret"
+    );
+}
+
+/// The verified-secret cache answers repeated checks of a chosen secret
+/// without argon2, but never outlives a change: a whitelist change, a
+/// rotation, a grace expiry or a deletion made through another service on
+/// the same store (another process, say) takes effect on the very next check.
+pub fn verified_cache_never_outlives_a_change(store: Arc<DynStore>) {
+    let here = Fixture::new(store.clone(), 120);
+    let elsewhere = Fixture::new(store.clone(), 121);
+    let account = here.master();
+    let key = here
+        .keys
+        .create_key(
+            op(),
+            account.id,
+            NewKey::chosen(Channel::Ftp, "cached-ftp", Secret::new("cached-secret-1")),
+        )
+        .unwrap()
+        .key;
+    let auth = |secret: &str, from: IpAddr| {
+        here.keys
+            .authenticate(Channel::Ftp, "cached-ftp", secret, from)
+    };
+    let stats = || here.keys.check_stats();
+
+    auth("cached-secret-1", any_ip()).unwrap();
+    assert_eq!((stats().slow, stats().cached), (1, 0));
+    auth("cached-secret-1", any_ip()).unwrap();
+    assert_eq!(
+        (stats().slow, stats().cached),
+        (1, 1),
+        "the second check is cached"
+    );
+    assert_eq!(
+        refusal(auth("cached-secret-2", any_ip())),
+        Refusal::WrongSecret
+    );
+    assert_eq!(stats().slow, 2, "a wrong secret always costs argon2");
+
+    // A whitelist change elsewhere: the next check verifies again, and the
+    // new whitelist applies at once.
+    elsewhere
+        .keys
+        .set_whitelist(op(), key.id, wl(&["198.51.100.0/24"]))
+        .unwrap();
+    let err = auth("cached-secret-1", ip("203.0.113.1")).unwrap_err();
+    assert!(
+        matches!(err, AuthError::AddressNotAllowed { .. }),
+        "{err:?}"
+    );
+    assert_eq!(stats().slow, 3, "a new version is a cache miss");
+    auth("cached-secret-1", any_ip()).unwrap();
+
+    // A rotation elsewhere: the old secret fails on the very next check.
+    elsewhere
+        .keys
+        .change_credentials(
+            op(),
+            key.id,
+            CredentialChange {
+                secret: Some(SecretChoice::Chosen(Secret::new("cached-secret-3"))),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        refusal(auth("cached-secret-1", any_ip())),
+        Refusal::WrongSecret
+    );
+    auth("cached-secret-3", any_ip()).unwrap();
+    auth("cached-secret-3", any_ip()).unwrap();
+
+    // Grace: the previous secret may be cached too, but its expiry is read
+    // from the fresh record every time.
+    let until = START + Duration::hours(1);
+    elsewhere
+        .keys
+        .change_credentials(
+            op(),
+            key.id,
+            CredentialChange {
+                secret: Some(SecretChoice::Chosen(Secret::new("cached-secret-4"))),
+                ..Default::default()
+            }
+            .with_grace_until(until),
+        )
+        .unwrap();
+    assert!(auth("cached-secret-3", any_ip()).unwrap().via_grace);
+    let before = stats();
+    assert!(auth("cached-secret-3", any_ip()).unwrap().via_grace);
+    assert_eq!(stats().cached, before.cached + 1);
+    here.clock.set(until);
+    assert_eq!(
+        refusal(auth("cached-secret-3", any_ip())),
+        Refusal::GraceExpired
+    );
+    auth("cached-secret-4", any_ip()).unwrap();
+    auth("cached-secret-4", any_ip()).unwrap();
+
+    // A deletion elsewhere: refused on the very next check.
+    elsewhere.keys.delete_key(op(), key.id).unwrap();
+    assert_eq!(
+        refusal(auth("cached-secret-4", any_ip())),
+        Refusal::UnknownIdentifier
+    );
+
+    // The cache can be turned off.
+    let off = Fixture::with_policy(
+        store,
+        122,
+        Policy {
+            verified_cache_capacity: 0,
+            ..Policy::fast_for_tests()
+        },
+    );
+    let account = off.master();
+    off.keys
+        .create_key(
+            op(),
+            account.id,
+            NewKey::chosen(
+                Channel::Http,
+                "no-cache-http",
+                Secret::new("uncached-secret"),
+            ),
+        )
+        .unwrap();
+    for _ in 0..3 {
+        off.keys
+            .authenticate(Channel::Http, "no-cache-http", "uncached-secret", any_ip())
+            .unwrap();
+    }
+    assert_eq!(
+        (off.keys.check_stats().slow, off.keys.check_stats().cached),
+        (3, 0)
     );
 }

@@ -57,6 +57,32 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Opens a master account created at [`START`] (after the cutover, so
+    /// with no default key), as the operator.
+    pub fn master(&self) -> crate::Account {
+        match self
+            .keys
+            .open_account(crate::Actor::Operator, crate::AccountKind::Master, START)
+        {
+            Ok(opened) => opened.account,
+            Err(e) => unreachable_in_tests(e),
+        }
+    }
+
+    /// Opens a sub-account of `parent` created at [`START`], as the operator.
+    pub fn sub(&self, parent: crate::AccountId) -> crate::Account {
+        match self.keys.open_account(
+            crate::Actor::Operator,
+            crate::AccountKind::Sub { parent },
+            START,
+        ) {
+            Ok(opened) => opened.account,
+            Err(e) => unreachable_in_tests(e),
+        }
+    }
+}
+
 #[allow(clippy::panic)]
 fn unreachable_in_tests(e: impl std::fmt::Display) -> ! {
     panic!("test fixture failed: {e}")
@@ -124,6 +150,7 @@ macro_rules! store_conformance_tests {
             audit_trail_of_every_change,
             rehash_on_verify,
             no_secret_is_ever_stored,
+            verified_cache_never_outlives_a_change,
         );
     };
 }
