@@ -1,0 +1,577 @@
+#![doc = include_str!("../README.md")]
+
+mod codec;
+pub mod error;
+mod pool;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{BadRow, ConnectError, DatabaseError, Unstorable};
+
+use crate::codec::{EventParams, KeyParams};
+use crate::pool::{Conn, Manager};
+use crate::schema::names;
+use apikeys::store::{Entity, Existing};
+use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use postgres::error::SqlState;
+use postgres::{Config, NoTls, Transaction};
+use std::fmt;
+use std::time::Duration;
+
+/// The `application_name` a connection reports when the URL sets none, so
+/// that the store's sessions can be told apart in `pg_stat_activity`.
+pub const DEFAULT_APPLICATION_NAME: &str = "apikeys-postgres";
+
+/// How long opening a TCP connection may take when the URL sets no
+/// `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How [`PostgresStore::connect_with`] connects: pool size, schema, timeout.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pool_size: u32,
+    schema: Option<String>,
+    checkout_timeout: Duration,
+}
+
+impl Options {
+    /// A pool of at most `pool_size` connections, the database's default
+    /// schema, and a checkout timeout of 5 seconds.
+    pub fn new(pool_size: u32) -> Self {
+        Options {
+            pool_size,
+            schema: None,
+            checkout_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Keeps the tables in `schema`, created if needed (see
+    /// [`PostgresStore::connect_with_schema`]).
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// How long an operation waits for a connection from the pool (all busy,
+    /// or the server unreachable) before failing with
+    /// [`DatabaseError::Unavailable`]. At least one millisecond.
+    #[must_use]
+    pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
+        self.checkout_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+}
+
+/// An [`apikeys::Store`] in a PostgreSQL database, over a pool of
+/// connections. Cheap to share: put it in an `Arc`.
+pub struct PostgresStore {
+    pool: r2d2::Pool<Manager>,
+    schema: Option<String>,
+    checkout_timeout: Duration,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool.max_size())
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (e.g.
+    /// `postgres://apikeys@db.internal:5432/platform`, or the `key=value`
+    /// form), creates or upgrades the schema, and opens a pool of at most
+    /// `pool_size` connections. The tables go into the connection's default
+    /// schema (usually `public`), named `apikeys_*`.
+    pub fn connect(url: &str, pool_size: u32) -> Result<Self, ConnectError> {
+        Self::connect_with(url, Options::new(pool_size))
+    }
+
+    /// As [`PostgresStore::connect`], with the tables in `schema`, created if
+    /// needed: each connection of the pool starts with
+    /// `search_path=<schema>`, set in its startup packet, so no request pays
+    /// for it. Schema names are 1 to 63 lowercase ASCII letters, digits and
+    /// underscores, starting with a letter or an underscore.
+    pub fn connect_with_schema(
+        url: &str,
+        schema: &str,
+        pool_size: u32,
+    ) -> Result<Self, ConnectError> {
+        Self::connect_with(url, Options::new(pool_size).schema(schema))
+    }
+
+    /// Connects with every option spelled out.
+    pub fn connect_with(url: &str, options: Options) -> Result<Self, ConnectError> {
+        let Options {
+            pool_size,
+            schema,
+            checkout_timeout,
+        } = options;
+        if pool_size == 0 {
+            return Err(ConnectError::InvalidPoolSize(pool_size));
+        }
+        if let Some(s) = &schema
+            && !schema::valid_schema_name(s)
+        {
+            return Err(ConnectError::InvalidSchema {
+                schema: s.chars().take(64).collect(),
+            });
+        }
+        let mut config: Config = url
+            .parse()
+            .map_err(|source| ConnectError::InvalidUrl { source })?;
+        if config.get_application_name().is_none() {
+            config.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if let Some(s) = &schema {
+            let options = match config.get_options() {
+                Some(o) if !o.trim().is_empty() => format!("{o} -c search_path={s}"),
+                _ => format!("-c search_path={s}"),
+            };
+            config.options(&options);
+        }
+
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|source| ConnectError::Connect { source })?;
+        schema::migrate(&mut client, schema.as_deref())?;
+        drop(client);
+
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            // A check per checkout would cost every authentication a second
+            // round trip; stale connections are retried instead (`run`).
+            .test_on_check_out(false)
+            .connection_timeout(checkout_timeout)
+            .build(Manager { config })
+            .map_err(|source| ConnectError::Pool { source })?;
+        Ok(PostgresStore {
+            pool,
+            schema,
+            checkout_timeout,
+        })
+    }
+
+    /// The schema the tables are in, if one was given.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The most connections the pool opens.
+    pub fn pool_size(&self) -> u32 {
+        self.pool.max_size()
+    }
+
+    /// Runs `op` on a pooled connection.
+    ///
+    /// A connection can die while it sits idle in the pool (the server
+    /// restarted, the backend was terminated, the network dropped it). The
+    /// pool does not test connections at checkout, since that would cost a
+    /// round trip on every authentication; instead, when `op` finds its
+    /// connection dead before anything committed, the connection is dropped
+    /// and `op` runs again on another one, up to the pool's size plus one
+    /// times: enough to get past every stale connection to a new one. When
+    /// the server is really gone, the pool cannot open a new one either, and
+    /// the operation fails after the checkout timeout
+    /// ([`DatabaseError::Unavailable`]), or with
+    /// [`DatabaseError::ConnectionLost`] once the attempts are spent. A
+    /// connection that dies while committing is not retried: the change may
+    /// have been applied ([`DatabaseError::CommitUncertain`]).
+    fn run<T>(&self, mut op: impl FnMut(&mut Conn) -> Result<T, Fail>) -> Result<T, StoreError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut conn = self.pool.get().map_err(|source| {
+                StoreError::backend(DatabaseError::Unavailable {
+                    timeout: self.checkout_timeout,
+                    source,
+                })
+            })?;
+            let source = match op(&mut conn) {
+                Ok(value) => return Ok(value),
+                Err(Fail::Store(e)) => return Err(e),
+                Err(Fail::Db(e) | Fail::Commit(e)) if !connection_failed(&e, &conn) => {
+                    return Err(StoreError::backend(DatabaseError::Query { source: e }));
+                }
+                Err(Fail::Commit(source)) => {
+                    conn.broken = true;
+                    return Err(StoreError::backend(DatabaseError::CommitUncertain {
+                        source,
+                    }));
+                }
+                Err(Fail::Db(source)) => source,
+            };
+            // Dropped by the pool when `conn` goes out of scope.
+            conn.broken = true;
+            if attempt > self.pool.max_size() {
+                return Err(StoreError::backend(DatabaseError::ConnectionLost {
+                    source,
+                }));
+            }
+        }
+    }
+}
+
+/// How an operation on one connection failed.
+enum Fail {
+    /// A refusal in the store's own terms (a rule, a missing thing, a bad row).
+    Store(StoreError),
+    /// A statement failed (before any commit was sent).
+    Db(postgres::Error),
+    /// `COMMIT` failed.
+    Commit(postgres::Error),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Db(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+/// Whether `e` means the connection is dead, rather than a statement refused.
+fn connection_failed(e: &postgres::Error, conn: &Conn) -> bool {
+    let fatal_code = e.code().is_some_and(|c| {
+        c.code().starts_with("08") // connection_exception and its subclasses
+            || *c == SqlState::ADMIN_SHUTDOWN // pg_terminate_backend, fast shutdown
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW
+    });
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    e.is_closed() || conn.client.is_closed() || fatal_code || io
+}
+
+/// The constraint a unique (`23505`) or foreign-key (`23503`) violation
+/// names, with which of the two it is.
+fn violated(e: &postgres::Error) -> Option<(Violation, &str)> {
+    let db = e.as_db_error()?;
+    let kind = if *db.code() == SqlState::UNIQUE_VIOLATION {
+        Violation::Unique
+    } else if *db.code() == SqlState::FOREIGN_KEY_VIOLATION {
+        Violation::ForeignKey
+    } else {
+        return None;
+    };
+    Some((kind, db.constraint()?))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Violation {
+    Unique,
+    ForeignKey,
+}
+
+/// Maps the errors of inserting `key` onto the rules they enforce.
+fn key_insert_error(e: postgres::Error, key: &KeyRecord) -> Fail {
+    let mapped = match violated(&e) {
+        Some((Violation::Unique, names::KEYS_PKEY)) => StoreError::AlreadyExists(Existing::Key),
+        Some((Violation::Unique, names::KEYS_IDENTIFIER)) => {
+            StoreError::AlreadyExists(Existing::Identifier)
+        }
+        Some((Violation::Unique, names::KEYS_ONE_PER_CHANNEL)) => {
+            StoreError::AlreadyExists(Existing::ChannelFull(key.channel))
+        }
+        Some((Violation::ForeignKey, _)) => StoreError::NotFound(Entity::Account(key.account_id)),
+        _ => return Fail::Db(e),
+    };
+    Fail::Store(mapped)
+}
+
+fn insert_key(
+    tx: &mut Transaction<'_>,
+    st: &pool::Statements,
+    key: &KeyRecord,
+    p: &KeyParams<'_>,
+) -> Result<(), Fail> {
+    tx.execute(
+        &st.insert_key,
+        &[
+            &p.id,
+            &p.account_id,
+            &p.channel,
+            &p.identifier,
+            &p.label,
+            &p.secret_hash,
+            &p.previous_hash,
+            &p.previous_expires_at,
+            &p.whitelist,
+            &p.created_at,
+            &p.changed_at,
+            &p.version,
+        ],
+    )
+    .map_err(|e| key_insert_error(e, key))?;
+    Ok(())
+}
+
+fn insert_event(
+    tx: &mut Transaction<'_>,
+    st: &pool::Statements,
+    event: &AuditEvent,
+    p: &EventParams<'_>,
+) -> Result<(), Fail> {
+    tx.execute(
+        &st.insert_event,
+        &[
+            &p.account_id,
+            &p.key_id,
+            &p.channel,
+            &p.at,
+            &p.kind,
+            &p.actor,
+            &p.detail,
+        ],
+    )
+    .map_err(|e| match violated(&e) {
+        Some((Violation::ForeignKey, _)) => {
+            Fail::Store(StoreError::NotFound(Entity::Account(event.account_id)))
+        }
+        _ => Fail::Db(e),
+    })?;
+    Ok(())
+}
+
+fn commit(tx: Transaction<'_>) -> Result<(), Fail> {
+    tx.commit().map_err(Fail::Commit)
+}
+
+impl Store for PostgresStore {
+    fn create_account(
+        &self,
+        account: &Account,
+        keys: &[KeyRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let created_at = codec::instant(account.created_at)?;
+        let parent = account.kind.parent();
+        let key_params = keys
+            .iter()
+            .map(KeyParams::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let event_params = events
+            .iter()
+            .map(EventParams::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.run(|conn| {
+            let mut tx = conn.client.transaction()?;
+            tx.execute(
+                &conn.st.insert_account,
+                &[
+                    &account.id.as_bytes().as_slice(),
+                    &account.kind.code(),
+                    &parent.as_ref().map(|p| p.as_bytes().as_slice()),
+                    &created_at,
+                ],
+            )
+            .map_err(|e| match (violated(&e), parent) {
+                (Some((Violation::Unique, names::ACCOUNTS_PKEY)), _) => {
+                    Fail::Store(StoreError::AlreadyExists(Existing::Account))
+                }
+                (Some((Violation::ForeignKey, names::ACCOUNTS_PARENT_FKEY)), Some(parent)) => {
+                    Fail::Store(StoreError::NotFound(Entity::Account(parent)))
+                }
+                _ => Fail::Db(e),
+            })?;
+            for (key, p) in keys.iter().zip(&key_params) {
+                if key.account_id != account.id {
+                    return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
+                }
+                insert_key(&mut tx, &conn.st, key, p)?;
+            }
+            for (event, p) in events.iter().zip(&event_params) {
+                insert_event(&mut tx, &conn.st, event, p)?;
+            }
+            commit(tx)
+        })
+    }
+
+    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.run(|conn| {
+            let row = conn
+                .client
+                .query_opt(&conn.st.account, &[&id.as_bytes().as_slice()])?;
+            Ok(row.as_ref().map(codec::account_from_row).transpose()?)
+        })
+    }
+
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let p = KeyParams::new(key)?;
+        let ep = EventParams::new(event)?;
+        self.run(|conn| {
+            let mut tx = conn.client.transaction()?;
+            // Locking the account's row serialises the writers of its keys,
+            // so the count below cannot be overtaken by a concurrent insert.
+            if tx
+                .query_opt(&conn.st.lock_account, &[&p.account_id])?
+                .is_none()
+            {
+                return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
+            }
+            // Insert first, count after: a key breaking several rules is
+            // refused for its id or identifier before its channel, as the
+            // in-memory store does.
+            insert_key(&mut tx, &conn.st, key, &p)?;
+            let held: i64 = tx
+                .query_one(&conn.st.count_channel, &[&p.account_id, &p.channel])?
+                .try_get(0)?;
+            if held > i64::from(max_for_channel) {
+                return Err(StoreError::AlreadyExists(Existing::ChannelFull(key.channel)).into());
+            }
+            insert_event(&mut tx, &conn.st, event, &ep)?;
+            commit(tx)
+        })
+    }
+
+    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.run(|conn| {
+            let row = conn
+                .client
+                .query_opt(&conn.st.key, &[&id.as_bytes().as_slice()])?;
+            Ok(row.as_ref().map(codec::key_from_row).transpose()?)
+        })
+    }
+
+    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
+        // The hot path: one prepared statement, one round trip, one index
+        // lookup.
+        self.run(|conn| {
+            let row = conn
+                .client
+                .query_opt(&conn.st.key_by_identifier, &[&identifier])?;
+            Ok(row.as_ref().map(codec::key_from_row).transpose()?)
+        })
+    }
+
+    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
+        self.run(|conn| {
+            let rows = conn
+                .client
+                .query(&conn.st.keys_of_account, &[&account.as_bytes().as_slice()])?;
+            Ok(rows
+                .iter()
+                .map(codec::key_from_row)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn update_key(
+        &self,
+        key: &KeyRecord,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let p = KeyParams::new(key)?;
+        let expected = codec::version(expected_version)?;
+        let ep = EventParams::new(event)?;
+        self.run(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let updated = tx
+                .execute(
+                    &conn.st.update_key,
+                    &[
+                        &p.id,
+                        &expected,
+                        &p.identifier,
+                        &p.label,
+                        &p.secret_hash,
+                        &p.previous_hash,
+                        &p.previous_expires_at,
+                        &p.whitelist,
+                        &p.changed_at,
+                        &p.version,
+                    ],
+                )
+                .map_err(|e| match violated(&e) {
+                    Some((Violation::Unique, names::KEYS_IDENTIFIER)) => {
+                        Fail::Store(StoreError::AlreadyExists(Existing::Identifier))
+                    }
+                    _ => Fail::Db(e),
+                })?;
+            if updated == 0 {
+                // Gone, or moved on: tell which.
+                let found = tx.query_opt(&conn.st.key_version, &[&p.id])?;
+                let err = match found {
+                    None => StoreError::NotFound(Entity::Key(key.id)),
+                    Some(row) => {
+                        let found: i64 = row.try_get(0)?;
+                        StoreError::Conflict {
+                            key: key.id,
+                            expected: expected_version,
+                            found: u64::try_from(found).unwrap_or(0),
+                        }
+                    }
+                };
+                return Err(err.into());
+            }
+            insert_event(&mut tx, &conn.st, event, &ep)?;
+            commit(tx)
+        })
+    }
+
+    fn upgrade_secret_hash(
+        &self,
+        id: KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError> {
+        self.run(|conn| {
+            let n = conn.client.execute(
+                &conn.st.upgrade_hash,
+                &[&id.as_bytes().as_slice(), &current, &upgraded],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+        let ep = EventParams::new(event)?;
+        self.run(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let deleted = tx.execute(&conn.st.delete_key, &[&id.as_bytes().as_slice()])?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(Entity::Key(id)).into());
+            }
+            insert_event(&mut tx, &conn.st, event, &ep)?;
+            commit(tx)
+        })
+    }
+
+    fn audit_events(
+        &self,
+        account: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(|conn| {
+            let rows = conn.client.query(
+                &conn.st.audit_events,
+                &[&account.as_bytes().as_slice(), &limit],
+            )?;
+            Ok(rows
+                .iter()
+                .map(codec::event_from_row)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! The connection pool: `r2d2` over connections that carry their prepared
+//! statements.
+//!
+//! Every statement the store runs is prepared once per connection, when the
+//! connection is opened, so that each read is one round trip (Bind, Execute,
+//! Sync) and never a Parse first. That is why the pool's connection is our
+//! own [`Conn`] rather than `r2d2_postgres`'s bare `postgres::Client`: the
+//! statements must live and die with the connection they were prepared on.
+
+use crate::codec::{ACCOUNT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS};
+use crate::schema::fold;
+use postgres::{Client, Config, NoTls, Statement};
+
+/// Opens connections and prepares their statements.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    pub(crate) config: Config,
+}
+
+/// A pooled connection with its prepared statements.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    pub(crate) st: Statements,
+    /// Set when an operation found the connection dead, so that the pool
+    /// drops it instead of handing it out again.
+    pub(crate) broken: bool,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        let mut client = self.config.connect(NoTls)?;
+        let st = Statements::prepare(&mut client)?;
+        Ok(Conn {
+            client,
+            st,
+            broken: false,
+        })
+    }
+
+    // Only called if `test_on_check_out` is set, which the store does not
+    // set: it would cost a round trip on every authentication. Stale
+    // connections are found by use and retried instead (see `crate::run`).
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken || conn.client.is_closed()
+    }
+}
+
+/// The store's statements, prepared on one connection.
+pub(crate) struct Statements {
+    pub(crate) account: Statement,
+    pub(crate) insert_account: Statement,
+    pub(crate) lock_account: Statement,
+    pub(crate) insert_key: Statement,
+    pub(crate) count_channel: Statement,
+    pub(crate) key: Statement,
+    pub(crate) key_by_identifier: Statement,
+    pub(crate) keys_of_account: Statement,
+    pub(crate) update_key: Statement,
+    pub(crate) key_version: Statement,
+    pub(crate) upgrade_hash: Statement,
+    pub(crate) delete_key: Statement,
+    pub(crate) insert_event: Statement,
+    pub(crate) audit_events: Statement,
+}
+
+impl Statements {
+    fn prepare(c: &mut Client) -> Result<Self, postgres::Error> {
+        Ok(Statements {
+            account: c.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE id = $1"
+            ))?,
+            insert_account: c.prepare(&format!(
+                "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4)"
+            ))?,
+            // NO KEY UPDATE: serialises the writers of one account's keys
+            // without blocking the foreign-key checks of other writers.
+            lock_account: c
+                .prepare("SELECT 1 FROM apikeys_accounts WHERE id = $1 FOR NO KEY UPDATE")?,
+            insert_key: c.prepare(&format!(
+                "INSERT INTO apikeys_keys ({KEY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ))?,
+            count_channel: c.prepare(
+                "SELECT count(*) FROM apikeys_keys WHERE account_id = $1 AND channel = $2",
+            )?,
+            key: c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM apikeys_keys WHERE id = $1"
+            ))?,
+            key_by_identifier: c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM apikeys_keys WHERE {} = {}",
+                fold("identifier"),
+                fold("$1::text"),
+            ))?,
+            keys_of_account: c.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM apikeys_keys WHERE account_id = $1 \
+                 ORDER BY created_at, id"
+            ))?,
+            update_key: c.prepare(
+                "UPDATE apikeys_keys SET identifier = $3, label = $4, secret_hash = $5, \
+                 previous_hash = $6, previous_expires_at = $7, whitelist = $8, \
+                 changed_at = $9, version = $10 \
+                 WHERE id = $1 AND version = $2",
+            )?,
+            key_version: c.prepare("SELECT version FROM apikeys_keys WHERE id = $1")?,
+            upgrade_hash: c.prepare(
+                "UPDATE apikeys_keys SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2",
+            )?,
+            delete_key: c.prepare("DELETE FROM apikeys_keys WHERE id = $1")?,
+            insert_event: c.prepare(&format!(
+                "INSERT INTO apikeys_audit_events ({EVENT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ))?,
+            audit_events: c.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM apikeys_audit_events WHERE account_id = $1 \
+                 ORDER BY at DESC, seq DESC LIMIT $2"
+            ))?,
+        })
+    }
+}

@@ -1,0 +1,250 @@
+//! Test support (feature `testing`): a throw-away schema per test, so that
+//! tests run in parallel against one server and leave nothing behind.
+//!
+//! The server is named by the environment variable [`URL_VAR`]; when it is
+//! unset, [`TestSchema::new`] prints one line saying the test is skipped and
+//! why, and returns `None`, so that a machine without PostgreSQL still
+//! passes.
+//!
+//! ```no_run
+//! use apikeys_postgres::testing::TestSchema;
+//!
+//! let Some(db) = TestSchema::new("my_test") else { return };
+//! let store = db.store(4);
+//! // ... use `store`; the schema is dropped with `db`.
+//! ```
+//!
+//! For the conformance suite, [`test_store`] gives a store that drops its
+//! schema when it is dropped:
+//!
+//! ```ignore
+//! apikeys::store_conformance_tests!(apikeys_postgres::testing::test_store());
+//! ```
+#![allow(clippy::panic, clippy::expect_used)]
+
+use crate::{Options, PostgresStore};
+use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use postgres::{Config, NoTls};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The environment variable naming the test server, e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub const URL_VAR: &str = "APIKEYS_TEST_POSTGRES_URL";
+
+/// The test server's URL, or `None` (after printing that `test` is skipped)
+/// when [`URL_VAR`] is unset or empty.
+pub fn test_url(test: &str) -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            // The harness names each test's thread after the test.
+            let thread = std::thread::current();
+            let test = thread.name().filter(|n| *n != "main").unwrap_or(test);
+            // Written to the process's stderr, not through `eprintln!`, which
+            // the test harness captures and shows only for failing tests.
+            let line = format!(
+                "skipped {test}: set {URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test) to run the PostgreSQL tests\n"
+            );
+            // One write, so that lines of tests running at once do not mix.
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            None
+        }
+    }
+}
+
+/// A name no other test of any process uses at the same time: the tag, and
+/// 64 bits from the standard library's randomly seeded hasher with the
+/// process id and a counter.
+pub fn unique_name(tag: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let tag: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    format!("apikeys_t_{tag}_{:016x}", h.finish())
+}
+
+/// A schema of its own on the test server, dropped (with everything in it)
+/// when this value is dropped. Connections made through [`TestSchema::url`]
+/// report [`TestSchema::application_name`], so a test can find, and
+/// terminate, exactly its own sessions.
+#[derive(Debug)]
+pub struct TestSchema {
+    url: String,
+    schema: String,
+}
+
+impl TestSchema {
+    /// A fresh schema name for `test` (created by the first store that
+    /// connects to it), or `None` if [`URL_VAR`] is unset.
+    pub fn new(test: &str) -> Option<Self> {
+        let base = test_url(test)?;
+        let schema = unique_name(test);
+        let sep = if base.contains('?') { '&' } else { '?' };
+        // The schema name doubles as the application name: unique, and a
+        // valid value.
+        let url = format!("{base}{sep}application_name={schema}");
+        Some(TestSchema { url, schema })
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.schema
+    }
+
+    /// The application name this test's connections report.
+    pub fn application_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// The server's URL with this test's application name.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A store in this schema with a pool of `pool_size` connections.
+    ///
+    /// # Panics
+    /// If it cannot connect: this is for tests.
+    pub fn store(&self, pool_size: u32) -> PostgresStore {
+        self.store_with(Options::new(pool_size))
+    }
+
+    /// A store in this schema with other options (the schema is set here).
+    ///
+    /// # Panics
+    /// If it cannot connect: this is for tests.
+    pub fn store_with(&self, options: Options) -> PostgresStore {
+        PostgresStore::connect_with(&self.url, options.schema(self.schema.clone()))
+            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
+    }
+
+    /// A plain client on the test server (default schema), for a test's own
+    /// SQL.
+    ///
+    /// # Panics
+    /// If it cannot connect: this is for tests.
+    pub fn client(&self) -> postgres::Client {
+        let config: Config = self.url.parse().expect("the test URL parses");
+        config
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // Best effort: a failure here must not hide the test's own result.
+        let dropped = self.url.parse::<Config>().ok().and_then(|config| {
+            let mut client = config.connect(NoTls).ok()?;
+            client
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.schema
+                ))
+                .ok()
+        });
+        if dropped.is_none() {
+            eprintln!("could not drop test schema {}", self.schema);
+        }
+    }
+}
+
+/// A [`PostgresStore`] in a [`TestSchema`] of its own, dropped with it.
+#[derive(Debug)]
+pub struct TestStore {
+    // Declared first: the pool closes before the schema is dropped.
+    store: PostgresStore,
+    schema: TestSchema,
+}
+
+impl TestStore {
+    /// The store.
+    pub fn store(&self) -> &PostgresStore {
+        &self.store
+    }
+
+    /// Its schema.
+    pub fn schema(&self) -> &TestSchema {
+        &self.schema
+    }
+}
+
+/// A store for one conformance test, in a schema of its own, with a pool of
+/// 12 connections (the suite races 8 threads); `None` if [`URL_VAR`] is
+/// unset.
+pub fn test_store() -> Option<TestStore> {
+    let schema = TestSchema::new("conformance")?;
+    let store = schema.store(12);
+    Some(TestStore { store, schema })
+}
+
+impl Store for TestStore {
+    fn create_account(
+        &self,
+        account: &Account,
+        keys: &[KeyRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.store.create_account(account, keys, events)
+    }
+    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.store.account(id)
+    }
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.store.insert_key(key, max_for_channel, event)
+    }
+    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.store.key(id)
+    }
+    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.store.key_by_identifier(identifier)
+    }
+    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
+        self.store.keys_of_account(account)
+    }
+    fn update_key(
+        &self,
+        key: &KeyRecord,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.store.update_key(key, expected_version, event)
+    }
+    fn upgrade_secret_hash(
+        &self,
+        id: KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError> {
+        self.store.upgrade_secret_hash(id, current, upgraded)
+    }
+    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+        self.store.delete_key(id, event)
+    }
+    fn audit_events(
+        &self,
+        account: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.store.audit_events(account, limit)
+    }
+}

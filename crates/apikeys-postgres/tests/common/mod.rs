@@ -1,0 +1,212 @@
+//! Helpers shared by the PostgreSQL tests: a TCP proxy in front of the test
+//! server that counts round trips and can play an outage.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use apikeys_postgres::testing::TestSchema;
+use postgres::Config;
+use postgres::config::Host;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// A proxy between the store and the test server, on a loopback port of its
+/// own. It counts the server's `ReadyForQuery` messages: the server sends
+/// exactly one at the end of every round trip (every `Sync` of the extended
+/// protocol, every simple query), so their number is the number of round
+/// trips, whatever the client does. `set_up(false)` cuts every connection and
+/// refuses new ones until `set_up(true)`.
+pub struct Proxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+struct State {
+    upstream: SocketAddr,
+    up: AtomicBool,
+    stopping: AtomicBool,
+    ready_for_query: AtomicU64,
+    streams: Mutex<Vec<TcpStream>>,
+}
+
+impl State {
+    fn cut_all(&self) {
+        for s in self.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Proxy {
+    /// A proxy to the server the test schema's URL names.
+    pub fn start(db: &TestSchema) -> Proxy {
+        let config: Config = db.url().parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            Host::Tcp(h) => h.clone(),
+            #[allow(unreachable_patterns)]
+            _ => panic!("the proxy needs a TCP host in the test URL"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let upstream = (host.as_str(), port)
+            .to_socket_addrs()
+            .unwrap()
+            .next()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            upstream,
+            up: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            ready_for_query: AtomicU64::new(0),
+            streams: Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if st.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                if !st.up.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(st.upstream) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut streams = st.streams.lock().unwrap();
+                    streams.push(client.try_clone().unwrap());
+                    streams.push(server.try_clone().unwrap());
+                }
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Both);
+                });
+                let st2 = st.clone();
+                thread::spawn(move || {
+                    let _ = forward_counting(server, client, &st2);
+                });
+            }
+        });
+        Proxy { addr, state }
+    }
+
+    /// A connection string to the test database through this proxy, with the
+    /// test's application name.
+    pub fn url(&self, db: &TestSchema) -> String {
+        let config: Config = db.url().parse().unwrap();
+        let mut url = format!(
+            "host={} port={} sslmode=disable application_name={}",
+            self.addr.ip(),
+            self.addr.port(),
+            db.application_name()
+        );
+        if let Some(user) = config.get_user() {
+            url.push_str(&format!(" user={user}"));
+        }
+        if let Some(dbname) = config.get_dbname() {
+            url.push_str(&format!(" dbname={dbname}"));
+        }
+        if let Some(pw) = config.get_password() {
+            url.push_str(&format!(" password='{}'", String::from_utf8_lossy(pw)));
+        }
+        url
+    }
+
+    /// Round trips completed so far, over every connection.
+    pub fn round_trips(&self) -> u64 {
+        self.state.ready_for_query.load(Ordering::SeqCst)
+    }
+
+    /// Plays an outage (`false`): cuts every connection, refuses new ones;
+    /// or ends it (`true`).
+    pub fn set_up(&self, up: bool) {
+        self.state.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.state.cut_all();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        self.state.cut_all();
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Copies the server's messages to the client one by one, counting
+/// `ReadyForQuery` (`Z`) before forwarding it, so the count is up to date by
+/// the time the client sees the answer.
+fn forward_counting(
+    mut server: TcpStream,
+    mut client: TcpStream,
+    st: &State,
+) -> std::io::Result<()> {
+    let mut header = [0u8; 5];
+    let mut body = Vec::new();
+    loop {
+        server.read_exact(&mut header)?;
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        body.resize(len.saturating_sub(4), 0);
+        server.read_exact(&mut body)?;
+        if header[0] == b'Z' {
+            st.ready_for_query.fetch_add(1, Ordering::SeqCst);
+        }
+        client.write_all(&header)?;
+        client.write_all(&body)?;
+    }
+}
+
+/// Terminates every session of the server whose application name is
+/// `app`, from a connection of another name, and waits until those sessions
+/// are gone (new ones may have started meanwhile). Returns how many were
+/// terminated.
+pub fn terminate_sessions(db: &TestSchema, app: &str) -> usize {
+    let mut admin = admin_client(db);
+    let killed: Vec<i32> = admin
+        .query(
+            // Materialised first, so that pg_terminate_backend runs on these
+            // sessions only, never on a row the filter has not seen yet.
+            "WITH victims AS MATERIALIZED ( \
+                 SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND application_name = $1) \
+             SELECT pid FROM victims WHERE pg_terminate_backend(pid)",
+            &[&app],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for _ in 0..500 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&killed],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            return killed.len();
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("sessions of {app} survived pg_terminate_backend");
+}
+
+/// A client on the test server under another application name than the
+/// test's own, so that terminating the test's sessions spares it.
+pub fn admin_client(db: &TestSchema) -> postgres::Client {
+    let mut config: Config = db.url().parse().unwrap();
+    config.application_name("apikeys-test-admin");
+    config.connect(postgres::NoTls).unwrap()
+}

@@ -1,0 +1,246 @@
+//! Connecting: migrations, refusals with clear errors, and what this backend
+//! does beyond the conformance suite (ASCII-only case folding, rows it
+//! cannot read).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use apikeys::testing::START;
+use apikeys::{
+    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
+    Store, StoreError, Whitelist,
+};
+use apikeys_postgres::testing::TestSchema;
+use apikeys_postgres::{BadRow, ConnectError, Options, PostgresStore, schema};
+use std::error::Error as _;
+
+fn master(n: u8) -> Account {
+    Account {
+        id: AccountId::from_bytes([n; 16]),
+        kind: AccountKind::Master,
+        created_at: START,
+    }
+}
+
+fn key(n: u8, account: AccountId, channel: Channel, identifier: &str) -> KeyRecord {
+    KeyRecord {
+        id: KeyId::from_bytes([n; 16]),
+        account_id: account,
+        channel,
+        identifier: identifier.into(),
+        label: None,
+        secret_hash: "$sha256$x".into(),
+        previous_secret: None,
+        whitelist: Whitelist::default(),
+        created_at: START,
+        changed_at: START,
+        version: 1,
+    }
+}
+
+fn created(k: &KeyRecord) -> AuditEvent {
+    AuditEvent {
+        account_id: k.account_id,
+        key_id: Some(k.id),
+        channel: Some(k.channel),
+        at: START,
+        kind: AuditKind::KeyCreated,
+        actor: Actor::Operator,
+        detail: "created".into(),
+    }
+}
+
+fn migrations(db: &TestSchema) -> Vec<i32> {
+    db.client()
+        .query(
+            &format!(
+                "SELECT version FROM {}.apikeys_schema_migrations ORDER BY version",
+                db.name()
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn connecting_again_migrates_nothing_and_keeps_the_data() {
+    let Some(db) = TestSchema::new("schema_reconnect") else {
+        return;
+    };
+    let a = master(1);
+    db.store(2).create_account(&a, &[], &[]).unwrap();
+    let store = db.store(2);
+    assert_eq!(store.account(a.id).unwrap(), Some(a));
+    assert_eq!(store.schema(), Some(db.name()));
+    assert_eq!(store.pool_size(), 2);
+    let expected: Vec<i32> = (1..=schema::LATEST).collect();
+    assert_eq!(migrations(&db), expected);
+}
+
+#[test]
+fn a_newer_schema_is_refused_naming_both_versions() {
+    let Some(db) = TestSchema::new("schema_newer") else {
+        return;
+    };
+    drop(db.store(1));
+    let newer = schema::LATEST + 1;
+    db.client()
+        .execute(
+            &format!(
+                "INSERT INTO {}.apikeys_schema_migrations (version, description) VALUES ($1, 'from the future')",
+                db.name()
+            ),
+            &[&newer],
+        )
+        .unwrap();
+    let err = PostgresStore::connect_with_schema(db.url(), db.name(), 1).unwrap_err();
+    assert!(
+        matches!(err, ConnectError::NewerSchema { found, supported } if found == newer && supported == schema::LATEST),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("schema version {newer}"))
+            && msg.contains(&format!("version {}", schema::LATEST))
+            && msg.contains("upgrade apikeys-postgres"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_before_connecting() {
+    // No server needed for these.
+    let err = PostgresStore::connect("postgres://u@127.0.0.1:1/x", 0).unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidPoolSize(0)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the connection pool size must be at least 1, not 0"
+    );
+    let err = PostgresStore::connect_with_schema("postgres://u@127.0.0.1:1/x", "Bad-Name\"", 1)
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidSchema { .. }), "{err:?}");
+    assert!(err.to_string().contains("`Bad-Name\"`"));
+    assert!(err.to_string().contains("lowercase ASCII letters"));
+    let err =
+        PostgresStore::connect("postgres://secret-password@127.0.0.1:99999999/x", 1).unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err:?}");
+    assert!(!err.to_string().contains("secret-password"));
+}
+
+#[test]
+fn an_unreachable_server_is_a_connect_error() {
+    // Port 1 on loopback: nothing listens there.
+    let err =
+        PostgresStore::connect("postgres://u@127.0.0.1:1/x?connect_timeout=2", 1).unwrap_err();
+    assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("cannot connect to PostgreSQL"));
+    assert!(err.source().is_some(), "the client's error is kept");
+}
+
+#[test]
+fn the_default_schema_works_too() {
+    // Without a schema option, the tables go to the connection's default
+    // schema; point it at a test schema through the URL's options.
+    let Some(db) = TestSchema::new("schema_default") else {
+        return;
+    };
+    db.client()
+        .batch_execute(&format!("CREATE SCHEMA {}", db.name()))
+        .unwrap();
+    let url = format!("{}&options=-csearch_path%3D{}", db.url(), db.name());
+    let store = PostgresStore::connect_with(&url, Options::new(2)).unwrap();
+    assert_eq!(store.schema(), None);
+    let a = master(2);
+    store.create_account(&a, &[], &[]).unwrap();
+    assert_eq!(migrations(&db), (1..=schema::LATEST).collect::<Vec<_>>());
+    assert_eq!(store.account(a.id).unwrap(), Some(a));
+}
+
+/// Case folding is ASCII only, as the contract says: `École` and `éCOLE`
+/// are different identifiers (PostgreSQL's `lower()` would fold `É` to `é`
+/// and call them the same).
+#[test]
+fn case_folding_is_ascii_only() {
+    let Some(db) = TestSchema::new("schema_folding") else {
+        return;
+    };
+    let store = db.store(2);
+    let a = master(3);
+    store.create_account(&a, &[], &[]).unwrap();
+    let first = key(1, a.id, Channel::Rest, "École");
+    store.insert_key(&first, 10, &created(&first)).unwrap();
+    let second = key(2, a.id, Channel::Rest, "éCOLE");
+    store.insert_key(&second, 10, &created(&second)).unwrap();
+    assert_eq!(
+        store.key_by_identifier("ÉCOLE").unwrap().map(|k| k.id),
+        Some(first.id)
+    );
+    assert_eq!(
+        store.key_by_identifier("école").unwrap().map(|k| k.id),
+        Some(second.id)
+    );
+    let clash = key(3, a.id, Channel::Rest, "ÉCOLE");
+    assert!(matches!(
+        store.insert_key(&clash, 10, &created(&clash)),
+        Err(StoreError::AlreadyExists(
+            apikeys::store::Existing::Identifier
+        ))
+    ));
+}
+
+/// A row edited by hand into something the store cannot read is a backend
+/// error naming the table and the column, not a panic.
+#[test]
+fn unreadable_rows_are_backend_errors() {
+    let Some(db) = TestSchema::new("schema_bad_rows") else {
+        return;
+    };
+    let store = db.store(1);
+    let a = master(4);
+    store.create_account(&a, &[], &[]).unwrap();
+    let k = key(4, a.id, Channel::Ftp, "tampered");
+    store.insert_key(&k, 1, &created(&k)).unwrap();
+
+    let mut admin = db.client();
+    let mut check = |sql: &str, column: &str| {
+        let mut tx = admin.transaction().unwrap();
+        tx.batch_execute(&format!("SET LOCAL search_path = {}; {sql}", db.name()))
+            .unwrap();
+        tx.commit().unwrap();
+        let err = store.key(k.id).unwrap_err();
+        let StoreError::Backend { source } = &err else {
+            panic!("{err:?}")
+        };
+        let bad = source.downcast_ref::<BadRow>().unwrap();
+        assert_eq!((bad.table, bad.column), ("apikeys_keys", column), "{err}");
+        assert!(
+            err.to_string().contains(&format!("column `{column}`")),
+            "{err}"
+        );
+        // The lookup by identifier reads the same row the same way.
+        assert!(store.key_by_identifier("tampered").is_err());
+    };
+    check(
+        "UPDATE apikeys_keys SET whitelist = '{not-an-address}'",
+        "whitelist",
+    );
+    check(
+        "UPDATE apikeys_keys SET whitelist = '{}'; \
+         ALTER TABLE apikeys_keys DROP CONSTRAINT apikeys_keys_previous_check; \
+         UPDATE apikeys_keys SET previous_hash = '$sha256$old'",
+        "previous_hash",
+    );
+    check(
+        "UPDATE apikeys_keys SET previous_hash = NULL; \
+         ALTER TABLE apikeys_keys DROP CONSTRAINT apikeys_keys_channel_check; \
+         UPDATE apikeys_keys SET channel = 'sms'",
+        "channel",
+    );
+    check(
+        "UPDATE apikeys_keys SET channel = 'ftp'; \
+         ALTER TABLE apikeys_keys DROP CONSTRAINT apikeys_keys_version_check; \
+         UPDATE apikeys_keys SET version = 0",
+        "version",
+    );
+}
