@@ -1,0 +1,239 @@
+//! The SQLite store under load: `cargo bench -p apikeys-sqlite`.
+//!
+//! Figures to compare:
+//! - `authenticate/100000_keys`: target under 5 µs (median);
+//! - `authenticate/1000000_keys`: within 1.5x of the 100,000-key figure;
+//! - `authenticate/store_lookup_*`: the store's share of it
+//!   (`key_by_identifier` alone);
+//! - `create/import_batch_of_10000`: at least 20,000 keys per second (keys
+//!   with generated credentials, hashed, 10,000 to a transaction, through
+//!   `SqliteStore::import_accounts`);
+//! - `create/create_key_*`: one `ApiKeys::create_key` call, one transaction,
+//!   each, under both durabilities (for comparison; not a target).
+//!
+//! Each authentication picks the next of 1,000 known keys spread over the
+//! whole database, so the lookups do not all hit the same few pages.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use apikeys::Store;
+use apikeys::credentials::{generate_identifier, generate_secret};
+use apikeys::hashing::{SecretOrigin, hash_secret, random_salt};
+use apikeys::testing::START;
+use apikeys::{
+    Account, AccountId, AccountKind, Actor, ApiKeys, AuditEvent, AuditKind, Channel, KeyId,
+    KeyRecord, ManualClock, NewKey, Policy, Secret, Whitelist,
+};
+use apikeys_sqlite::{Durability, Options, SqliteStore};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Keys whose secrets the benchmark keeps, to authenticate with.
+const SAMPLES: usize = 1000;
+
+/// A key for the benchmark to authenticate with.
+struct Sample {
+    channel: Channel,
+    identifier: String,
+    secret: Secret,
+}
+
+/// One account with one key per channel, generated credentials, hashed as
+/// the service hashes them.
+fn account_with_keys(
+    rng: &mut ChaCha20Rng,
+    policy: &Policy,
+) -> ((Account, Vec<KeyRecord>, Vec<AuditEvent>), Vec<Sample>) {
+    let account = Account {
+        id: AccountId::random(rng),
+        kind: AccountKind::Master,
+        created_at: START,
+    };
+    let mut keys = Vec::with_capacity(Channel::ALL.len());
+    let mut secrets = Vec::with_capacity(Channel::ALL.len());
+    for channel in Channel::ALL {
+        let identifier = generate_identifier(rng);
+        let secret = generate_secret(rng);
+        let salt = random_salt(rng);
+        let secret_hash =
+            hash_secret(&policy.hashing, &secret, SecretOrigin::Generated, &salt).unwrap();
+        keys.push(KeyRecord {
+            id: KeyId::random(rng),
+            account_id: account.id,
+            channel,
+            identifier: identifier.clone(),
+            label: None,
+            secret_hash,
+            previous_secret: None,
+            whitelist: Whitelist::default(),
+            created_at: START,
+            changed_at: START,
+            version: 1,
+        });
+        secrets.push(Sample {
+            channel,
+            identifier,
+            secret,
+        });
+    }
+    let events = vec![AuditEvent {
+        account_id: account.id,
+        key_id: None,
+        channel: None,
+        at: START,
+        kind: AuditKind::AccountOpened,
+        actor: Actor::Operator,
+        detail: "imported".into(),
+    }];
+    ((account, keys, events), secrets)
+}
+
+/// Builds a database of `n` keys at `path`; returns [`SAMPLES`] of them,
+/// spread over the whole database.
+fn build(path: &Path, n: usize, policy: &Policy) -> Vec<Sample> {
+    let started = Instant::now();
+    let store = SqliteStore::open(path).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(n as u64);
+    let accounts = n / Channel::ALL.len();
+    let every = (accounts / SAMPLES).max(1);
+    let mut samples = Vec::with_capacity(SAMPLES);
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..accounts {
+        let (account, secrets) = account_with_keys(&mut rng, policy);
+        if i % every == 0 && samples.len() < SAMPLES {
+            samples.extend(secrets.into_iter().nth(i % Channel::ALL.len()));
+        }
+        batch.push(account);
+        if batch.len() == batch.capacity() {
+            store.import_accounts(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    store.import_accounts(&batch).unwrap();
+    eprintln!(
+        "built {n} keys in {:.1} s ({} bytes)",
+        started.elapsed().as_secs_f64(),
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    );
+    samples
+}
+
+fn service(store: SqliteStore, seed: u64) -> ApiKeys {
+    ApiKeys::new(
+        Arc::new(store),
+        Policy::fast_for_tests(),
+        Arc::new(ManualClock::new(START)),
+        ChaCha20Rng::seed_from_u64(seed),
+    )
+    .unwrap()
+}
+
+fn authenticate(c: &mut Criterion) {
+    let policy = Policy::fast_for_tests();
+    let client: IpAddr = "198.51.100.1".parse().unwrap();
+    let mut group = c.benchmark_group("authenticate");
+    for n in [100_000, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db");
+        let samples = build(&path, n, &policy);
+        let store = SqliteStore::open(&path).unwrap();
+        let mut next = 0;
+        group.bench_function(format!("store_lookup_{n}_keys"), |b| {
+            b.iter(|| {
+                let s = &samples[next % samples.len()];
+                next += 1;
+                black_box(store.key_by_identifier(&s.identifier).unwrap())
+            })
+        });
+        drop(store);
+        let keys = service(SqliteStore::open(&path).unwrap(), 1);
+        group.bench_function(format!("{n}_keys"), |b| {
+            b.iter(|| {
+                let s = &samples[next % samples.len()];
+                next += 1;
+                black_box(
+                    keys.authenticate(s.channel, &s.identifier, s.secret.expose_secret(), client)
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn create(c: &mut Criterion) {
+    let policy = Policy::fast_for_tests();
+    let mut group = c.benchmark_group("create");
+
+    const BATCH: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("import.db")).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(10);
+    group.bench_function(format!("import_batch_of_{BATCH}"), |b| {
+        b.iter(|| {
+            // Generating and hashing the credentials is part of the cost.
+            let batch: Vec<_> = (0..BATCH / Channel::ALL.len())
+                .map(|_| account_with_keys(&mut rng, &policy).0)
+                .collect();
+            store.import_accounts(&batch).unwrap();
+        })
+    });
+
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(50);
+    for (name, durability) in [
+        ("power_loss", Durability::PowerLoss),
+        ("process_crash", Durability::ProcessCrash),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("create.db");
+        let store =
+            SqliteStore::open_with(&path, Options::default().durability(durability)).unwrap();
+        let keys = service(store, 2);
+        group.bench_function(format!("create_key_{name}"), |b| {
+            b.iter_custom(|iters| {
+                // Accounts to hold the keys, one key per channel each,
+                // opened outside the timing.
+                let accounts: Vec<AccountId> = (0..iters.div_ceil(5))
+                    .map(|_| {
+                        keys.open_account(Actor::Operator, AccountKind::Master, START)
+                            .unwrap()
+                            .account
+                            .id
+                    })
+                    .collect();
+                let started = Instant::now();
+                for i in 0..iters as usize {
+                    let channel = Channel::ALL[i % 5];
+                    black_box(
+                        keys.create_key(
+                            Actor::Operator,
+                            accounts[i / 5],
+                            NewKey::generated(channel),
+                        )
+                        .unwrap(),
+                    );
+                }
+                started.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = authenticate, create
+}
+criterion_main!(benches);

@@ -1,0 +1,237 @@
+//! Opening and setting up connections, and the free list of read
+//! connections.
+
+use crate::error::OpenError;
+use apikeys::StoreError;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// What an acknowledged write survives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous=FULL`: the write-ahead log is flushed to the disk
+    /// (`fsync`) at every commit, so an acknowledged write survives a crash
+    /// of the process, of the operating system, and a power loss.
+    ///
+    /// The default. Decision: a credential change that a power cut undid
+    /// would bring a revoked secret back to life, and writes are rare next to
+    /// authentications (which never wait for the disk), so the `fsync` per
+    /// change is worth it. Bulk imports pay it once per batch.
+    #[default]
+    PowerLoss,
+    /// `synchronous=NORMAL`: commits are written to the write-ahead log but
+    /// flushed to the disk only at checkpoints. An acknowledged write still
+    /// survives the process being killed (even with `SIGKILL`), since the
+    /// operating system holds it; an operating-system crash or power loss may
+    /// undo the last writes (never corrupting the file). Several times faster
+    /// for single writes.
+    ProcessCrash,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::PowerLoss => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        }
+    }
+}
+
+/// How to open a store. `Options::default()` is the production setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// What an acknowledged write survives (default [`Durability::PowerLoss`]).
+    pub durability: Durability,
+    /// How long a write waits for another process's write to finish before
+    /// failing with a backend error (default 5 s). Reads never wait for
+    /// writes.
+    pub busy_timeout: Duration,
+    /// Bytes of the file each connection maps into memory (`mmap_size`),
+    /// letting reads skip a system call per page (default 1 GiB; 0 turns
+    /// it off).
+    pub mmap_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::default(),
+            busy_timeout: Duration::from_secs(5),
+            mmap_size: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Options {
+    /// These options with another durability.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// These options with another busy timeout.
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// These options with another memory-map size (0: no memory map).
+    #[must_use]
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
+        self
+    }
+}
+
+/// The writer's page cache, in KiB (as a negative `cache_size`).
+const WRITER_CACHE_KIB: i64 = -64 * 1024;
+
+/// Bytes the WAL file is cut back to after a checkpoint.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Prepared statements each connection keeps ready (the store uses fewer).
+const STATEMENT_CACHE: usize = 32;
+
+/// Sorts an error met while opening into what it means for the caller.
+pub(crate) fn classify_open_error(path: &Path, source: rusqlite::Error) -> OpenError {
+    let path = path.to_path_buf();
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            OpenError::NotADatabase { path, source }
+        }
+        Some(ErrorCode::ReadOnly) => OpenError::ReadOnly {
+            path,
+            source: Some(source),
+        },
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            OpenError::Open { path, source }
+        }
+        _ => OpenError::Setup { path, source },
+    }
+}
+
+/// Opens the write connection of a file database, creating the file if
+/// needed, and turns WAL mode on.
+pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection, OpenError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| OpenError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SQLite falls back to read-only when the file cannot be written.
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| classify_open_error(path, e))?
+    {
+        return Err(OpenError::ReadOnly {
+            path: path.to_path_buf(),
+            source: None,
+        });
+    }
+    configure(&conn, options).map_err(|e| classify_open_error(path, e))?;
+    // The first statement that reads the file: a file that is not a
+    // database fails here.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| classify_open_error(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::ReadOnly {
+            path: path.to_path_buf(),
+            source: None,
+        });
+    }
+    conn.pragma_update(None, "synchronous", options.durability.pragma())
+        .map_err(|e| classify_open_error(path, e))?;
+    // Writes touch index pages all over the file: keep more of them.
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+        .map_err(|e| classify_open_error(path, e))?;
+    // A big import grows the WAL; give the space back after checkpoints.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(|e| classify_open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Opens a read connection to a file database the writer already set up.
+fn open_reader(path: &Path, options: &Options) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    configure(&conn, options)?;
+    // Read connections never write: a bug that tried would fail loudly.
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// The single connection of an in-memory database.
+pub(crate) fn open_memory() -> rusqlite::Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    configure(&conn, &Options::default())?;
+    Ok(conn)
+}
+
+/// Settings every connection needs.
+fn configure(conn: &Connection, options: &Options) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    if options.mmap_size > 0 {
+        // Returns the size in force; nothing to check (0 where unsupported).
+        let bytes = i64::try_from(options.mmap_size).unwrap_or(i64::MAX);
+        let _: Option<i64> = conn
+            .pragma_update_and_check(None, "mmap_size", bytes, |r| r.get(0))
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+    }
+    Ok(())
+}
+
+/// Read connections to a file database: a free list that grows to as many
+/// connections as there were concurrent reads, so that reads never queue
+/// behind each other (in WAL mode they do not wait for the writer either).
+pub(crate) struct Readers {
+    path: PathBuf,
+    options: Options,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf, options: Options) -> Self {
+        Readers {
+            path,
+            options,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    // A panic while the list is locked cannot leave it half-changed (push
+    // and pop are whole): recovering from poison is safe.
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on an idle read connection, opening one if none is idle.
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let taken = self.idle().pop();
+        let conn = match taken {
+            Some(c) => c,
+            None => open_reader(&self.path, &self.options).map_err(StoreError::backend)?,
+        };
+        let out = f(&conn);
+        // Statements are reset when their rows are dropped, so the
+        // connection holds no read transaction (no stale snapshot) here.
+        self.idle().push(conn);
+        out
+    }
+}

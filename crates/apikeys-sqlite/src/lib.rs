@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+#[macro_use]
+mod codec;
+mod connection;
+mod error;
+mod schema;
+mod store;
+
+pub use connection::{Durability, Options};
+pub use error::{BadRow, OpenError, Unstorable};
+pub use store::SqliteStore;
+
+/// The schema version this version of the crate creates and reads. A
+/// database recording a higher version is refused with
+/// [`OpenError::NewerSchema`].
+pub const SCHEMA_VERSION: i64 = schema::LATEST;

@@ -1,0 +1,127 @@
+//! The schema, as numbered migrations applied in order and recorded in
+//! `schema_migrations`.
+//!
+//! Never edit a released migration: add a new one at the end. A database
+//! whose recorded version is higher than [`MIGRATIONS`] knows was made by a
+//! newer version of this crate, and opening it is refused.
+//!
+//! How values are kept:
+//! - ids: their 16 bytes (`BLOB`);
+//! - instants: signed nanoseconds since 1970-01-01T00:00:00Z (`INTEGER`),
+//!   exact to the nanosecond, and ordered as integers;
+//! - channels, audit kinds: their stable codes; actors: `operator` or an
+//!   account id's text form;
+//! - whitelists: the normalised entries in CIDR form, separated by spaces
+//!   (`''` when empty).
+//!
+//! The rules that concurrent writers could break are held by the database
+//! itself, so that they hold against other processes too:
+//! - `keys_identifier`: an identifier names one key, ignoring ASCII case (the
+//!   column's `NOCASE` collation folds ASCII letters only, which is exactly
+//!   the rule);
+//! - `keys_one_per_channel`: one key per account and channel, except REST
+//!   (whose limit is a policy value, counted inside the writing transaction).
+
+use crate::error::OpenError;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+
+/// The migrations; migration `i` (0-based) brings the schema to version
+/// `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: accounts, keys, audit trail.
+    "
+    CREATE TABLE accounts (
+        id          BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+        kind        TEXT    NOT NULL CHECK (kind IN ('master', 'sub')),
+        parent_id   BLOB    REFERENCES accounts (id),
+        created_at  INTEGER NOT NULL,
+        CHECK ((kind = 'sub') = (parent_id IS NOT NULL))
+    ) WITHOUT ROWID;
+
+    CREATE TABLE keys (
+        seq                  INTEGER PRIMARY KEY,
+        id                   BLOB    NOT NULL CHECK (length(id) = 16),
+        account_id           BLOB    NOT NULL REFERENCES accounts (id),
+        channel              TEXT    NOT NULL
+            CHECK (channel IN ('ftp', 'rest', 'http', 'web_service', 'email')),
+        identifier           TEXT    NOT NULL COLLATE NOCASE,
+        label                TEXT,
+        secret_hash          TEXT    NOT NULL,
+        previous_hash        TEXT,
+        previous_expires_at  INTEGER,
+        whitelist            TEXT    NOT NULL,
+        created_at           INTEGER NOT NULL,
+        changed_at           INTEGER NOT NULL,
+        version              INTEGER NOT NULL CHECK (version >= 1),
+        CHECK ((previous_hash IS NULL) = (previous_expires_at IS NULL))
+    );
+    CREATE UNIQUE INDEX keys_id ON keys (id);
+    CREATE UNIQUE INDEX keys_identifier ON keys (identifier);
+    CREATE UNIQUE INDEX keys_one_per_channel ON keys (account_id, channel)
+        WHERE channel <> 'rest';
+    CREATE INDEX keys_by_account ON keys (account_id, created_at, id);
+
+    -- No foreign key to accounts: the trail outlives what it describes.
+    CREATE TABLE audit_events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id  BLOB    NOT NULL,
+        key_id      BLOB,
+        channel     TEXT,
+        at          INTEGER NOT NULL,
+        kind        TEXT    NOT NULL,
+        actor       TEXT    NOT NULL,
+        detail      TEXT    NOT NULL
+    );
+    CREATE INDEX audit_by_account ON audit_events (account_id, at DESC, seq DESC);
+    ",
+];
+
+/// The schema version this crate creates and understands.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`LATEST`], in one `IMMEDIATE` transaction so
+/// that two processes opening a new file at once do not both migrate it.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| crate::connection::classify_open_error(path, e))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version     INTEGER PRIMARY KEY,
+            applied_at  TEXT    NOT NULL
+        );",
+    )
+    .map_err(|e| crate::connection::classify_open_error(path, e))?;
+    let found: i64 = tx
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()
+        .map_err(|e| crate::connection::classify_open_error(path, e))?
+        .flatten()
+        .unwrap_or(0);
+    if found > LATEST {
+        return Err(OpenError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: LATEST,
+        });
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
+        let migration_error = |source| OpenError::Migration {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        tx.execute_batch(sql).map_err(migration_error)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at)
+             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            [version],
+        )
+        .map_err(migration_error)?;
+    }
+    tx.commit()
+        .map_err(|e| crate::connection::classify_open_error(path, e))
+}

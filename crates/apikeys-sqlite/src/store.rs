@@ -1,0 +1,560 @@
+//! [`SqliteStore`]: the [`Store`] on SQLite.
+
+use crate::codec::{
+    account_from_row, backend, event_from_row, instant, key_from_row, version, whitelist,
+};
+use crate::connection::{Options, Readers, open_memory, open_writer};
+use crate::error::OpenError;
+use crate::schema;
+use apikeys::store::{Entity, Existing};
+use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A [`Store`] in a SQLite database: the embedded default.
+///
+/// Writes go through one connection behind a mutex, each in its own
+/// `BEGIN IMMEDIATE` transaction together with its audit events; other
+/// processes writing the same file wait for each other through SQLite's
+/// locks (up to [`Options::busy_timeout`]). Reads use a free list of read
+/// connections that grows with the number of concurrent readers, so reads
+/// never queue behind each other, nor (in WAL mode) behind writes.
+///
+/// The uniqueness rules are held by the database itself with unique indexes,
+/// so they hold against other processes too; see [`crate::SCHEMA_VERSION`]
+/// and the crate documentation.
+pub struct SqliteStore {
+    /// The file, or `None` in memory.
+    path: Option<PathBuf>,
+    writer: Mutex<Connection>,
+    /// `None` in memory: reads use the writer's connection.
+    readers: Option<Readers>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path` with the default [`Options`], creating it
+    /// if it does not exist and upgrading its schema if it is older than this
+    /// crate's.
+    ///
+    /// Errors name the path: a file that cannot be opened, is not a SQLite
+    /// database or is corrupt, is read-only, or holds a newer schema than
+    /// this crate knows (see [`OpenError`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// As [`SqliteStore::open`], with other options.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        let mut writer = open_writer(path, &options)?;
+        schema::migrate(&mut writer, path)?;
+        // Read connections open later: pin the file against a change of
+        // working directory in between.
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(SqliteStore {
+            path: Some(path.to_path_buf()),
+            writer: Mutex::new(writer),
+            readers: Some(Readers::new(absolute, options)),
+        })
+    }
+
+    /// A new, empty database in memory, gone when the store is dropped: for
+    /// tests and examples.
+    ///
+    /// Decision: it has a single connection, so reads wait for each other
+    /// and for writes (SQLite's shared-cache mode would let several
+    /// connections share it, but with table locks that fail instead of
+    /// waiting). Use a file for concurrent readers.
+    pub fn open_in_memory() -> Result<Self, OpenError> {
+        let path = PathBuf::from(":memory:");
+        let mut writer = open_memory().map_err(|source| OpenError::Setup {
+            path: path.clone(),
+            source,
+        })?;
+        schema::migrate(&mut writer, &path)?;
+        Ok(SqliteStore {
+            path: None,
+            writer: Mutex::new(writer),
+            readers: None,
+        })
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Opens many accounts, each with its initial keys and audit events, in
+    /// one transaction: all of them or none.
+    ///
+    /// Each account is checked as by [`Store::create_account`], with the same
+    /// errors; the first refusal ends the batch and nothing is kept. Meant for
+    /// importing the accounts of an existing platform (with their historic
+    /// dates), where one transaction per account would spend most of its time
+    /// waiting for the disk.
+    pub fn import_accounts(
+        &self,
+        batch: &[(Account, Vec<KeyRecord>, Vec<AuditEvent>)],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for (account, keys, events) in batch {
+                create_account_in(tx, account, keys, events)?;
+            }
+            Ok(())
+        })
+    }
+
+    // A panic while the writer was locked left no transaction open (a
+    // `Transaction` rolls back when dropped, and `write` checks anyway):
+    // recovering from poison is safe.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committed if `f`
+    /// succeeds and rolled back otherwise.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer();
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(backend)?;
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read connection.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.readers {
+            Some(readers) => readers.with(f),
+            None => f(&self.writer()),
+        }
+    }
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
+}
+
+fn exists(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<bool, StoreError> {
+    tx.prepare_cached(sql)
+        .and_then(|mut s| s.exists(p))
+        .map_err(backend)
+}
+
+fn account_exists(tx: &Transaction<'_>, id: AccountId) -> Result<bool, StoreError> {
+    exists(
+        tx,
+        "SELECT 1 FROM accounts WHERE id = ?1",
+        [id.as_bytes().as_slice()],
+    )
+}
+
+fn identifier_taken(
+    tx: &Transaction<'_>,
+    identifier: &str,
+    other_than: KeyId,
+) -> Result<bool, StoreError> {
+    exists(
+        tx,
+        "SELECT 1 FROM keys WHERE identifier = ?1 AND id <> ?2",
+        params![identifier, other_than.as_bytes().as_slice()],
+    )
+}
+
+fn keys_held(tx: &Transaction<'_>, key: &KeyRecord) -> Result<i64, StoreError> {
+    tx.prepare_cached("SELECT count(*) FROM keys WHERE account_id = ?1 AND channel = ?2")
+        .and_then(|mut s| {
+            s.query_row(
+                params![key.account_id.as_bytes().as_slice(), key.channel.code()],
+                |r| r.get(0),
+            )
+        })
+        .map_err(backend)
+}
+
+/// Why a new key was refused, checked in the order of the contract (and of
+/// the in-memory store): account, key id, identifier, channel. Called inside
+/// the writing transaction, after the database refused the key or the
+/// channel count reached its limit, so nothing can change in between.
+fn why_key_refused(
+    tx: &Transaction<'_>,
+    key: &KeyRecord,
+    max_for_channel: u32,
+    cause: Option<rusqlite::Error>,
+) -> StoreError {
+    let diagnosis = (|| {
+        if !account_exists(tx, key.account_id)? {
+            return Ok(StoreError::NotFound(Entity::Account(key.account_id)));
+        }
+        if exists(
+            tx,
+            "SELECT 1 FROM keys WHERE id = ?1",
+            [key.id.as_bytes().as_slice()],
+        )? {
+            return Ok(StoreError::AlreadyExists(Existing::Key));
+        }
+        if identifier_taken(tx, &key.identifier, key.id)? {
+            return Ok(StoreError::AlreadyExists(Existing::Identifier));
+        }
+        let held = keys_held(tx, key)?;
+        let limit = if key.channel.allows_several_keys() {
+            max_for_channel
+        } else {
+            // The `keys_one_per_channel` index holds the product's rule.
+            max_for_channel.min(1)
+        };
+        if held >= i64::from(limit) {
+            return Ok(StoreError::AlreadyExists(Existing::ChannelFull(
+                key.channel,
+            )));
+        }
+        Ok(match cause {
+            Some(e) => backend(e),
+            None => StoreError::AlreadyExists(Existing::ChannelFull(key.channel)),
+        })
+    })();
+    diagnosis.unwrap_or_else(|e| e)
+}
+
+fn insert_key_in(
+    tx: &Transaction<'_>,
+    key: &KeyRecord,
+    max_for_channel: u32,
+) -> Result<(), StoreError> {
+    // For every channel but REST the unique index `keys_one_per_channel`
+    // holds the limit of one; REST's policy limit is counted here, inside
+    // the IMMEDIATE transaction, so two writers cannot both pass.
+    let counted =
+        (key.channel.allows_several_keys() && max_for_channel < u32::MAX) || max_for_channel == 0;
+    if counted && keys_held(tx, key)? >= i64::from(max_for_channel) {
+        return Err(why_key_refused(tx, key, max_for_channel, None));
+    }
+    let previous = key.previous_secret.as_ref();
+    let previous_expires_at = previous.map(|p| instant(p.expires_at)).transpose()?;
+    let (created_at, changed_at) = (instant(key.created_at)?, instant(key.changed_at)?);
+    let key_version = version(key.version)?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO keys (id, account_id, channel, identifier, label, secret_hash,
+                previous_hash, previous_expires_at, whitelist, created_at, changed_at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key.id.as_bytes().as_slice(),
+                key.account_id.as_bytes().as_slice(),
+                key.channel.code(),
+                key.identifier,
+                key.label,
+                key.secret_hash,
+                previous.map(|p| p.hash.as_str()),
+                previous_expires_at,
+                whitelist(&key.whitelist),
+                created_at,
+                changed_at,
+                key_version,
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_constraint(&e) => Err(why_key_refused(tx, key, max_for_channel, Some(e))),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+fn record_event(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), StoreError> {
+    let at = instant(event.at)?;
+    tx.prepare_cached(
+        "INSERT INTO audit_events (account_id, key_id, channel, at, kind, actor, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            event.account_id.as_bytes().as_slice(),
+            event.key_id.as_ref().map(|k| k.as_bytes().as_slice()),
+            event.channel.map(|c| c.code()),
+            at,
+            event.kind.code(),
+            event.actor.to_string(),
+            event.detail,
+        ])
+    })
+    .map(|_| ())
+    .map_err(backend)
+}
+
+fn create_account_in(
+    tx: &Transaction<'_>,
+    account: &Account,
+    keys: &[KeyRecord],
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    let parent = account.kind.parent();
+    let created_at = instant(account.created_at)?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO accounts (id, kind, parent_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                account.id.as_bytes().as_slice(),
+                account.kind.code(),
+                parent.as_ref().map(|p| p.as_bytes().as_slice()),
+                created_at,
+            ])
+        });
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_constraint(&e) => {
+            if account_exists(tx, account.id)? {
+                return Err(StoreError::AlreadyExists(Existing::Account));
+            }
+            if let Some(parent) = parent
+                && !account_exists(tx, parent)?
+            {
+                return Err(StoreError::NotFound(Entity::Account(parent)));
+            }
+            return Err(backend(e));
+        }
+        Err(e) => return Err(backend(e)),
+    }
+    for key in keys {
+        if key.account_id != account.id {
+            return Err(StoreError::NotFound(Entity::Account(key.account_id)));
+        }
+        // Initial keys: the one-per-channel index applies, no REST count.
+        insert_key_in(tx, key, u32::MAX)?;
+    }
+    for event in events {
+        record_event(tx, event)?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn create_account(
+        &self,
+        account: &Account,
+        keys: &[KeyRecord],
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| create_account_in(tx, account, keys, events))
+    }
+
+    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM accounts WHERE id = ?1"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt.query([id.as_bytes().as_slice()]).map_err(backend)?;
+            rows.next()
+                .map_err(backend)?
+                .map(account_from_row)
+                .transpose()
+        })
+    }
+
+    fn insert_key(
+        &self,
+        key: &KeyRecord,
+        max_for_channel: u32,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        // A missing account is caught by the foreign key, then diagnosed.
+        self.write(|tx| {
+            insert_key_in(tx, key, max_for_channel)?;
+            record_event(tx, event)
+        })
+    }
+
+    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(KEY_BY_ID).map_err(backend)?;
+            let mut rows = stmt.query([id.as_bytes().as_slice()]).map_err(backend)?;
+            rows.next().map_err(backend)?.map(key_from_row).transpose()
+        })
+    }
+
+    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
+        // The hot path: one lookup in the `keys_identifier` index (the
+        // column's NOCASE collation makes `=` ignore ASCII case), with a
+        // statement prepared once per connection.
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(KEY_BY_IDENTIFIER).map_err(backend)?;
+            let mut rows = stmt.query([identifier]).map_err(backend)?;
+            rows.next().map_err(backend)?.map(key_from_row).transpose()
+        })
+    }
+
+    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM keys WHERE account_id = ?1 ORDER BY created_at, id"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query([account.as_bytes().as_slice()])
+                .map_err(backend)?;
+            let mut keys = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                keys.push(key_from_row(row)?);
+            }
+            Ok(keys)
+        })
+    }
+
+    fn update_key(
+        &self,
+        key: &KeyRecord,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let found: Option<i64> = tx
+                .prepare_cached("SELECT version FROM keys WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([key.id.as_bytes().as_slice()], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(backend)?;
+            let Some(found) = found else {
+                return Err(StoreError::NotFound(Entity::Key(key.id)));
+            };
+            // Stored versions are at least 1 (a CHECK holds it).
+            let found = u64::try_from(found).unwrap_or(0);
+            if found != expected_version {
+                return Err(StoreError::Conflict {
+                    key: key.id,
+                    expected: expected_version,
+                    found,
+                });
+            }
+            let previous = key.previous_secret.as_ref();
+            let previous_expires_at = previous.map(|p| instant(p.expires_at)).transpose()?;
+            let (changed_at, key_version) = (instant(key.changed_at)?, version(key.version)?);
+            // The id, account, channel and creation instant are not written:
+            // they never change.
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE keys SET identifier = ?2, label = ?3, secret_hash = ?4,
+                        previous_hash = ?5, previous_expires_at = ?6, whitelist = ?7,
+                        changed_at = ?8, version = ?9
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key.id.as_bytes().as_slice(),
+                        key.identifier,
+                        key.label,
+                        key.secret_hash,
+                        previous.map(|p| p.hash.as_str()),
+                        previous_expires_at,
+                        whitelist(&key.whitelist),
+                        changed_at,
+                        key_version,
+                    ])
+                });
+            match updated {
+                Ok(_) => {}
+                Err(e) if is_constraint(&e) => {
+                    return Err(if identifier_taken(tx, &key.identifier, key.id)? {
+                        StoreError::AlreadyExists(Existing::Identifier)
+                    } else {
+                        backend(e)
+                    });
+                }
+                Err(e) => return Err(backend(e)),
+            }
+            record_event(tx, event)
+        })
+    }
+
+    fn upgrade_secret_hash(
+        &self,
+        id: KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE keys SET secret_hash = ?3 WHERE id = ?1 AND secret_hash = ?2")
+                .and_then(|mut s| s.execute(params![id.as_bytes().as_slice(), current, upgraded]))
+                .map(|changed| changed == 1)
+                .map_err(backend)
+        })
+    }
+
+    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let deleted = tx
+                .prepare_cached("DELETE FROM keys WHERE id = ?1")
+                .and_then(|mut s| s.execute([id.as_bytes().as_slice()]))
+                .map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(Entity::Key(id)));
+            }
+            record_event(tx, event)
+        })
+    }
+
+    fn audit_events(
+        &self,
+        account: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM audit_events WHERE account_id = ?1 ORDER BY at DESC, seq DESC LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query(params![account.as_bytes().as_slice(), limit])
+                .map_err(backend)?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                events.push(event_from_row(row)?);
+            }
+            Ok(events)
+        })
+    }
+}
+
+const KEY_BY_ID: &str = concat!("SELECT ", key_columns!(), " FROM keys WHERE id = ?1");
+
+const KEY_BY_IDENTIFIER: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys WHERE identifier = ?1"
+);

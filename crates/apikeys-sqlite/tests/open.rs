@@ -1,0 +1,427 @@
+//! Opening databases: good and bad files, schema versions, unreadable rows.
+// Tests may unwrap and panic (helpers outside `#[test]` functions too).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use apikeys::store::Entity;
+use apikeys::testing::START;
+use apikeys::{
+    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
+    Store, StoreError, Whitelist,
+};
+use apikeys_sqlite::{BadRow, OpenError, SCHEMA_VERSION, SqliteStore, Unstorable};
+use common::{TempStore, after, is_worker};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use time::macros::datetime;
+
+fn master(seed: u64) -> Account {
+    Account {
+        id: AccountId::random(&mut ChaCha20Rng::seed_from_u64(seed)),
+        kind: AccountKind::Master,
+        created_at: START,
+    }
+}
+
+fn opened(a: &Account) -> AuditEvent {
+    AuditEvent {
+        account_id: a.id,
+        key_id: None,
+        channel: None,
+        at: START,
+        kind: AuditKind::AccountOpened,
+        actor: Actor::Operator,
+        detail: "opened".into(),
+    }
+}
+
+/// The error of opening `path`, checking that its message names the path.
+fn open_error(path: &Path) -> OpenError {
+    let err = SqliteStore::open(path).expect_err("opening should fail");
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&path.display().to_string()),
+        "the error names the file: {shown}"
+    );
+    assert_eq!(err.path(), path);
+    err
+}
+
+#[test]
+fn a_new_file_gets_the_schema_and_keeps_data_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let a = master(1);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.path(), Some(path.as_path()));
+        store.create_account(&a, &[], &[opened(&a)]).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.account(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(store.audit_events(a.id, 10).unwrap().len(), 1);
+    drop(store);
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<(i64, String)> = conn
+        .prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.0).collect::<Vec<_>>(),
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>(),
+        "each migration recorded once, reopening ran none again"
+    );
+    assert!(versions[0].1.ends_with('Z'), "{}", versions[0].1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn an_empty_file_is_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let a = master(2);
+    store.create_account(&a, &[], &[]).unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "not a database, just some notes\n".repeat(200)).unwrap();
+    let err = open_error(&path);
+    assert!(matches!(err, OpenError::NotADatabase { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("is not a SQLite database or is corrupt")
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        "not a database, just some notes\n".repeat(200).into_bytes(),
+        "the file is left alone"
+    );
+}
+
+fn database_with_data(path: &Path) {
+    let store = SqliteStore::open(path).unwrap();
+    for seed in 0..50 {
+        let a = master(100 + seed);
+        store.create_account(&a, &[], &[opened(&a)]).unwrap();
+    }
+}
+
+#[test]
+fn a_corrupt_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt-header.db");
+    database_with_data(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The page size (bytes 16-17) must be a power of two.
+    bytes[16] = 0x12;
+    bytes[17] = 0x34;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = open_error(&path);
+    assert!(matches!(err, OpenError::NotADatabase { .. }), "{err:?}");
+}
+
+#[test]
+fn a_corrupt_schema_page_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt-schema.db");
+    database_with_data(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Page 1 after the 100-byte file header holds the schema table.
+    for b in &mut bytes[100..4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let err = open_error(&path);
+    assert!(matches!(err, OpenError::NotADatabase { .. }), "{err:?}");
+}
+
+#[test]
+fn a_missing_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("keys.db");
+    let err = open_error(&path);
+    assert!(matches!(err, OpenError::Open { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("cannot open SQLite database"));
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer.db");
+    database_with_data(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 'later')",
+        [SCHEMA_VERSION + 41],
+    )
+    .unwrap();
+    drop(conn);
+    let err = open_error(&path);
+    match &err {
+        OpenError::NewerSchema {
+            found, supported, ..
+        } => assert_eq!((*found, *supported), (SCHEMA_VERSION + 41, SCHEMA_VERSION)),
+        other => panic!("{other:?}"),
+    }
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!("schema version {}", SCHEMA_VERSION + 41))
+            && shown.contains(&format!("newer than version {SCHEMA_VERSION}")),
+        "{shown}"
+    );
+    // Nothing was changed: the newer version is still recorded.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let max: i64 = conn
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(max, SCHEMA_VERSION + 41);
+}
+
+// ----- read-only files -----------------------------------------------------
+
+/// Opens the file named by the environment and prints the outcome (run as
+/// another user by the read-only tests when they run as root).
+#[test]
+fn worker_open() {
+    if !is_worker("worker_open") {
+        return;
+    }
+    let path = std::env::var_os("APIKEYS_SQLITE_OPEN_PATH").unwrap();
+    match SqliteStore::open(&path) {
+        Ok(_) => println!("OPEN-RESULT: ok"),
+        Err(e) => println!("OPEN-RESULT: {e:?} | {e}"),
+    }
+}
+
+/// The outcome of opening `path` while unable to write what `probe` names:
+/// in this process if permissions bind it, else as user `nobody` (root
+/// ignores permissions). `None` if neither is possible here.
+fn open_without_write_access(path: &Path, probe: &Path) -> Option<String> {
+    let bound = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(probe)
+        .is_err();
+    if probe != path {
+        let _ = std::fs::remove_file(probe);
+    }
+    if bound {
+        return Some(match SqliteStore::open(path) {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:?} | {e}"),
+        });
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(exe)
+        .args([
+            "worker_open",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(common::WORKER, "worker_open")
+        .env("APIKEYS_SQLITE_OPEN_PATH", path)
+        .output()
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let found = stdout
+        .lines()
+        .find_map(|l| after(l, "OPEN-RESULT: "))
+        .map(str::to_owned);
+    if found.is_none() {
+        eprintln!(
+            "skipped: cannot drop privileges to test read-only files here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    found
+}
+
+fn make_readable_by_all(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_read_only_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    make_readable_by_all(dir.path());
+    let path = dir.path().join("read-only.db");
+    database_with_data(&path);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let Some(outcome) = open_without_write_access(&path, &path) else {
+        return;
+    };
+    assert!(outcome.starts_with("ReadOnly"), "{outcome}");
+    assert!(
+        outcome.contains(&format!(
+            "SQLite database `{}` is read-only",
+            path.display()
+        )),
+        "{outcome}"
+    );
+}
+
+#[test]
+fn a_read_only_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("locked");
+    std::fs::create_dir(&sub).unwrap();
+    make_readable_by_all(dir.path());
+    let path = sub.join("keys.db");
+    database_with_data(&path);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let outcome = open_without_write_access(&path, &sub.join("probe"));
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let Some(outcome) = outcome else { return };
+    assert!(
+        outcome.contains(&format!("`{}`", path.display())),
+        "the error names the file: {outcome}"
+    );
+    assert!(outcome.starts_with("ReadOnly"), "{outcome}");
+}
+
+// ----- values that cannot be stored or read back ----------------------------
+
+#[test]
+fn an_unreadable_row_is_a_backend_error_naming_the_column() {
+    let damage = [
+        ("whitelist", "'10.0.0.0/8 not-an-address'"),
+        ("created_at", "'yesterday'"),
+        ("account_id", "x'0102'"),
+        ("version", "0"),
+        ("channel", "'sms'"),
+        ("previous_hash", "'orphan-hash'"),
+    ];
+    for (seed, (column, value)) in (20..).zip(damage) {
+        let t = TempStore::new();
+        let a = master(seed);
+        t.store.create_account(&a, &[], &[]).unwrap();
+        let k = KeyRecord {
+            id: KeyId::random(&mut ChaCha20Rng::seed_from_u64(seed)),
+            account_id: a.id,
+            channel: Channel::Rest,
+            identifier: format!("damaged-{column}"),
+            label: None,
+            secret_hash: "$sha256$x".into(),
+            previous_secret: None,
+            whitelist: Whitelist::default(),
+            created_at: START,
+            changed_at: START,
+            version: 1,
+        };
+        t.store.insert_key(&k, 10, &opened(&a)).unwrap();
+
+        // Damage the row behind the store's back, past the schema's checks.
+        let conn = rusqlite::Connection::open(t.path()).unwrap();
+        conn.execute_batch("PRAGMA ignore_check_constraints = ON; PRAGMA foreign_keys = OFF;")
+            .unwrap();
+        conn.execute(&format!("UPDATE keys SET {column} = {value}"), [])
+            .unwrap();
+
+        let mut reads = vec![
+            t.store.key(k.id).map(|_| ()),
+            t.store.key_by_identifier(&k.identifier).map(|_| ()),
+        ];
+        if column != "account_id" {
+            reads.push(t.store.keys_of_account(a.id).map(|_| ()));
+        }
+        for result in reads {
+            let err = result.expect_err(column);
+            let StoreError::Backend { source } = &err else {
+                panic!("{column}: {err:?}")
+            };
+            let bad = source
+                .downcast_ref::<BadRow>()
+                .unwrap_or_else(|| panic!("{column}: {source:?}"));
+            assert_eq!((bad.table, bad.column), ("keys", column));
+            assert!(
+                err.to_string().contains(&format!(
+                    "unreadable value in column `{column}` of table `keys`"
+                )),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn instants_outside_the_stored_range_are_refused_cleanly() {
+    let t = TempStore::new();
+    let far = Account {
+        created_at: datetime!(2300-01-01 0:00 UTC),
+        ..master(7)
+    };
+    let err = t.store.create_account(&far, &[], &[]).unwrap_err();
+    let StoreError::Backend { source } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(
+        source.downcast_ref::<Unstorable>(),
+        Some(Unstorable::Instant(_))
+    ));
+    assert!(
+        err.to_string()
+            .contains("between 1677-09-21 and 2262-04-11"),
+        "{err}"
+    );
+    assert_eq!(t.store.account(far.id).unwrap(), None);
+    // The extremes that fit roundtrip to the nanosecond.
+    for (seed, at) in [
+        (8, datetime!(1677-09-22 0:00:00.000000001 UTC)),
+        (9, datetime!(2262-04-10 23:59:59.999999999 UTC)),
+        (10, datetime!(1969-12-31 23:59:59.999999999 UTC)),
+    ] {
+        let a = Account {
+            created_at: at,
+            ..master(seed)
+        };
+        t.store.create_account(&a, &[], &[]).unwrap();
+        assert_eq!(t.store.account(a.id).unwrap(), Some(a));
+    }
+}
+
+#[test]
+fn a_sub_account_of_a_missing_master_names_the_master() {
+    let t = TempStore::new();
+    let ghost = master(11);
+    let sub = Account {
+        kind: AccountKind::Sub { parent: ghost.id },
+        ..master(12)
+    };
+    let err = t.store.create_account(&sub, &[], &[]).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(Entity::Account(id)) if id == ghost.id),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn in_memory_stores_are_separate() {
+    let one = SqliteStore::open_in_memory().unwrap();
+    let two = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(one.path(), None);
+    let a = master(13);
+    one.create_account(&a, &[], &[]).unwrap();
+    assert_eq!(two.account(a.id).unwrap(), None);
+}
