@@ -109,8 +109,10 @@ pub enum DatabaseError {
         #[source]
         source: postgres::Error,
     },
-    /// The connection to the database failed while committing: the change
-    /// may or may not have been applied. Read it back before retrying.
+    /// The connection to the database failed while committing, and the
+    /// server could not be asked afterwards what became of the transaction
+    /// (it stayed unreachable): the change may or may not have been applied.
+    /// Read it back before retrying.
     #[error(
         "the database connection failed while committing; the change may or may not have been applied: {}",
         full(.source)

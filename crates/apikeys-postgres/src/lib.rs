@@ -17,7 +17,7 @@ use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreErro
 use postgres::error::SqlState;
 use postgres::{Config, NoTls, Transaction};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `application_name` a connection reports when the URL sets none, so
 /// that the store's sessions can be told apart in `pg_stat_activity`.
@@ -173,7 +173,20 @@ impl PostgresStore {
         self.pool.max_size()
     }
 
-    /// Runs `op` on a pooled connection.
+    /// Runs a read on a pooled connection (see [`PostgresStore::run`]).
+    fn read<T>(&self, op: impl FnMut(&mut Conn) -> Result<T, Fail>) -> Result<T, StoreError> {
+        self.run(op, None)
+    }
+
+    /// Runs a write transaction on a pooled connection (see
+    /// [`PostgresStore::run`]).
+    fn write(&self, op: impl FnMut(&mut Conn) -> Result<(), Fail>) -> Result<(), StoreError> {
+        self.run(op, Some(()))
+    }
+
+    /// Runs `op` on a pooled connection; `if_committed` is what a write
+    /// returns when its `COMMIT` turns out to have succeeded although the
+    /// answer was lost.
     ///
     /// A connection can die while it sits idle in the pool (the server
     /// restarted, the backend was terminated, the network dropped it). The
@@ -185,10 +198,20 @@ impl PostgresStore {
     /// the server is really gone, the pool cannot open a new one either, and
     /// the operation fails after the checkout timeout
     /// ([`DatabaseError::Unavailable`]), or with
-    /// [`DatabaseError::ConnectionLost`] once the attempts are spent. A
-    /// connection that dies while committing is not retried: the change may
-    /// have been applied ([`DatabaseError::CommitUncertain`]).
-    fn run<T>(&self, mut op: impl FnMut(&mut Conn) -> Result<T, Fail>) -> Result<T, StoreError> {
+    /// [`DatabaseError::ConnectionLost`] once the attempts are spent.
+    ///
+    /// A connection that dies during `COMMIT` leaves the outcome unknown to
+    /// the client; the server knows it. The store asks it, on another
+    /// connection, with `txid_status` of the transaction's id: committed,
+    /// the write succeeded; aborted, nothing was applied and `op` runs again.
+    /// Only if the server cannot tell (it is unreachable, or the old session
+    /// still holds the transaction open after a while) does the caller get
+    /// [`DatabaseError::CommitUncertain`].
+    fn run<T>(
+        &self,
+        mut op: impl FnMut(&mut Conn) -> Result<T, Fail>,
+        mut if_committed: Option<T>,
+    ) -> Result<T, StoreError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -201,19 +224,31 @@ impl PostgresStore {
             let source = match op(&mut conn) {
                 Ok(value) => return Ok(value),
                 Err(Fail::Store(e)) => return Err(e),
-                Err(Fail::Db(e) | Fail::Commit(e)) if !connection_failed(&e, &conn) => {
+                Err(Fail::Db(e) | Fail::Commit(e, _)) if !connection_failed(&e, &conn) => {
                     return Err(StoreError::backend(DatabaseError::Query { source: e }));
                 }
-                Err(Fail::Commit(source)) => {
+                Err(Fail::Commit(source, xid)) => {
+                    // Dropped by the pool, before asking on another one.
                     conn.broken = true;
-                    return Err(StoreError::backend(DatabaseError::CommitUncertain {
-                        source,
-                    }));
+                    drop(conn);
+                    match (self.commit_status(xid), if_committed.take()) {
+                        (Some(CommitStatus::Committed), Some(value)) => return Ok(value),
+                        (Some(CommitStatus::Aborted), committed) => {
+                            if_committed = committed;
+                            source
+                        }
+                        _ => {
+                            return Err(StoreError::backend(DatabaseError::CommitUncertain {
+                                source,
+                            }));
+                        }
+                    }
                 }
-                Err(Fail::Db(source)) => source,
+                Err(Fail::Db(source)) => {
+                    conn.broken = true;
+                    source
+                }
             };
-            // Dropped by the pool when `conn` goes out of scope.
-            conn.broken = true;
             if attempt > self.pool.max_size() {
                 return Err(StoreError::backend(DatabaseError::ConnectionLost {
                     source,
@@ -221,6 +256,45 @@ impl PostgresStore {
             }
         }
     }
+
+    /// What became of transaction `xid`, asked on a connection of the pool;
+    /// `None` if the server cannot tell within [`RESOLVE_WAIT`].
+    fn commit_status(&self, xid: i64) -> Option<CommitStatus> {
+        let deadline = Instant::now() + RESOLVE_WAIT;
+        loop {
+            let mut conn = self.pool.get().ok()?;
+            let status = conn
+                .client
+                .query_one("SELECT txid_status($1)", &[&xid])
+                .and_then(|row| row.try_get::<_, Option<String>>(0));
+            match status.as_ref().map(|s| s.as_deref()) {
+                Ok(Some("committed")) => return Some(CommitStatus::Committed),
+                Ok(Some("aborted")) => return Some(CommitStatus::Aborted),
+                // The old session has not ended yet: wait for the server to
+                // finish it.
+                Ok(Some("in progress")) => {}
+                Err(e) if connection_failed(e, &conn) => conn.broken = true,
+                // Unknown (too old), or a refusal: nobody can tell.
+                Ok(_) | Err(_) => return None,
+            }
+            drop(conn);
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// How long [`PostgresStore::commit_status`] waits for a transaction whose
+/// session is still there to end.
+const RESOLVE_WAIT: Duration = Duration::from_secs(2);
+
+/// The outcome of a transaction, as `txid_status` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommitStatus {
+    Committed,
+    Aborted,
 }
 
 /// How an operation on one connection failed.
@@ -229,8 +303,8 @@ enum Fail {
     Store(StoreError),
     /// A statement failed (before any commit was sent).
     Db(postgres::Error),
-    /// `COMMIT` failed.
-    Commit(postgres::Error),
+    /// `COMMIT` of the transaction with this id (`txid_current()`) failed.
+    Commit(postgres::Error, i64),
 }
 
 impl From<postgres::Error> for Fail {
@@ -347,8 +421,8 @@ fn insert_event(
     Ok(())
 }
 
-fn commit(tx: Transaction<'_>) -> Result<(), Fail> {
-    tx.commit().map_err(Fail::Commit)
+fn commit(tx: Transaction<'_>, xid: i64) -> Result<(), Fail> {
+    tx.commit().map_err(|e| Fail::Commit(e, xid))
 }
 
 impl Store for PostgresStore {
@@ -368,26 +442,28 @@ impl Store for PostgresStore {
             .iter()
             .map(EventParams::new)
             .collect::<Result<Vec<_>, _>>()?;
-        self.run(|conn| {
+        self.write(|conn| {
             let mut tx = conn.client.transaction()?;
-            tx.execute(
-                &conn.st.insert_account,
-                &[
-                    &account.id.as_bytes().as_slice(),
-                    &account.kind.code(),
-                    &parent.as_ref().map(|p| p.as_bytes().as_slice()),
-                    &created_at,
-                ],
-            )
-            .map_err(|e| match (violated(&e), parent) {
-                (Some((Violation::Unique, names::ACCOUNTS_PKEY)), _) => {
-                    Fail::Store(StoreError::AlreadyExists(Existing::Account))
-                }
-                (Some((Violation::ForeignKey, names::ACCOUNTS_PARENT_FKEY)), Some(parent)) => {
-                    Fail::Store(StoreError::NotFound(Entity::Account(parent)))
-                }
-                _ => Fail::Db(e),
-            })?;
+            let xid: i64 = tx
+                .query_one(
+                    &conn.st.insert_account,
+                    &[
+                        &account.id.as_bytes().as_slice(),
+                        &account.kind.code(),
+                        &parent.as_ref().map(|p| p.as_bytes().as_slice()),
+                        &created_at,
+                    ],
+                )
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| match (violated(&e), parent) {
+                    (Some((Violation::Unique, names::ACCOUNTS_PKEY)), _) => {
+                        Fail::Store(StoreError::AlreadyExists(Existing::Account))
+                    }
+                    (Some((Violation::ForeignKey, names::ACCOUNTS_PARENT_FKEY)), Some(parent)) => {
+                        Fail::Store(StoreError::NotFound(Entity::Account(parent)))
+                    }
+                    _ => Fail::Db(e),
+                })?;
             for (key, p) in keys.iter().zip(&key_params) {
                 if key.account_id != account.id {
                     return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
@@ -397,12 +473,12 @@ impl Store for PostgresStore {
             for (event, p) in events.iter().zip(&event_params) {
                 insert_event(&mut tx, &conn.st, event, p)?;
             }
-            commit(tx)
+            commit(tx, xid)
         })
     }
 
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        self.run(|conn| {
+        self.read(|conn| {
             let row = conn
                 .client
                 .query_opt(&conn.st.account, &[&id.as_bytes().as_slice()])?;
@@ -418,16 +494,14 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let p = KeyParams::new(key)?;
         let ep = EventParams::new(event)?;
-        self.run(|conn| {
+        self.write(|conn| {
             let mut tx = conn.client.transaction()?;
             // Locking the account's row serialises the writers of its keys,
             // so the count below cannot be overtaken by a concurrent insert.
-            if tx
-                .query_opt(&conn.st.lock_account, &[&p.account_id])?
-                .is_none()
-            {
+            let Some(locked) = tx.query_opt(&conn.st.lock_account, &[&p.account_id])? else {
                 return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
-            }
+            };
+            let xid: i64 = locked.try_get(0)?;
             // Insert first, count after: a key breaking several rules is
             // refused for its id or identifier before its channel, as the
             // in-memory store does.
@@ -439,12 +513,12 @@ impl Store for PostgresStore {
                 return Err(StoreError::AlreadyExists(Existing::ChannelFull(key.channel)).into());
             }
             insert_event(&mut tx, &conn.st, event, &ep)?;
-            commit(tx)
+            commit(tx, xid)
         })
     }
 
     fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.run(|conn| {
+        self.read(|conn| {
             let row = conn
                 .client
                 .query_opt(&conn.st.key, &[&id.as_bytes().as_slice()])?;
@@ -455,7 +529,7 @@ impl Store for PostgresStore {
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
         // The hot path: one prepared statement, one round trip, one index
         // lookup.
-        self.run(|conn| {
+        self.read(|conn| {
             let row = conn
                 .client
                 .query_opt(&conn.st.key_by_identifier, &[&identifier])?;
@@ -464,7 +538,7 @@ impl Store for PostgresStore {
     }
 
     fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
-        self.run(|conn| {
+        self.read(|conn| {
             let rows = conn
                 .client
                 .query(&conn.st.keys_of_account, &[&account.as_bytes().as_slice()])?;
@@ -484,10 +558,10 @@ impl Store for PostgresStore {
         let p = KeyParams::new(key)?;
         let expected = codec::version(expected_version)?;
         let ep = EventParams::new(event)?;
-        self.run(|conn| {
+        self.write(|conn| {
             let mut tx = conn.client.transaction()?;
             let updated = tx
-                .execute(
+                .query_opt(
                     &conn.st.update_key,
                     &[
                         &p.id,
@@ -508,7 +582,7 @@ impl Store for PostgresStore {
                     }
                     _ => Fail::Db(e),
                 })?;
-            if updated == 0 {
+            let Some(updated) = updated else {
                 // Gone, or moved on: tell which.
                 let found = tx.query_opt(&conn.st.key_version, &[&p.id])?;
                 let err = match found {
@@ -523,9 +597,10 @@ impl Store for PostgresStore {
                     }
                 };
                 return Err(err.into());
-            }
+            };
+            let xid: i64 = updated.try_get(0)?;
             insert_event(&mut tx, &conn.st, event, &ep)?;
-            commit(tx)
+            commit(tx, xid)
         })
     }
 
@@ -535,7 +610,7 @@ impl Store for PostgresStore {
         current: &str,
         upgraded: &str,
     ) -> Result<bool, StoreError> {
-        self.run(|conn| {
+        self.read(|conn| {
             let n = conn.client.execute(
                 &conn.st.upgrade_hash,
                 &[&id.as_bytes().as_slice(), &current, &upgraded],
@@ -546,14 +621,15 @@ impl Store for PostgresStore {
 
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
         let ep = EventParams::new(event)?;
-        self.run(|conn| {
+        self.write(|conn| {
             let mut tx = conn.client.transaction()?;
-            let deleted = tx.execute(&conn.st.delete_key, &[&id.as_bytes().as_slice()])?;
-            if deleted == 0 {
+            let Some(deleted) = tx.query_opt(&conn.st.delete_key, &[&id.as_bytes().as_slice()])?
+            else {
                 return Err(StoreError::NotFound(Entity::Key(id)).into());
-            }
+            };
+            let xid: i64 = deleted.try_get(0)?;
             insert_event(&mut tx, &conn.st, event, &ep)?;
-            commit(tx)
+            commit(tx, xid)
         })
     }
 
@@ -563,7 +639,7 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(|conn| {
+        self.read(|conn| {
             let rows = conn.client.query(
                 &conn.st.audit_events,
                 &[&account.as_bytes().as_slice(), &limit],

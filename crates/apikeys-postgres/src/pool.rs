@@ -53,6 +53,11 @@ impl r2d2::ManageConnection for Manager {
 }
 
 /// The store's statements, prepared on one connection.
+///
+/// The first statement of every write transaction also returns
+/// `txid_current()`, at no extra round trip, so that a `COMMIT` whose answer
+/// was lost can be resolved afterwards with `txid_status` (see
+/// `crate::PostgresStore::commit_status`).
 pub(crate) struct Statements {
     pub(crate) account: Statement,
     pub(crate) insert_account: Statement,
@@ -77,12 +82,14 @@ impl Statements {
                 "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE id = $1"
             ))?,
             insert_account: c.prepare(&format!(
-                "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4)"
+                "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4) \
+                 RETURNING txid_current()"
             ))?,
             // NO KEY UPDATE: serialises the writers of one account's keys
             // without blocking the foreign-key checks of other writers.
-            lock_account: c
-                .prepare("SELECT 1 FROM apikeys_accounts WHERE id = $1 FOR NO KEY UPDATE")?,
+            lock_account: c.prepare(
+                "SELECT txid_current() FROM apikeys_accounts WHERE id = $1 FOR NO KEY UPDATE",
+            )?,
             insert_key: c.prepare(&format!(
                 "INSERT INTO apikeys_keys ({KEY_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -106,13 +113,14 @@ impl Statements {
                 "UPDATE apikeys_keys SET identifier = $3, label = $4, secret_hash = $5, \
                  previous_hash = $6, previous_expires_at = $7, whitelist = $8, \
                  changed_at = $9, version = $10 \
-                 WHERE id = $1 AND version = $2",
+                 WHERE id = $1 AND version = $2 RETURNING txid_current()",
             )?,
             key_version: c.prepare("SELECT version FROM apikeys_keys WHERE id = $1")?,
             upgrade_hash: c.prepare(
                 "UPDATE apikeys_keys SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2",
             )?,
-            delete_key: c.prepare("DELETE FROM apikeys_keys WHERE id = $1")?,
+            delete_key: c
+                .prepare("DELETE FROM apikeys_keys WHERE id = $1 RETURNING txid_current()")?,
             insert_event: c.prepare(&format!(
                 "INSERT INTO apikeys_audit_events ({EVENT_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)"

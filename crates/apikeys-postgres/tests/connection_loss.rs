@@ -4,8 +4,9 @@
 //!
 //! Decision shown here: a connection found dead before anything committed is
 //! replaced transparently (the operation runs again on another connection),
-//! so terminated sessions cost callers nothing; only a real outage, or a
-//! connection lost during `COMMIT`, reaches them as an error.
+//! and one lost during `COMMIT` is resolved by asking the server, so
+//! terminated sessions cost callers nothing; only a real outage reaches them
+//! as an error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -17,7 +18,7 @@ use apikeys::{
 };
 use apikeys_postgres::testing::TestSchema;
 use apikeys_postgres::{DatabaseError, Options, PostgresStore};
-use common::{Proxy, terminate_sessions};
+use common::{CommitCut, Proxy, terminate_sessions};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,9 +180,9 @@ fn terminated_sessions_are_replaced_transparently() {
 
 /// Writers keep writing while every session of the store is terminated,
 /// again and again. Each write either is acknowledged, and then is found
-/// afterwards, or fails with a connection error (one lost while committing
-/// may have been applied: that is allowed, losing an acknowledged one is
-/// not).
+/// afterwards, or fails with a connection error (in practice none does: a
+/// session killed mid-transaction is retried, one killed during `COMMIT` is
+/// resolved). Losing an acknowledged write is the failure.
 #[test]
 fn terminations_under_load_lose_nothing_acknowledged() {
     let Some(db) = TestSchema::new("loss_under_load") else {
@@ -331,4 +332,106 @@ fn an_outage_fails_cleanly_and_the_store_recovers() {
     );
     store.insert_key(&refused, 100, &created(&refused)).unwrap();
     assert_eq!(store.keys_of_account(a.id).unwrap().len(), 11);
+}
+
+/// A connection lost during `COMMIT`: the client cannot know whether the
+/// change was applied, the server can. The store asks it (`txid_status`):
+/// a commit that happened is reported as the success it was, once; one
+/// that did not is run again. Either way the caller sees one success and
+/// the database holds the change and its audit event exactly once.
+#[test]
+fn a_commit_whose_answer_is_lost_is_resolved() {
+    let Some(db) = TestSchema::new("loss_commit") else {
+        return;
+    };
+    let proxy = Proxy::start(&db);
+    let store =
+        PostgresStore::connect_with(&proxy.url(&db), Options::new(2).schema(db.name())).unwrap();
+    let mut ids = Ids(ChaCha20Rng::seed_from_u64(11));
+    let a = master(ids.account());
+    store.create_account(&a, &[], &[]).unwrap();
+    let events = |store: &PostgresStore| store.audit_events(a.id, 100).unwrap().len();
+
+    for cut in [CommitCut::AnswerLost, CommitCut::ServerNeverSees] {
+        // Insert.
+        let k = record(ids.key(), a.id, &format!("commit-{cut:?}"));
+        let before = events(&store);
+        proxy.cut_at_next_commit(cut);
+        store.insert_key(&k, 100, &created(&k)).unwrap();
+        assert_eq!(store.key(k.id).unwrap().as_ref(), Some(&k), "{cut:?}");
+        assert_eq!(events(&store), before + 1, "{cut:?}: one audit event");
+
+        // Compare-and-swap update.
+        let mut next = k.clone();
+        next.version = 2;
+        next.secret_hash = "$sha256$rotated".into();
+        proxy.cut_at_next_commit(cut);
+        store.update_key(&next, 1, &created(&next)).unwrap();
+        assert_eq!(store.key(k.id).unwrap().as_ref(), Some(&next), "{cut:?}");
+        assert_eq!(events(&store), before + 2, "{cut:?}: one audit event");
+
+        // Delete.
+        proxy.cut_at_next_commit(cut);
+        store.delete_key(k.id, &created(&next)).unwrap();
+        assert_eq!(store.key(k.id).unwrap(), None, "{cut:?}");
+        assert_eq!(events(&store), before + 3, "{cut:?}: one audit event");
+    }
+
+    // Opening an account, with a key.
+    let b = master(ids.account());
+    let kb = record(ids.key(), b.id, "commit-account");
+    proxy.cut_at_next_commit(CommitCut::AnswerLost);
+    store
+        .create_account(&b, std::slice::from_ref(&kb), &[created(&kb)])
+        .unwrap();
+    assert_eq!(store.account(b.id).unwrap(), Some(b.clone()));
+    assert_eq!(store.keys_of_account(b.id).unwrap(), vec![kb]);
+    assert_eq!(store.audit_events(b.id, 10).unwrap().len(), 1);
+}
+
+/// When the server is gone for good after a `COMMIT` was sent, nobody can
+/// tell what became of it: the error says so.
+#[test]
+fn a_commit_lost_with_the_server_is_uncertain() {
+    let Some(db) = TestSchema::new("loss_commit_outage") else {
+        return;
+    };
+    let proxy = Proxy::start(&db);
+    let store = PostgresStore::connect_with(
+        &proxy.url(&db),
+        Options::new(2)
+            .schema(db.name())
+            .checkout_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let mut ids = Ids(ChaCha20Rng::seed_from_u64(12));
+    let a = master(ids.account());
+    store.create_account(&a, &[], &[]).unwrap();
+    let k = record(ids.key(), a.id, "commit-in-the-dark");
+
+    // The answer to COMMIT is lost, and from then on the proxy refuses every
+    // connection, so the store cannot ask.
+    proxy.cut_at_next_commit(CommitCut::AnswerLostThenOutage);
+    let err = store.insert_key(&k, 100, &created(&k)).unwrap_err();
+    let StoreError::Backend { source } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<DatabaseError>(),
+            Some(DatabaseError::CommitUncertain { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("may or may not have been applied"),
+        "{err}"
+    );
+    proxy.set_up(true);
+    // It was in fact committed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.key(k.id).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(store.key(k.id).unwrap(), Some(k));
 }

@@ -28,6 +28,21 @@ struct State {
     stopping: AtomicBool,
     ready_for_query: AtomicU64,
     streams: Mutex<Vec<TcpStream>>,
+    /// Armed by [`Proxy::cut_at_next_commit`]; taken by the first `COMMIT`.
+    cut_at_commit: Mutex<Option<CommitCut>>,
+}
+
+/// Where [`Proxy::cut_at_next_commit`] cuts the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitCut {
+    /// Before the server sees the `COMMIT`: the transaction is aborted.
+    ServerNeverSees,
+    /// After the server has committed, before its answer reaches the
+    /// client: the transaction is committed, the client does not know.
+    AnswerLost,
+    /// As `AnswerLost`, and an outage starts at that moment (see
+    /// [`Proxy::set_up`]), so the client cannot ask what happened.
+    AnswerLostThenOutage,
 }
 
 impl State {
@@ -61,6 +76,7 @@ impl Proxy {
             stopping: AtomicBool::new(false),
             ready_for_query: AtomicU64::new(0),
             streams: Mutex::new(Vec::new()),
+            cut_at_commit: Mutex::new(None),
         });
         let st = state.clone();
         thread::spawn(move || {
@@ -83,15 +99,17 @@ impl Proxy {
                     streams.push(client.try_clone().unwrap());
                     streams.push(server.try_clone().unwrap());
                 }
-                let (mut c_read, mut s_write) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (c_read, s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                // Set by the client side when the server's answer to a
+                // COMMIT must not reach the client.
+                let swallow = Arc::new(Mutex::new(None));
+                let (st1, swallow1) = (st.clone(), swallow.clone());
                 thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_read, &mut s_write);
-                    let _ = s_write.shutdown(Shutdown::Both);
+                    let _ = forward_client(c_read, s_write, &st1, &swallow1);
                 });
                 let st2 = st.clone();
                 thread::spawn(move || {
-                    let _ = forward_counting(server, client, &st2);
+                    let _ = forward_counting(server, client, &st2, &swallow);
                 });
             }
         });
@@ -125,6 +143,11 @@ impl Proxy {
         self.state.ready_for_query.load(Ordering::SeqCst)
     }
 
+    /// Cuts the connection that sends the next `COMMIT`, at `at`.
+    pub fn cut_at_next_commit(&self, at: CommitCut) {
+        *self.state.cut_at_commit.lock().unwrap() = Some(at);
+    }
+
     /// Plays an outage (`false`): cuts every connection, refuses new ones;
     /// or ends it (`true`).
     pub fn set_up(&self, up: bool) {
@@ -143,13 +166,53 @@ impl Drop for Proxy {
     }
 }
 
+/// Copies the client's messages to the server one by one, watching for a
+/// `COMMIT` to cut at.
+fn forward_client(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    st: &State,
+    swallow: &Mutex<Option<CommitCut>>,
+) -> std::io::Result<()> {
+    // The startup message has no type byte: a length, then the rest.
+    let mut len = [0u8; 4];
+    client.read_exact(&mut len)?;
+    let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+    client.read_exact(&mut body)?;
+    server.write_all(&len)?;
+    server.write_all(&body)?;
+    let mut header = [0u8; 5];
+    loop {
+        client.read_exact(&mut header)?;
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        body.resize(len.saturating_sub(4), 0);
+        client.read_exact(&mut body)?;
+        if header[0] == b'Q' && body.starts_with(b"COMMIT") {
+            let cut = st.cut_at_commit.lock().unwrap().take();
+            match cut {
+                Some(CommitCut::ServerNeverSees) => {
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+                Some(cut) => *swallow.lock().unwrap() = Some(cut),
+                None => {}
+            }
+        }
+        server.write_all(&header)?;
+        server.write_all(&body)?;
+    }
+}
+
 /// Copies the server's messages to the client one by one, counting
 /// `ReadyForQuery` (`Z`) before forwarding it, so the count is up to date by
-/// the time the client sees the answer.
+/// the time the client sees the answer. When `swallow` is set, the answer
+/// is kept from the client, and the connection cut once it is complete.
 fn forward_counting(
     mut server: TcpStream,
     mut client: TcpStream,
     st: &State,
+    swallow: &Mutex<Option<CommitCut>>,
 ) -> std::io::Result<()> {
     let mut header = [0u8; 5];
     let mut body = Vec::new();
@@ -158,6 +221,19 @@ fn forward_counting(
         let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
         body.resize(len.saturating_sub(4), 0);
         server.read_exact(&mut body)?;
+        let swallowing = *swallow.lock().unwrap();
+        if let Some(cut) = swallowing {
+            if header[0] == b'Z' {
+                if cut == CommitCut::AnswerLostThenOutage {
+                    st.up.store(false, Ordering::SeqCst);
+                    st.cut_all();
+                }
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            continue;
+        }
         if header[0] == b'Z' {
             st.ready_for_query.fetch_add(1, Ordering::SeqCst);
         }
