@@ -45,6 +45,15 @@ pub struct Account {
     pub created_at: OffsetDateTime,
 }
 
+/// The earliest creation instant an account may have: 1970-01-01T00:00:00Z.
+///
+/// Decision: the spec bounds no date, but every store must keep what the
+/// domain accepts (SQLite keeps nanoseconds in an `i64`, good for 1677 to
+/// 2262), and no customer account predates the Unix epoch.
+pub const EARLIEST_CREATION: OffsetDateTime = time::macros::datetime!(1970-01-01 0:00 UTC);
+/// The first instant too late for an account's creation: 2200-01-01T00:00:00Z.
+pub const LATEST_CREATION: OffsetDateTime = time::macros::datetime!(2200-01-01 0:00 UTC);
+
 /// Who is asking for an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Actor {

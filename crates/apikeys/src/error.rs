@@ -29,6 +29,12 @@ pub enum Error {
         /// The would-be parent.
         parent: AccountId,
     },
+    /// An account's creation instant is outside the range stores keep.
+    #[error(
+        "created_at {} is outside the allowed range: from 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z",
+        crate::service::rfc3339(*.0)
+    )]
+    CreationOutOfRange(OffsetDateTime),
     /// A credential change named nothing to change.
     #[error("nothing to change: give a new identifier, a new secret, or both")]
     NothingToChange,

@@ -1,6 +1,6 @@
 //! The service: every operation of the API Keys page, over any store.
 
-use crate::account::{Account, AccountKind, Actor};
+use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, LATEST_CREATION};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::auth::{AuthError, Authenticated, Refusal};
 use crate::cache::{Slot, VerifiedCache};
@@ -236,6 +236,9 @@ impl ApiKeys {
         kind: AccountKind,
         created_at: OffsetDateTime,
     ) -> Result<OpenedAccount, Error> {
+        if !(EARLIEST_CREATION..LATEST_CREATION).contains(&created_at) {
+            return Err(Error::CreationOutOfRange(created_at));
+        }
         if let AccountKind::Sub { parent } = kind {
             let parent_account = self
                 .store

@@ -109,7 +109,12 @@ impl Store for MemoryStore {
             if key.account_id != account.id {
                 return Err(StoreError::NotFound(Entity::Account(key.account_id)));
             }
-            inner.check_new_key(key, u32::MAX, &keys[..i])?;
+            let max = if key.channel.allows_several_keys() {
+                u32::MAX
+            } else {
+                1
+            };
+            inner.check_new_key(key, max, &keys[..i])?;
         }
         inner.accounts.insert(account.id, account.clone());
         for key in keys {

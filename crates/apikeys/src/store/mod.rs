@@ -36,6 +36,10 @@ pub trait Store: Send + Sync {
     /// Stores a new account together with its initial keys and the audit
     /// events of its opening, all or nothing.
     ///
+    /// Initial keys obey the rules of [`Store::insert_key`], with at most one
+    /// key per channel other than REST (REST is never limited here: the
+    /// domain issues no default REST key).
+    ///
     /// Errors: [`StoreError::AlreadyExists`] with [`Existing::Account`] if the
     /// id is taken, or with the kinds of [`Store::insert_key`] if an initial
     /// key breaks a uniqueness rule; [`StoreError::NotFound`] if the account

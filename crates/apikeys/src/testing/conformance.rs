@@ -197,6 +197,27 @@ pub fn create_account_is_all_or_nothing(store: Arc<DynStore>) {
     ));
     assert_eq!(store.account(a.id).unwrap(), None);
 
+    // Two initial keys of one channel other than REST break the channel rule;
+    // two REST keys do not.
+    let two_ftp = [
+        record(ids.key(), a.id, Channel::Ftp, "ftp-one"),
+        record(ids.key(), a.id, Channel::Ftp, "ftp-two"),
+    ];
+    assert!(matches!(
+        store.create_account(&a, &two_ftp, &[opened(&a)]),
+        Err(StoreError::AlreadyExists(Existing::ChannelFull(
+            Channel::Ftp
+        )))
+    ));
+    assert_eq!(store.account(a.id).unwrap(), None);
+    let b = master(ids.account());
+    let two_rest = [
+        record(ids.key(), b.id, Channel::Rest, "rest-one"),
+        record(ids.key(), b.id, Channel::Rest, "rest-two"),
+    ];
+    store.create_account(&b, &two_rest, &[opened(&b)]).unwrap();
+    assert_eq!(store.keys_of_account(b.id).unwrap().len(), 2);
+
     // And the same account with good keys then goes through.
     store
         .create_account(&a, std::slice::from_ref(&good), &events)
@@ -825,6 +846,40 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
         f.keys.open_account(op(), AccountKind::Sub { parent: ghost }, START),
         Err(Error::AccountNotFound(id)) if id == ghost
     ));
+    // Creation instants are bounded to what every store keeps.
+    use time::macros::datetime;
+    for bad in [
+        datetime!(1969-12-31 23:59:59.999999999 UTC),
+        datetime!(2200-01-01 0:00 UTC),
+        datetime!(9999-12-31 0:00 UTC),
+    ] {
+        let err = f
+            .keys
+            .open_account(op(), AccountKind::Master, bad)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::CreationOutOfRange(t) if t == bad),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("from 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z")
+        );
+    }
+    for good in [
+        datetime!(1970-01-01 0:00 UTC),
+        datetime!(2199-12-31 23:59:59.999999999 UTC),
+    ] {
+        let opened = f
+            .keys
+            .open_account(op(), AccountKind::Master, good)
+            .unwrap();
+        assert_eq!(
+            f.keys.account(op(), opened.account.id).unwrap().created_at,
+            good
+        );
+    }
+
     // Creation instants are kept in UTC.
     let offset = f
         .keys
