@@ -46,9 +46,15 @@ pub enum CommitCut {
 }
 
 impl State {
-    fn cut_all(&self) {
-        for s in self.streams.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
+    /// Starts or ends an outage. Under the lock of `streams`, as accepting
+    /// is, so that no connection slips in while the others are cut.
+    fn set_up(&self, up: bool) {
+        let mut streams = self.streams.lock().unwrap();
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for s in streams.drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
         }
     }
 }
@@ -85,6 +91,7 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
+                let mut streams = st.streams.lock().unwrap();
                 if !st.up.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
@@ -94,11 +101,9 @@ impl Proxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                {
-                    let mut streams = st.streams.lock().unwrap();
-                    streams.push(client.try_clone().unwrap());
-                    streams.push(server.try_clone().unwrap());
-                }
+                streams.push(client.try_clone().unwrap());
+                streams.push(server.try_clone().unwrap());
+                drop(streams);
                 let (c_read, s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 // Set by the client side when the server's answer to a
                 // COMMIT must not reach the client.
@@ -151,17 +156,14 @@ impl Proxy {
     /// Plays an outage (`false`): cuts every connection, refuses new ones;
     /// or ends it (`true`).
     pub fn set_up(&self, up: bool) {
-        self.state.up.store(up, Ordering::SeqCst);
-        if !up {
-            self.state.cut_all();
-        }
+        self.state.set_up(up);
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.state.stopping.store(true, Ordering::SeqCst);
-        self.state.cut_all();
+        self.state.set_up(false);
         let _ = TcpStream::connect(self.addr);
     }
 }
@@ -225,8 +227,7 @@ fn forward_counting(
         if let Some(cut) = swallowing {
             if header[0] == b'Z' {
                 if cut == CommitCut::AnswerLostThenOutage {
-                    st.up.store(false, Ordering::SeqCst);
-                    st.cut_all();
+                    st.set_up(false);
                 }
                 let _ = client.shutdown(Shutdown::Both);
                 let _ = server.shutdown(Shutdown::Both);
