@@ -1,0 +1,246 @@
+//! Accounts, their keys and their audit trail.
+
+use crate::admin::Admin;
+use crate::dto::{AccountKindCode, AccountView};
+use crate::dto::{
+    AuditEventView, AuditQuery, AuditView, CreateKeyRequest, KeyView, KeysView, OpenAccountRequest,
+    OpenedAccountView,
+};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::{AppState, Lane};
+use apikeys::{AccountId, AccountKind, Channel, IdentifierChoice, NewKey, SecretChoice};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Default and largest `?limit=` of the audit trail.
+const AUDIT_DEFAULT_LIMIT: usize = 100;
+const AUDIT_MAX_LIMIT: usize = 1000;
+
+/// Opens an account; a master created before the cutover gets its four
+/// default keys, whose generated secrets are in this response only.
+#[utoipa::path(
+    post, path = "/v1/accounts", tag = "accounts",
+    request_body = OpenAccountRequest,
+    params(("X-Acting-Account" = Option<String>, Header, description = "Act as this account (only a master may open its own sub-accounts)")),
+    responses(
+        (status = 201, description = "Opened", body = OpenedAccountView),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "The acting account may not", body = ErrorBody),
+        (status = 404, description = "No such parent", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn open_account(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(req): ApiJson<OpenAccountRequest>,
+) -> Result<(StatusCode, Json<OpenedAccountView>), ApiError> {
+    let kind = match (req.kind, req.parent_id) {
+        (AccountKindCode::Master, None) => AccountKind::Master,
+        (AccountKindCode::Master, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "parent_id is only for kind `sub`: a master account has no parent",
+            ));
+        }
+        (AccountKindCode::Sub, Some(parent)) => AccountKind::Sub {
+            parent: parse_id(&parent, "parent_id")?,
+        },
+        (AccountKindCode::Sub, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "parent_id is required for kind `sub`: the master this sub-account belongs to",
+            ));
+        }
+    };
+    let created_at = match req.created_at {
+        Some(text) => parse_instant(&text, "created_at")?,
+        None => state.keys().clock().now(),
+    };
+    let opened = state
+        .blocking(Lane::Fast, move |k| k.open_account(actor, kind, created_at))
+        .await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(OpenedAccountView {
+            account: AccountView::from(&opened.account),
+            issued: opened.issued.into_iter().map(KeyView::from).collect(),
+        }),
+    ))
+}
+
+/// An account.
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}", tag = "accounts",
+    params(
+        ("account_id" = String, Path, description = "The account's id"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+    ),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "The acting account may not", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn get_account(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<AccountView>, ApiError> {
+    let account = state
+        .blocking(Lane::Fast, move |k| k.account(actor, id))
+        .await??;
+    Ok(Json(AccountView::from(&account)))
+}
+
+/// An account's keys, oldest first: never a secret or a hash.
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/keys", tag = "keys",
+    params(
+        ("account_id" = String, Path, description = "The account's id"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+    ),
+    responses(
+        (status = 200, description = "The keys", body = KeysView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "The acting account may not", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<KeysView>, ApiError> {
+    let keys = state
+        .blocking(Lane::Fast, move |k| k.keys(actor, id))
+        .await??;
+    Ok(Json(KeysView {
+        keys: keys.iter().map(KeyView::from).collect(),
+    }))
+}
+
+/// Creates a key. `secret` is in the response only when it was generated: a
+/// chosen secret is never echoed.
+#[utoipa::path(
+    post, path = "/v1/accounts/{account_id}/keys", tag = "keys",
+    request_body = CreateKeyRequest,
+    params(
+        ("account_id" = String, Path, description = "The account's id"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+    ),
+    responses(
+        (status = 201, description = "Created; `secret` present if generated", body = KeyView),
+        (status = 400, description = "Bad input: channel, identifier, secret or label", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "The acting account may not", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "Identifier taken, channel already active, or REST limit reached", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(req): ApiJson<CreateKeyRequest>,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    let channel = parse_channel(&req.channel)?;
+    // A chosen secret is hashed with argon2: that runs in the argon2 lane.
+    let lane = if req.secret.is_some() {
+        Lane::Argon2
+    } else {
+        Lane::Fast
+    };
+    let new = NewKey {
+        channel,
+        identifier: req
+            .identifier
+            .map_or(IdentifierChoice::Generate, IdentifierChoice::Chosen),
+        secret: req
+            .secret
+            .map_or(SecretChoice::Generate, |s| SecretChoice::Chosen(s.0)),
+        label: req.label,
+    };
+    let issued = state
+        .blocking(lane, move |k| k.create_key(actor, id, new))
+        .await??;
+    Ok((StatusCode::CREATED, Json(KeyView::from(issued))))
+}
+
+/// An account's audit trail, newest first.
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/audit", tag = "accounts",
+    params(
+        ("account_id" = String, Path, description = "The account's id"),
+        AuditQuery,
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+    ),
+    responses(
+        (status = 200, description = "The events, newest first", body = AuditView),
+        (status = 400, description = "Malformed id or limit", body = ErrorBody),
+        (status = 401, description = "No or wrong admin token", body = ErrorBody),
+        (status = 403, description = "The acting account may not", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditView>, ApiError> {
+    let limit = query.limit.unwrap_or(AUDIT_DEFAULT_LIMIT);
+    if !(1..=AUDIT_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "limit is {limit}: it must be 1 to {AUDIT_MAX_LIMIT} (default {AUDIT_DEFAULT_LIMIT})"
+            ),
+        ));
+    }
+    let events = state
+        .blocking(Lane::Fast, move |k| k.audit(actor, id, limit))
+        .await??;
+    Ok(Json(AuditView {
+        events: events.iter().map(AuditEventView::from).collect(),
+    }))
+}
+
+pub(crate) fn parse_channel(code: &str) -> Result<Channel, ApiError> {
+    code.parse().map_err(|e: apikeys::ParseChannelError| {
+        ApiError::bad_request("invalid_channel", e.to_string())
+    })
+}
+
+fn parse_id<T>(text: &str, field: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| ApiError::bad_request("invalid_id", format!("{field}: {e}")))
+}
+
+fn parse_instant(text: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "{field} `{}` is not an RFC 3339 instant (example: 2021-05-01T00:00:00Z)",
+                text.chars().take(64).collect::<String>()
+            ),
+        )
+    })
+}

@@ -1,0 +1,337 @@
+//! The admin token that guards the management API, and where its hash is
+//! kept between starts.
+//!
+//! Decisions:
+//! - Only a SHA-256 digest of the token is kept, in memory and (for a
+//!   generated token) in the vault; presented tokens are hashed and compared
+//!   in constant time. A generated token has about 190 random bits, so a fast
+//!   hash is as good as argon2 against a leaked digest, and checking it costs
+//!   a microsecond instead of argon2's tens of milliseconds and megabytes on
+//!   every management request.
+//! - A token given in `APIKEYS_ADMIN_TOKEN` may have less entropy, so its
+//!   digest is never written anywhere: it lives in memory for that run only.
+//!   It must have 16 to 256 printable ASCII characters. It takes precedence
+//!   over a stored token, which it leaves untouched.
+//! - Without the variable, the first start generates a token, prints it once
+//!   and stores its digest (create-if-absent, so two servers starting at once
+//!   on one database agree on one token); later starts use the stored digest
+//!   and print nothing.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use apikeys::{AccountId, Actor, Secret};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use subtle::ConstantTimeEq;
+
+/// The header naming the account a management request acts as.
+pub const ACTING_ACCOUNT_HEADER: &str = "x-acting-account";
+
+const STORED_PREFIX: &str = "sha256$";
+
+/// The admin token, as its SHA-256 digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken([hidden])")
+    }
+}
+
+/// A bad admin token, or a vault that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminTokenError {
+    /// A chosen token is too short or too long.
+    #[error("the admin token is {len} characters long: it must have 16 to 256")]
+    Length {
+        /// Its length in characters.
+        len: usize,
+    },
+    /// A chosen token has a character that cannot travel in a header.
+    #[error(
+        "the admin token has a character outside printable ASCII at position {position}: only 0x21 to 0x7E are allowed"
+    )]
+    Character {
+        /// Its position, counted in characters from 0.
+        position: usize,
+    },
+    /// The vault holds something that is not a stored token.
+    #[error("the stored admin token is unreadable: expected `sha256$` and 64 hex digits")]
+    CorruptStored,
+    /// The vault failed.
+    #[error("the admin token vault failed")]
+    Vault(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AdminToken {
+    /// The token chosen by the operator (from `APIKEYS_ADMIN_TOKEN`): 16 to
+    /// 256 printable ASCII characters.
+    pub fn from_chosen(token: &str) -> Result<Self, AdminTokenError> {
+        let len = token.chars().count();
+        if !(16..=256).contains(&len) {
+            return Err(AdminTokenError::Length { len });
+        }
+        if let Some(position) = token.chars().position(|c| !('\x21'..='\x7e').contains(&c)) {
+            return Err(AdminTokenError::Character { position });
+        }
+        Ok(Self::digest_of(token))
+    }
+
+    fn digest_of(token: &str) -> Self {
+        AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    /// A fresh random token (the domain's generated-secret format, about 190
+    /// bits) and its digest.
+    pub fn generate(rng: &mut (impl CryptoRng + ?Sized)) -> (Self, Secret) {
+        let secret = apikeys::credentials::generate_secret(rng);
+        (Self::digest_of(secret.expose_secret()), secret)
+    }
+
+    /// The form a vault keeps: `sha256$` and 64 lowercase hex digits.
+    pub fn stored_form(&self) -> String {
+        let mut out = String::with_capacity(STORED_PREFIX.len() + 64);
+        out.push_str(STORED_PREFIX);
+        for b in self.digest {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+
+    /// Reads what [`AdminToken::stored_form`] wrote.
+    pub fn from_stored(stored: &str) -> Result<Self, AdminTokenError> {
+        let hex = stored
+            .strip_prefix(STORED_PREFIX)
+            .filter(|h| h.len() == 64)
+            .ok_or(AdminTokenError::CorruptStored)?;
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let hi = hex_value(pair[0]).ok_or(AdminTokenError::CorruptStored)?;
+            let lo = hex_value(pair[1]).ok_or(AdminTokenError::CorruptStored)?;
+            *byte = hi << 4 | lo;
+        }
+        Ok(AdminToken { digest })
+    }
+
+    /// Whether `presented` is the token, compared in constant time.
+    pub fn verify(&self, presented: &str) -> bool {
+        let actual: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        actual.ct_eq(&self.digest).into()
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Where the digest of a generated admin token is kept between starts.
+///
+/// The domain's `Store` has no place for server settings, so the server
+/// keeps its own: [`MemoryVault`] for tests, a table in the SQLite file for
+/// the server (`SqliteVault`, feature `server`).
+pub trait AdminTokenVault: Send + Sync {
+    /// The stored form of the token, or `None` if none was stored.
+    fn load(&self) -> Result<Option<String>, AdminTokenError>;
+
+    /// Stores `stored` if no token is stored yet, and says whether it did
+    /// (create-if-absent: of two servers starting at once, one wins).
+    fn store_if_absent(&self, stored: &str) -> Result<bool, AdminTokenError>;
+}
+
+/// A vault in memory, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryVault(Mutex<Option<String>>);
+
+impl AdminTokenVault for MemoryVault {
+    fn load(&self) -> Result<Option<String>, AdminTokenError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    fn store_if_absent(&self, stored: &str) -> Result<bool, AdminTokenError> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return Ok(false);
+        }
+        *slot = Some(stored.to_owned());
+        Ok(true)
+    }
+}
+
+/// The admin token of this run, and the token to print if it was just
+/// generated.
+#[derive(Debug)]
+pub struct ResolvedToken {
+    /// The token to check requests against.
+    pub token: AdminToken,
+    /// The newly generated token, to show the operator once; `None` when the
+    /// token came from the environment or the vault.
+    pub generated: Option<Secret>,
+}
+
+/// Decides the admin token of this run: the chosen one if given, else the
+/// stored one, else a new one generated and stored (see the module's docs).
+pub fn resolve_admin_token(
+    vault: &dyn AdminTokenVault,
+    chosen: Option<&str>,
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<ResolvedToken, AdminTokenError> {
+    if let Some(chosen) = chosen {
+        return Ok(ResolvedToken {
+            token: AdminToken::from_chosen(chosen)?,
+            generated: None,
+        });
+    }
+    if let Some(stored) = vault.load()? {
+        return Ok(ResolvedToken {
+            token: AdminToken::from_stored(&stored)?,
+            generated: None,
+        });
+    }
+    let (token, secret) = AdminToken::generate(rng);
+    if vault.store_if_absent(&token.stored_form())? {
+        return Ok(ResolvedToken {
+            token,
+            generated: Some(secret),
+        });
+    }
+    // Another server stored its token first: use that one, print nothing.
+    let stored = vault.load()?.ok_or(AdminTokenError::CorruptStored)?;
+    Ok(ResolvedToken {
+        token: AdminToken::from_stored(&stored)?,
+        generated: None,
+    })
+}
+
+/// A management request that presented the admin token, acting as the
+/// operator or, with `X-Acting-Account`, as that account.
+#[derive(Clone, Copy, Debug)]
+pub struct Admin(pub Actor);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing admin token: send `Authorization: Bearer <admin token>`",
+                )
+            })?;
+        if !state.admin_token().verify(presented) {
+            return Err(ApiError::unauthorized("wrong admin token"));
+        }
+        let actor = match parts.headers.get(ACTING_ACCOUNT_HEADER) {
+            None => Actor::Operator,
+            Some(value) => {
+                let id: AccountId = value
+                    .to_str()
+                    .map_err(|_| {
+                        ApiError::bad_request("invalid_id", "X-Acting-Account is not text")
+                    })?
+                    .parse()
+                    .map_err(|e| {
+                        ApiError::bad_request("invalid_id", format!("X-Acting-Account: {e}"))
+                    })?;
+                Actor::Account(id)
+            }
+        };
+        Ok(Admin(actor))
+    }
+}
+
+/// The token of `Bearer <token>` (the scheme is case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn stored_form_roundtrips_and_verifies() {
+        let (token, secret) = AdminToken::generate(&mut ChaCha20Rng::seed_from_u64(1));
+        let stored = token.stored_form();
+        assert!(stored.starts_with("sha256$") && stored.len() == 71);
+        assert!(!stored.contains(secret.expose_secret()));
+        let back = AdminToken::from_stored(&stored).unwrap();
+        assert!(back.verify(secret.expose_secret()));
+        assert!(!back.verify("something else entirely"));
+        assert!(AdminToken::from_stored("sha256$xyz").is_err());
+        assert!(AdminToken::from_stored(&stored.to_uppercase()).is_err());
+        assert_eq!(format!("{token:?}"), "AdminToken([hidden])");
+    }
+
+    #[test]
+    fn chosen_tokens_have_rules() {
+        assert!(matches!(
+            AdminToken::from_chosen("short"),
+            Err(AdminTokenError::Length { len: 5 })
+        ));
+        assert!(matches!(
+            AdminToken::from_chosen("has a space in the middle"),
+            Err(AdminTokenError::Character { position: 3 })
+        ));
+        assert!(AdminToken::from_chosen("correct-horse-battery").is_ok());
+    }
+
+    #[test]
+    fn generated_once_then_loaded() {
+        let vault = MemoryVault::default();
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let first = resolve_admin_token(&vault, None, &mut rng).unwrap();
+        let secret = first.generated.expect("first start generates");
+        let second = resolve_admin_token(&vault, None, &mut rng).unwrap();
+        assert!(second.generated.is_none());
+        assert!(second.token.verify(secret.expose_secret()));
+        // The environment's token wins, and leaves the stored one alone.
+        let env = resolve_admin_token(&vault, Some("from-the-environment"), &mut rng).unwrap();
+        assert!(env.generated.is_none());
+        assert!(env.token.verify("from-the-environment"));
+        assert!(!env.token.verify(secret.expose_secret()));
+        let third = resolve_admin_token(&vault, None, &mut rng).unwrap();
+        assert!(third.token.verify(secret.expose_secret()));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+}

@@ -1,0 +1,345 @@
+//! The JSON the API reads and writes. Instants are RFC 3339 text in UTC;
+//! ids are the domain's text forms (`acc_…`, `key_…`).
+
+use apikeys::{Account, AccountKind, ApiKey, AuditEvent, Authenticated, IssuedKey, Secret};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+
+/// An instant as RFC 3339 text.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// The five channel codes (documentation only: requests take the code as
+/// text, case-insensitive, so that a bad one gets the domain's message).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ChannelCode {
+    /// FTP.
+    Ftp,
+    /// REST (the only channel with several keys per account).
+    Rest,
+    /// HTTP (query-string API).
+    Http,
+    /// Web Service (SOAP).
+    WebService,
+    /// Email.
+    Email,
+}
+
+/// A secret received from a client: wrapped at once in the domain's
+/// [`Secret`], which zeroizes on drop and never prints.
+pub struct SecretInput(pub Secret);
+
+impl<'de> Deserialize<'de> for SecretInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| SecretInput(Secret::new(s)))
+    }
+}
+
+impl std::fmt::Debug for SecretInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A secret shown once, in the response that created it.
+pub struct ShownSecret(pub Secret);
+
+impl Serialize for ShownSecret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose_secret())
+    }
+}
+
+/// Master or sub-account.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKindCode {
+    /// A master account.
+    Master,
+    /// A sub-account of a master (`parent_id`).
+    Sub,
+}
+
+/// An account.
+#[derive(Serialize, ToSchema)]
+pub struct AccountView {
+    /// Its id.
+    #[schema(example = "acc_0123456789abcdef0123456789abcdef")]
+    pub id: String,
+    /// `master` or `sub`.
+    pub kind: AccountKindCode,
+    /// The master of a sub-account; `null` for a master.
+    pub parent_id: Option<String>,
+    /// When the account was created (an input: imported accounts keep theirs).
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        AccountView {
+            id: a.id.to_string(),
+            kind: match a.kind {
+                AccountKind::Master => AccountKindCode::Master,
+                AccountKind::Sub { .. } => AccountKindCode::Sub,
+            },
+            parent_id: a.kind.parent().map(|p| p.to_string()),
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+/// An API key: never a hash; a secret only in the response that generated it.
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    /// Its id.
+    #[schema(example = "key_0123456789abcdef0123456789abcdef")]
+    pub id: String,
+    /// The account holding it.
+    pub account_id: String,
+    /// Its channel code.
+    #[schema(value_type = ChannelCode)]
+    pub channel: String,
+    /// The identifier (username / client id).
+    pub identifier: String,
+    /// Its label, if any.
+    pub label: Option<String>,
+    /// The IP whitelist, normalised (empty: any address).
+    #[schema(example = json!(["203.0.113.0/24", "2001:db8::1/128"]))]
+    pub whitelist: Vec<String>,
+    /// Until when the previous secret still works, during a grace period.
+    #[schema(format = DateTime)]
+    pub grace_until: Option<String>,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When its credentials or whitelist last changed.
+    #[schema(format = DateTime)]
+    pub changed_at: String,
+    /// Grows by one with every change.
+    pub version: u64,
+    /// The secret, shown this once: present only in the response of the call
+    /// that generated it (a chosen secret is never echoed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub secret: Option<ShownSecret>,
+}
+
+impl From<&ApiKey> for KeyView {
+    fn from(k: &ApiKey) -> Self {
+        KeyView {
+            id: k.id.to_string(),
+            account_id: k.account_id.to_string(),
+            channel: k.channel.code().to_owned(),
+            identifier: k.identifier.clone(),
+            label: k.label.clone(),
+            whitelist: whitelist_view(&k.whitelist),
+            grace_until: k.grace_until.map(rfc3339),
+            created_at: rfc3339(k.created_at),
+            changed_at: rfc3339(k.changed_at),
+            version: k.version,
+            secret: None,
+        }
+    }
+}
+
+impl From<IssuedKey> for KeyView {
+    fn from(issued: IssuedKey) -> Self {
+        KeyView {
+            secret: issued.secret.map(ShownSecret),
+            ..KeyView::from(&issued.key)
+        }
+    }
+}
+
+pub(crate) fn whitelist_view(w: &apikeys::Whitelist) -> Vec<String> {
+    w.entries().iter().map(ToString::to_string).collect()
+}
+
+/// `POST /v1/accounts`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAccountRequest {
+    /// `master` or `sub`.
+    pub kind: AccountKindCode,
+    /// The master, for a sub-account (required for `sub`, refused for
+    /// `master`).
+    pub parent_id: Option<String>,
+    /// When the account was created, RFC 3339; now if absent. A master
+    /// created before the cutover (2023-06-05T22:00:00Z) gets four keys.
+    #[schema(format = DateTime, example = "2021-05-01T00:00:00Z")]
+    pub created_at: Option<String>,
+}
+
+/// The opened account and the default keys of a legacy master, with their
+/// secrets (shown this once).
+#[derive(Serialize, ToSchema)]
+pub struct OpenedAccountView {
+    /// The account.
+    pub account: AccountView,
+    /// Its default keys (none unless a master opened before the cutover).
+    pub issued: Vec<KeyView>,
+}
+
+/// An account's keys.
+#[derive(Serialize, ToSchema)]
+pub struct KeysView {
+    /// The keys, oldest first.
+    pub keys: Vec<KeyView>,
+}
+
+/// `POST /v1/accounts/{account_id}/keys`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// The channel code (case-insensitive).
+    #[schema(value_type = ChannelCode)]
+    pub channel: String,
+    /// A chosen identifier (3 to 64 of letters, digits, `.`, `_`, `-`);
+    /// generated (UUID-shaped) if absent.
+    pub identifier: Option<String>,
+    /// A chosen secret (12 to 128 printable ASCII characters, not containing
+    /// the identifier); generated and returned once if absent.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub secret: Option<SecretInput>,
+    /// An optional label (1 to 64 characters, no control characters).
+    pub label: Option<String>,
+}
+
+/// `POST /v1/keys/{key_id}/credentials`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeCredentialsRequest {
+    /// A new chosen identifier.
+    pub identifier: Option<String>,
+    /// A new chosen secret (not with `regenerate_secret`).
+    #[schema(value_type = Option<String>, format = Password)]
+    pub secret: Option<SecretInput>,
+    /// Generate a new secret, returned once in the response.
+    #[serde(default)]
+    pub regenerate_secret: bool,
+    /// Keep the previous secret working for this many seconds (only with a
+    /// secret change; at most the policy's limit, 30 days by default).
+    pub grace_seconds: Option<i64>,
+}
+
+/// A key's IP whitelist.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhitelistBody {
+    /// IPv4 or IPv6 addresses or networks; the response gives them
+    /// normalised (host bits cleared, addresses as /32 or /128), sorted and
+    /// de-duplicated.
+    #[schema(example = json!(["203.0.113.0/24", "2001:db8::1"]))]
+    pub entries: Vec<String>,
+}
+
+/// One recorded change.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    /// The account the change belongs to.
+    pub account_id: String,
+    /// The key concerned, if any.
+    pub key_id: Option<String>,
+    /// The key's channel, if any.
+    #[schema(value_type = Option<ChannelCode>)]
+    pub channel: Option<String>,
+    /// When the change was made.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `account_opened`, `key_created`, `credentials_changed`,
+    /// `whitelist_changed` or `key_deleted`.
+    pub kind: String,
+    /// `operator` or the acting account's id.
+    pub actor: String,
+    /// What changed, in words (never a secret).
+    pub detail: String,
+}
+
+impl From<&AuditEvent> for AuditEventView {
+    fn from(e: &AuditEvent) -> Self {
+        AuditEventView {
+            account_id: e.account_id.to_string(),
+            key_id: e.key_id.map(|k| k.to_string()),
+            channel: e.channel.map(|c| c.code().to_owned()),
+            at: rfc3339(e.at),
+            kind: e.kind.code().to_owned(),
+            actor: e.actor.to_string(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// An account's audit trail.
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    /// The events, newest first.
+    pub events: Vec<AuditEventView>,
+}
+
+/// `?limit=` of the audit trail.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// How many events at most: 1 to 1000, default 100.
+    pub limit: Option<usize>,
+}
+
+/// `POST /v1/authenticate`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticateRequest {
+    /// The channel the credentials are presented on.
+    #[schema(value_type = ChannelCode)]
+    pub channel: String,
+    /// The identifier (username / client id).
+    pub identifier: String,
+    /// The secret.
+    #[schema(value_type = String, format = Password)]
+    pub secret: SecretInput,
+}
+
+/// A successful authentication: this account, this key.
+#[derive(Serialize, ToSchema)]
+pub struct AuthenticatedView {
+    /// The account (a sub-account's key authenticates as the sub-account).
+    pub account_id: String,
+    /// The key.
+    pub key_id: String,
+    /// The channel.
+    #[schema(value_type = ChannelCode)]
+    pub channel: String,
+}
+
+impl From<Authenticated> for AuthenticatedView {
+    fn from(a: Authenticated) -> Self {
+        AuthenticatedView {
+            account_id: a.account_id.to_string(),
+            key_id: a.key_id.to_string(),
+            channel: a.channel.code().to_owned(),
+        }
+    }
+}
+
+/// `GET /http/whoami` query: the HTTP channel's style.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HttpCredentials {
+    /// The HTTP key's identifier.
+    pub username: Option<String>,
+    /// The HTTP key's secret.
+    #[param(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretInput>,
+}
+
+/// `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}

@@ -1,0 +1,151 @@
+#![doc = include_str!("../README.md")]
+
+mod accounts;
+pub mod admin;
+mod authn;
+pub mod dto;
+pub mod error;
+mod extract;
+mod keys;
+mod meta;
+#[cfg(feature = "server")]
+pub mod sqlite_vault;
+mod state;
+
+pub use admin::{AdminToken, AdminTokenError, AdminTokenVault, MemoryVault, resolve_admin_token};
+pub use error::{ApiError, ErrorBody};
+
+use apikeys::ApiKeys;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// How the router behaves. `Config::default()` suits a server on its own;
+/// set `trust_proxy` behind a reverse proxy.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Take the client address from the first `X-Forwarded-For` entry
+    /// instead of the TCP peer. Only behind a proxy that sets it: anyone
+    /// else could claim any address and walk past the IP whitelists.
+    pub trust_proxy: bool,
+    /// The largest request body, in bytes (default 64 KiB); larger is 413.
+    pub body_limit: usize,
+    /// How many requests may run argon2 at once (hashing or verifying a
+    /// chosen secret): default, the number of cores. Others wait their turn
+    /// as futures, holding no thread and no argon2 memory.
+    pub argon2_concurrency: usize,
+    /// How many other blocking calls (store I/O, generated-secret checks)
+    /// may run at once (default 64).
+    pub blocking_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            trust_proxy: false,
+            body_limit: 64 * 1024,
+            argon2_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            blocking_concurrency: 64,
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "apikeys",
+        description = "API keys of a messaging platform's accounts: accounts, keys per channel, \
+credentials, IP whitelists, audit, and authentication. The management API needs \
+`Authorization: Bearer <admin token>`; `X-Acting-Account` acts as an account."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "accounts", description = "Masters and sub-accounts"),
+        (name = "keys", description = "API keys and their credentials"),
+        (name = "whitelist", description = "Per-key IP whitelists"),
+        (name = "authentication", description = "Checking credentials (no admin token)"),
+        (name = "meta", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "rest_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// Every route, each with its OpenAPI operation: the document is built from
+/// the same list as the router, so the two cannot drift.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::open_account))
+        .routes(routes!(accounts::get_account))
+        .routes(routes!(accounts::list_keys, accounts::create_key))
+        .routes(routes!(accounts::audit))
+        .routes(routes!(keys::get_key, keys::delete_key))
+        .routes(routes!(keys::change_credentials))
+        .routes(routes!(keys::get_whitelist, keys::put_whitelist))
+        .routes(routes!(authn::authenticate))
+        .routes(routes!(authn::rest_whoami))
+        .routes(routes!(authn::http_whoami))
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::openapi_json))
+}
+
+/// The OpenAPI document of the API (what `GET /openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The API over `keys`, guarded by `admin`.
+///
+/// Serve it with [`serve`] (or with
+/// `into_make_service_with_connect_info::<SocketAddr>()`): authentication
+/// needs the peer's address.
+pub fn router(keys: Arc<ApiKeys>, admin: AdminToken, config: Config) -> Router {
+    let (routes, doc) = api_routes().split_for_parts();
+    let openapi_json = serde_json::to_vec(&doc).unwrap_or_default();
+    let body_limit = config.body_limit;
+    routes
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(meta::log_request))
+        .with_state(AppState::new(keys, admin, config, openapi_json))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
