@@ -295,6 +295,22 @@ pub fn identifier_unique_ignoring_case(store: Arc<DynStore>) {
         1,
     )
     .unwrap();
+    // Non-ASCII letters are not folded: `É` and `é` differ.
+    insert(&*store, &record(ids.key(), b.id, Channel::Ftp, "École"), 1).unwrap();
+    insert(
+        &*store,
+        &record(ids.key(), b.id, Channel::Rest, "éCOLE"),
+        10,
+    )
+    .unwrap();
+    assert_eq!(
+        store.key_by_identifier("ÉCOLE").unwrap().map(|k| k.channel),
+        Some(Channel::Ftp)
+    );
+    assert_eq!(
+        store.key_by_identifier("école").unwrap().map(|k| k.channel),
+        Some(Channel::Rest)
+    );
 }
 
 /// `max_for_channel` is enforced per account and channel: one FTP key, up
