@@ -684,86 +684,148 @@ impl ApiKeys {
         secret: &str,
         client: IpAddr,
     ) -> Result<Authenticated, AuthError> {
+        // With argon2 allowed, every check reaches a verdict.
+        self.check(channel, identifier, secret, client, true)
+            .unwrap_or(Err(AuthError::InvalidCredentials(Refusal::WrongSecret)))
+    }
+
+    /// As [`ApiKeys::authenticate`], but never runs argon2: `None` when the
+    /// verdict would need it (a chosen secret that the verified-secret cache
+    /// does not vouch for, or an unknown identifier with a secret not of the
+    /// generated shape, which costs a dummy argon2).
+    ///
+    /// For async adapters: this costs one store lookup and a SHA-256 (or a
+    /// keyed hash), so it may run on the event loop of a fast local store;
+    /// on `None`, call [`ApiKeys::authenticate`] where blocking for tens of
+    /// milliseconds is acceptable, with a bound on how many run at once.
+    /// Deciding by the secret's shape alone is not enough: a secret of the
+    /// generated shape presented for a key with a chosen secret meets
+    /// argon2.
+    pub fn authenticate_without_argon2(
+        &self,
+        channel: Channel,
+        identifier: &str,
+        secret: &str,
+        client: IpAddr,
+    ) -> Option<Result<Authenticated, AuthError>> {
+        self.check(channel, identifier, secret, client, false)
+    }
+
+    /// The check behind both: `None` only when `allow_argon2` is false and
+    /// the verdict needs argon2.
+    fn check(
+        &self,
+        channel: Channel,
+        identifier: &str,
+        secret: &str,
+        client: IpAddr,
+        allow_argon2: bool,
+    ) -> Option<Result<Authenticated, AuthError>> {
         let shape = generated_shape(secret);
         if shape == GeneratedShape::BadChecksum {
-            return Err(AuthError::InvalidCredentials(Refusal::MalformedSecret));
+            return Some(Err(AuthError::InvalidCredentials(Refusal::MalformedSecret)));
         }
         // Nothing longer than the rules allow can match: refuse without a
         // lookup, and without feeding argon2 a huge input.
         if identifier.len() > 64 {
-            return Err(AuthError::InvalidCredentials(Refusal::UnknownIdentifier));
+            return Some(Err(AuthError::InvalidCredentials(
+                Refusal::UnknownIdentifier,
+            )));
         }
         if secret.len() > 128.max(GENERATED_SECRET_LEN) {
-            return Err(AuthError::InvalidCredentials(Refusal::MalformedSecret));
+            return Some(Err(AuthError::InvalidCredentials(Refusal::MalformedSecret)));
         }
         let hashing = &self.policy.hashing;
-        let Some(key) = self
-            .store
-            .key_by_identifier(identifier)
-            .map_err(AuthError::Unavailable)?
-        else {
+        let key = match self.store.key_by_identifier(identifier) {
+            Ok(key) => key,
+            Err(e) => return Some(Err(AuthError::Unavailable(e))),
+        };
+        let Some(key) = key else {
             if shape == GeneratedShape::Other {
+                if !allow_argon2 {
+                    return None;
+                }
                 // Same cost as a wrong chosen secret.
                 let _ = verify_secret(hashing, secret, &self.dummy_hash);
             }
-            return Err(AuthError::InvalidCredentials(Refusal::UnknownIdentifier));
+            return Some(Err(AuthError::InvalidCredentials(
+                Refusal::UnknownIdentifier,
+            )));
         };
         let now = self.now();
         let mut via_grace = false;
-        let verdict = match self.verify(&key, Slot::Current, &key.secret_hash, secret) {
-            Verification::Match { needs_rehash } => Ok(needs_rehash),
-            Verification::UnknownFormat => Err(Refusal::UnreadableHash),
-            Verification::Mismatch => match &key.previous_secret {
-                Some(prev) => match self.verify(&key, Slot::Previous, &prev.hash, secret) {
-                    Verification::Match { .. } if now < prev.expires_at => {
-                        via_grace = true;
-                        Ok(false)
+        let verdict =
+            match self.verify(&key, Slot::Current, &key.secret_hash, secret, allow_argon2)? {
+                Verification::Match { needs_rehash } => Ok(needs_rehash),
+                Verification::UnknownFormat => Err(Refusal::UnreadableHash),
+                Verification::Mismatch => match &key.previous_secret {
+                    Some(prev) => {
+                        match self.verify(&key, Slot::Previous, &prev.hash, secret, allow_argon2)? {
+                            Verification::Match { .. } if now < prev.expires_at => {
+                                via_grace = true;
+                                Ok(false)
+                            }
+                            Verification::Match { .. } => Err(Refusal::GraceExpired),
+                            _ => Err(Refusal::WrongSecret),
+                        }
                     }
-                    Verification::Match { .. } => Err(Refusal::GraceExpired),
-                    _ => Err(Refusal::WrongSecret),
+                    None => Err(Refusal::WrongSecret),
                 },
-                None => Err(Refusal::WrongSecret),
-            },
-        };
+            };
         // The channel is checked after the secret, so that another channel's
         // key costs the same as a wrong secret.
         if key.channel != channel {
-            return Err(AuthError::InvalidCredentials(Refusal::WrongChannel {
+            return Some(Err(AuthError::InvalidCredentials(Refusal::WrongChannel {
                 key_channel: key.channel,
-            }));
+            })));
         }
-        let needs_rehash = verdict.map_err(AuthError::InvalidCredentials)?;
+        let needs_rehash = match verdict {
+            Ok(needs_rehash) => needs_rehash,
+            Err(refusal) => return Some(Err(AuthError::InvalidCredentials(refusal))),
+        };
         if !key.whitelist.allows(client) {
-            return Err(AuthError::AddressNotAllowed {
+            return Some(Err(AuthError::AddressNotAllowed {
                 key_id: key.id,
                 client,
-            });
+            }));
         }
-        if needs_rehash {
+        // Only an argon2 match asks for a rehash, and rehashing is argon2.
+        if needs_rehash && allow_argon2 {
             self.upgrade_hash(&key, secret);
         }
-        Ok(Authenticated {
+        Some(Ok(Authenticated {
             account_id: key.account_id,
             key_id: key.id,
             channel,
             via_grace,
-        })
+        }))
     }
 
     /// Checks `secret` against one of the key's stored hashes, through the
     /// verified-secret cache when the hash is a slow (argon2) one.
-    fn verify(&self, key: &KeyRecord, slot: Slot, stored: &str, secret: &str) -> Verification {
+    /// `None` if that needs argon2 and `allow_argon2` is false.
+    fn verify(
+        &self,
+        key: &KeyRecord,
+        slot: Slot,
+        stored: &str,
+        secret: &str,
+        allow_argon2: bool,
+    ) -> Option<Verification> {
         let slow = !is_fast_hash(stored);
         let cache = self.cache.as_ref().filter(|_| slow);
         if let Some(cache) = cache
             && cache.vouches(key.id, slot, key.version, stored, secret)
         {
             self.cached_checks.fetch_add(1, Ordering::Relaxed);
-            return Verification::Match {
+            return Some(Verification::Match {
                 needs_rehash: false,
-            };
+            });
         }
         if slow {
+            if !allow_argon2 {
+                return None;
+            }
             self.slow_checks.fetch_add(1, Ordering::Relaxed);
         }
         let verdict = verify_secret(&self.policy.hashing, secret, stored);
@@ -775,7 +837,7 @@ impl ApiKeys {
         {
             cache.remember(key.id, slot, key.version, stored, secret);
         }
-        verdict
+        Some(verdict)
     }
 
     /// Best effort: a failed upgrade leaves the old, still valid hash, and is

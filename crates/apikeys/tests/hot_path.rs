@@ -147,3 +147,79 @@ fn production_policy_chosen_secret() {
         stored.secret_hash
     );
 }
+
+/// `authenticate_without_argon2` answers whatever needs no argon2, and says
+/// so (`None`) for the rest, never running it: not even for a secret of the
+/// generated shape presented for a key whose secret was chosen.
+#[test]
+fn authenticate_without_argon2_never_runs_argon2() {
+    use apikeys::credentials::generate_secret;
+    use rand_core::SeedableRng;
+    let f = Fixture::new(Arc::new(MemoryStore::new()), 4);
+    let a = f.master();
+    let op = apikeys::Actor::Operator;
+    let ip = "192.0.2.1".parse().unwrap();
+    let generated = f
+        .keys
+        .create_key(op, a.id, NewKey::generated(Channel::Rest))
+        .unwrap();
+    let gen_secret = generated.secret.unwrap();
+    f.keys
+        .create_key(
+            op,
+            a.id,
+            NewKey::chosen(
+                Channel::Ftp,
+                "chosen-ftp",
+                apikeys::Secret::new("chosen-secret-1"),
+            ),
+        )
+        .unwrap();
+    let other_generated = generate_secret(&mut rand_chacha::ChaCha20Rng::seed_from_u64(9));
+    let slow = |f: &Fixture| f.keys.check_stats().slow;
+    let before = slow(&f);
+    let fast = |channel, id: &str, secret: &str| {
+        f.keys.authenticate_without_argon2(channel, id, secret, ip)
+    };
+
+    // Generated secrets: answered, right or wrong.
+    let who = fast(
+        Channel::Rest,
+        &generated.key.identifier,
+        gen_secret.expose_secret(),
+    );
+    assert_eq!(who.unwrap().unwrap().key_id, generated.key.id);
+    let wrong = fast(
+        Channel::Rest,
+        &generated.key.identifier,
+        other_generated.expose_secret(),
+    );
+    assert_eq!(
+        wrong.unwrap().unwrap_err().reason(),
+        Some(Refusal::WrongSecret)
+    );
+    let unknown = fast(Channel::Rest, "nobody", other_generated.expose_secret());
+    assert_eq!(
+        unknown.unwrap().unwrap_err().reason(),
+        Some(Refusal::UnknownIdentifier)
+    );
+    // Argon2 needed: a chosen secret not yet vouched for, a generated-shape
+    // secret against a chosen key, an unknown identifier with a chosen-shape
+    // secret (its dummy check).
+    assert!(fast(Channel::Ftp, "chosen-ftp", "chosen-secret-1").is_none());
+    assert!(fast(Channel::Ftp, "chosen-ftp", other_generated.expose_secret()).is_none());
+    assert!(fast(Channel::Ftp, "nobody", "chosen-secret-1").is_none());
+    assert_eq!(slow(&f), before, "no argon2 ran");
+    // Once `authenticate` has verified it, the cache answers without argon2.
+    f.keys
+        .authenticate(Channel::Ftp, "chosen-ftp", "chosen-secret-1", ip)
+        .unwrap();
+    let after = slow(&f);
+    assert_eq!(after, before + 1);
+    assert!(
+        fast(Channel::Ftp, "chosen-ftp", "chosen-secret-1")
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(slow(&f), after);
+}
