@@ -7,7 +7,6 @@ use crate::dto::{AuthenticateRequest, AuthenticatedView, HttpCredentials};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::{AppState, Lane};
-use apikeys::credentials::{GeneratedShape, generated_shape};
 use apikeys::{Channel, Secret};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -62,8 +61,15 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
-/// Checks credentials in the right lane and logs the outcome without the
-/// secret (nor the identifier of a refusal: people paste secrets into it).
+/// Checks credentials and logs the outcome without the secret (nor the
+/// identifier of a refusal: people paste secrets into it).
+///
+/// First the argon2-free check (a store lookup and a SHA-256, or the
+/// verified-secret cache): on the event loop when the store is local
+/// (`Config::inline_checks`), else in the fast lane. Only if the verdict
+/// needs argon2 does the check go to the argon2 lane, which few run at once.
+/// The domain decides that from the stored hash, not from the secret's
+/// shape, which an attacker chooses.
 async fn check(
     state: &AppState,
     channel: Channel,
@@ -71,18 +77,31 @@ async fn check(
     secret: Secret,
     client: IpAddr,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
-    // A secret of the generated shape is checked with one SHA-256 (or refused
-    // on its checksum before any lookup); any other may meet argon2, so it
-    // waits for the argon2 lane.
-    let lane = match generated_shape(secret.expose_secret()) {
-        GeneratedShape::Valid | GeneratedShape::BadChecksum => Lane::Fast,
-        GeneratedShape::Other => Lane::Argon2,
+    let first = if state.inline_checks() {
+        state.keys().authenticate_without_argon2(
+            channel,
+            &identifier,
+            secret.expose_secret(),
+            client,
+        )
+    } else {
+        let (identifier, secret) = (identifier.clone(), secret.clone());
+        state
+            .blocking(Lane::Fast, move |k| {
+                k.authenticate_without_argon2(channel, &identifier, secret.expose_secret(), client)
+            })
+            .await?
     };
-    let outcome = state
-        .blocking(lane, move |k| {
-            k.authenticate(channel, &identifier, secret.expose_secret(), client)
-        })
-        .await?;
+    let outcome = match first {
+        Some(outcome) => outcome,
+        None => {
+            state
+                .blocking(Lane::Argon2, move |k| {
+                    k.authenticate(channel, &identifier, secret.expose_secret(), client)
+                })
+                .await?
+        }
+    };
     match outcome {
         Ok(who) => {
             tracing::debug!(%channel, key_id = %who.key_id, %client, via_grace = who.via_grace, "authenticated");

@@ -41,6 +41,13 @@ pub struct Config {
     /// chosen secret): default, the number of cores. Others wait their turn
     /// as futures, holding no thread and no argon2 memory.
     pub argon2_concurrency: usize,
+    /// Run the argon2-free part of authentication (one store lookup and a
+    /// SHA-256, microseconds) on the event loop instead of handing it to a
+    /// blocking thread, which costs more than the check itself. Right for a
+    /// store that answers from memory or a local file (the memory and SQLite
+    /// stores; the server turns it on); wrong for one that waits on the
+    /// network (PostgreSQL). Default off. Argon2 never runs inline either way.
+    pub inline_checks: bool,
     /// How many other blocking calls (store I/O, generated-secret checks)
     /// may run at once (default 64).
     pub blocking_concurrency: usize,
@@ -53,6 +60,7 @@ impl Default for Config {
             body_limit: 64 * 1024,
             argon2_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
             blocking_concurrency: 64,
+            inline_checks: false,
         }
     }
 }

@@ -12,12 +12,12 @@ use tokio::sync::Semaphore;
 /// Which lane a blocking call runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lane {
-    /// Work that may run argon2 (a chosen secret to hash or verify): few at
+    /// Work that runs argon2 (a chosen secret to hash or verify): few at
     /// once, about one per core, so a flood of such requests queues here
     /// (cheaply, as futures) instead of taking every thread and tens of
     /// megabytes each.
     Argon2,
-    /// Everything else: store lookups, generated-secret checks (a SHA-256).
+    /// Everything else: store calls, argon2-free checks (a SHA-256).
     Fast,
 }
 
@@ -57,6 +57,10 @@ impl AppState {
 
     pub(crate) fn trust_proxy(&self) -> bool {
         self.0.config.trust_proxy
+    }
+
+    pub(crate) fn inline_checks(&self) -> bool {
+        self.0.config.inline_checks
     }
 
     pub(crate) fn body_limit(&self) -> usize {

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Load check of the HTTP server (not part of the test suite): requests per
+# second of `POST /v1/authenticate` with a generated secret, against the
+# trivial `GET /healthz` of the same binary, in one run. Target: a ratio of
+# at least 0.7 (authentication costs little next to HTTP itself).
+#
+#   bash benches/http_load.sh    # ROUNDS=3 DURATION=5 CONNECTIONS=32 THREADS=1
+#
+# Loopback only, bounded in time (two 2-second warm-ups, then ROUNDS runs of
+# DURATION seconds per endpoint, alternating). Needs `wrk` (installed from Debian's packages if missing) and
+# `curl`. Builds the server in release mode. Exits 1 below the target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-5}"
+ROUNDS="${ROUNDS:-3}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-1}"
+TARGET_RATIO="0.7"
+
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk..." >&2
+    apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+command -v curl >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null; }
+
+cargo build --release --quiet -p apikeys-http --bin apikeys-server
+BIN="${CARGO_TARGET_DIR:-target}/release/apikeys-server"
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+TOKEN="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+APIKEYS_ADMIN_TOKEN="$TOKEN" RUST_LOG=warn \
+    "$BIN" --listen 127.0.0.1:0 --db "$WORK/bench.sqlite3" >"$WORK/stdout" 2>"$WORK/stderr" &
+SERVER_PID=$!
+
+ADDR=""
+for _ in $(seq 1 100); do
+    ADDR="$(sed -n 's#^apikeys-server listening on http://##p' "$WORK/stdout")"
+    [ -n "$ADDR" ] && break
+    sleep 0.1
+done
+[ -n "$ADDR" ] || { echo "the server did not start:" >&2; cat "$WORK/stderr" >&2; exit 1; }
+URL="http://$ADDR"
+
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+ACCOUNT="$(curl -sf -X POST "$URL/v1/accounts" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d '{"kind":"master"}' | json_field id | head -c 36)"
+KEY="$(curl -sf -X POST "$URL/v1/accounts/$ACCOUNT/keys" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d '{"channel":"rest"}')"
+IDENTIFIER="$(echo "$KEY" | json_field identifier)"
+SECRET="$(echo "$KEY" | json_field secret)"
+BODY="{\"channel\":\"rest\",\"identifier\":\"$IDENTIFIER\",\"secret\":\"$SECRET\"}"
+curl -sf -X POST "$URL/v1/authenticate" -H 'Content-Type: application/json' -d "$BODY" >/dev/null \
+    || { echo "authentication does not succeed before the run" >&2; exit 1; }
+
+cat >"$WORK/authenticate.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+measure() { # measure <label> <wrk args...>: one timed run, prints requests per second
+    local label="$1"; shift
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$@" >"$WORK/$label.txt"
+    if grep -q "Non-2xx" "$WORK/$label.txt"; then
+        echo "$label: some responses were not 2xx:" >&2; cat "$WORK/$label.txt" >&2; exit 1
+    fi
+    awk '/^Requests\/sec:/ {print $2}' "$WORK/$label.txt"
+}
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# Warm-up, then ROUNDS alternating runs of each (this machine is shared:
+# alternating and taking medians keeps a burst of other load from landing on
+# one side only).
+wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$URL/healthz" >/dev/null
+wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$WORK/authenticate.lua" "$URL/v1/authenticate" >/dev/null
+: >"$WORK/trivial.all"; : >"$WORK/auth.all"
+for round in $(seq 1 "$ROUNDS"); do
+    t="$(measure "healthz-$round" "$URL/healthz")"
+    a="$(measure "authenticate-$round" -s "$WORK/authenticate.lua" "$URL/v1/authenticate")"
+    echo "round $round: healthz $t, authenticate $a requests/s"
+    echo "$t" >>"$WORK/trivial.all"; echo "$a" >>"$WORK/auth.all"
+done
+TRIVIAL="$(median <"$WORK/trivial.all")"
+AUTH="$(median <"$WORK/auth.all")"
+RATIO="$(awk -v a="$AUTH" -v t="$TRIVIAL" 'BEGIN {printf "%.2f", a / t}')"
+
+echo "wrk: $THREADS thread(s), $CONNECTIONS connections, $ROUNDS x ${DURATION}s per endpoint, $(nproc) cores"
+echo "GET  /healthz          : $TRIVIAL requests/s (median)"
+echo "POST /v1/authenticate  : $AUTH requests/s (median; generated secret, SQLite store)"
+echo "ratio authenticate/healthz: $RATIO (target >= $TARGET_RATIO)"
+awk -v r="$RATIO" -v t="$TARGET_RATIO" 'BEGIN {exit !(r >= t)}' || { echo "below target" >&2; exit 1; }
