@@ -9,7 +9,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apikeys::testing::Fixture;
-use apikeys::{ManualClock, MemoryStore, Policy};
+use apikeys::{DynStore, ManualClock, MemoryStore, Policy};
 use apikeys_http::{AdminToken, Config};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -36,7 +36,12 @@ impl Server {
 
     /// On `bind`, with this config and policy.
     pub fn start_with(bind: &str, config: Config, policy: Policy) -> Self {
-        let fixture = Fixture::with_policy(Arc::new(MemoryStore::new()), 7, policy);
+        Self::start_on(Arc::new(MemoryStore::new()), bind, config, policy)
+    }
+
+    /// Over `store`, on `bind`, with this config and policy.
+    pub fn start_on(store: Arc<DynStore>, bind: &str, config: Config, policy: Policy) -> Self {
+        let fixture = Fixture::with_policy(store, 7, policy);
         let clock = fixture.clock.clone();
         let app = apikeys_http::router(
             Arc::new(fixture.keys),
