@@ -4,9 +4,11 @@
 //!   contract, each taking a fresh store; [`crate::store_conformance_tests!`]
 //!   generates the `#[test]` wrappers in one line.
 //! - [`strategies`]: proptest strategies for the domain types.
+//! - [`bulk`]: many accounts with keys, for loading benchmark databases.
 //! - [`Fixture`]: a service over a store with a manual clock, a seeded
 //!   generator and the fast hashing preset.
 
+pub mod bulk;
 pub mod conformance;
 pub mod strategies;
 
