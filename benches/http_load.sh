@@ -40,9 +40,12 @@ APIKEYS_ADMIN_TOKEN="$TOKEN" RUST_LOG=warn \
     "$BIN" --listen 127.0.0.1:0 --db "$WORK/bench.sqlite3" >"$WORK/stdout" 2>"$WORK/stderr" &
 SERVER_PID=$!
 
+# The shell opens the redirections in the background job: the file may
+# not exist yet on the first look.
+: >>"$WORK/stdout"
 ADDR=""
 for _ in $(seq 1 100); do
-    ADDR="$(sed -n 's#^apikeys-server listening on http://##p' "$WORK/stdout")"
+    ADDR="$(sed -n 's#^apikeys-server listening on http://##p' "$WORK/stdout" 2>/dev/null)"
     [ -n "$ADDR" ] && break
     sleep 0.1
 done
