@@ -145,8 +145,9 @@ fn hex_value(c: u8) -> Option<u8> {
 /// Where the digest of a generated admin token is kept between starts.
 ///
 /// The domain's `Store` has no place for server settings, so the server
-/// keeps its own: [`MemoryVault`] for tests, a table in the SQLite file for
-/// the server (`SqliteVault`, feature `server`).
+/// keeps its own: [`MemoryVault`] for tests, a table in the SQLite file or
+/// in the PostgreSQL schema the store uses for the server (`SqliteVault`,
+/// `PostgresVault`, feature `server`).
 pub trait AdminTokenVault: Send + Sync {
     /// The stored form of the token, or `None` if none was stored.
     fn load(&self) -> Result<Option<String>, AdminTokenError>;

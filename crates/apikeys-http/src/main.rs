@@ -1,43 +1,128 @@
-//! `apikeys-server`: the HTTP API on the SQLite store.
+//! `apikeys-server`: the HTTP API on the SQLite store, or on PostgreSQL.
 //!
 //! ```sh
 //! cargo run -p apikeys-http              # 127.0.0.1:8080, ./apikeys.sqlite3
+//! cargo run -p apikeys-http -- --postgres postgres://apikeys@db.internal:5432/platform
 //! cargo run -p apikeys-http -- --help
 //! ```
+//!
+//! With `--postgres` (or `APIKEYS_POSTGRES_URL`) the keys, and the admin
+//! token's digest, live in PostgreSQL (`--postgres-schema` picks a schema,
+//! `--postgres-pool` the pool's size), so that servers on several machines
+//! share them; `--db` is then ignored.
 
-use apikeys::{ApiKeys, Policy};
+use apikeys::{ApiKeys, DynStore, Policy};
+use apikeys_http::admin::ResolvedToken;
+use apikeys_http::postgres_vault::PostgresVault;
 use apikeys_http::sqlite_vault::SqliteVault;
 use apikeys_http::{Config, resolve_admin_token, router, serve};
+use apikeys_postgres::{Options, PostgresStore};
 use apikeys_sqlite::SqliteStore;
 use clap::Parser;
+use std::convert::Infallible;
 use std::error::Error;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
-/// The apikeys HTTP API on a SQLite file.
+/// The apikeys HTTP API on a SQLite file, or on PostgreSQL.
 ///
 /// The management API needs `Authorization: Bearer <admin token>`. The
 /// token comes from APIKEYS_ADMIN_TOKEN (16 to 256 printable ASCII
 /// characters); without it, the first start generates one, prints it once
-/// and keeps only its SHA-256 digest in the database, and later starts use
-/// that. Logs go to stderr (RUST_LOG, default `info`).
+/// and keeps only its SHA-256 digest in the database (the SQLite file, or
+/// PostgreSQL with --postgres), and later starts use that. Logs go to stderr
+/// (RUST_LOG, default `info`).
 #[derive(Debug, Parser)]
 #[command(name = "apikeys-server", version)]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, env = "APIKEYS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// SQLite database file, created if absent.
+    /// SQLite database file, created if absent. Ignored with --postgres.
     #[arg(long, env = "APIKEYS_DB", default_value = "apikeys.sqlite3")]
     db: PathBuf,
+    /// Use PostgreSQL at this URL instead of SQLite (e.g.
+    /// postgres://apikeys:PASSWORD@db.internal:5432/platform, or the
+    /// key=value form); --db is then ignored. The tables are created or
+    /// upgraded at start. The URL (and its password) is never printed. An
+    /// empty value counts as unset.
+    #[arg(
+        long,
+        env = "APIKEYS_POSTGRES_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    postgres: Option<DatabaseUrl>,
+    /// With --postgres: how many connections the pool opens at most.
+    #[arg(
+        long,
+        env = "APIKEYS_POSTGRES_POOL",
+        default_value_t = 16,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    postgres_pool: u32,
+    /// With --postgres: keep the tables in this schema, created if needed,
+    /// so that several deployments (or test runs) can share one database.
+    /// 1 to 63 lowercase ASCII letters, digits and underscores. Default: the
+    /// connection's default schema (usually `public`).
+    #[arg(
+        long,
+        env = "APIKEYS_POSTGRES_SCHEMA",
+        value_name = "NAME",
+        requires = "postgres"
+    )]
+    postgres_schema: Option<String>,
     /// Take the client address of authentication requests from the first
     /// X-Forwarded-For entry. Only behind a proxy that sets it: otherwise
     /// anyone could claim any address and pass the IP whitelists.
     #[arg(long, env = "APIKEYS_TRUST_PROXY")]
     trust_proxy: bool,
+}
+
+/// A database URL: it may hold a password, so it prints as hidden.
+#[derive(Clone)]
+struct DatabaseUrl(String);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatabaseUrl([hidden])")
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+}
+
+/// Where the keys live, as decided from the flags.
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres {
+        url: DatabaseUrl,
+        pool: u32,
+        schema: Option<String>,
+    },
+}
+
+impl Args {
+    fn backend(&self) -> Backend {
+        match self.postgres.as_ref().filter(|u| !u.0.trim().is_empty()) {
+            None => Backend::Sqlite(self.db.clone()),
+            Some(url) => Backend::Postgres {
+                url: url.clone(),
+                pool: self.postgres_pool,
+                schema: self.postgres_schema.clone().filter(|s| !s.is_empty()),
+            },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -48,6 +133,21 @@ fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    let backend = args.backend();
+    // Errors are scrubbed of the URL's password, whatever produced them.
+    let url = match &backend {
+        Backend::Postgres { url, .. } => Some(url.clone()),
+        Backend::Sqlite(_) => None,
+    };
+    let fail = |e: &(dyn Error + 'static)| fail(e, url.as_ref());
+
+    // Opening the store and the vault blocks, and the PostgreSQL client runs
+    // a small runtime of its own, which cannot start inside ours: so this
+    // happens before ours starts.
+    let opened = match open(backend) {
+        Ok(o) => o,
+        Err(e) => return fail(e.as_ref()),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,47 +155,103 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(run(args)) {
+    let keys = opened.keys.clone();
+    let result = runtime.block_on(run(args, opened));
+    // Likewise, PostgreSQL connections cannot close inside our runtime: the
+    // service, which owns the pool, is dropped last, after the runtime and
+    // every task holding a clone of it.
+    drop(runtime);
+    drop(keys);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e.as_ref()),
     }
 }
 
-fn fail(e: &(dyn Error + 'static)) -> ExitCode {
+fn fail(e: &(dyn Error + 'static), url: Option<&DatabaseUrl>) -> ExitCode {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
+        // Some errors (apikeys-postgres') already spell out their cause.
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
         source = s.source();
+    }
+    if let Some(url) = url {
+        message = redact_password(&message, &url.0);
     }
     tracing::error!("{message}");
     ExitCode::FAILURE
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn Error>> {
-    let store = SqliteStore::open(&args.db)?;
-    let vault = SqliteVault::open(&args.db)?;
+/// What the server runs on, opened.
+struct Opened {
+    keys: Arc<ApiKeys>,
+    admin: ResolvedToken,
+    /// See `Config::inline_checks`.
+    inline_checks: bool,
+    /// For the log: the file, or the server and schema (never a password).
+    store: String,
+}
+
+fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
     let chosen = std::env::var("APIKEYS_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    let admin = resolve_admin_token(&vault, chosen.as_deref(), &mut os_rng())?;
-    drop(vault);
-
+    let (store, admin, inline_checks, description): (Arc<DynStore>, _, _, _) = match backend {
+        Backend::Sqlite(path) => {
+            let store = SqliteStore::open(&path)?;
+            let vault = SqliteVault::open(&path)?;
+            let admin = resolve_admin_token(&vault, chosen.as_deref(), &mut os_rng())?;
+            // SQLite answers a lookup from a local file in microseconds.
+            let description = format!("sqlite {}", path.display());
+            (Arc::new(store), admin, true, description)
+        }
+        Backend::Postgres { url, pool, schema } => {
+            let mut options = Options::new(pool);
+            if let Some(schema) = &schema {
+                options = options.schema(schema.clone());
+            }
+            // First the store: it creates the schema the vault's table goes in.
+            let store = PostgresStore::connect_with(&url.0, options)?;
+            let vault = PostgresVault::connect(&url.0, store.schema())?;
+            let admin = resolve_admin_token(&vault, chosen.as_deref(), &mut os_rng())?;
+            drop(vault);
+            let description = describe_postgres(&url.0, schema.as_deref(), pool);
+            // A lookup is a network round trip: never on an async worker.
+            (Arc::new(store), admin, false, description)
+        }
+    };
     // The one place the wall clock is read: the domain takes it as a parameter.
     #[allow(clippy::disallowed_methods)]
     let clock = Arc::new(time::OffsetDateTime::now_utc);
-    let keys = ApiKeys::new(Arc::new(store), Policy::default(), clock, os_rng())?;
+    let keys = ApiKeys::new(store, Policy::default(), clock, os_rng())?;
+    Ok(Opened {
+        keys: Arc::new(keys),
+        admin,
+        inline_checks,
+        store: description,
+    })
+}
 
+async fn run(args: Args, opened: Opened) -> Result<(), Box<dyn Error>> {
+    let Opened {
+        keys,
+        admin,
+        inline_checks,
+        store,
+    } = opened;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let config = Config {
         trust_proxy: args.trust_proxy,
-        // SQLite answers a lookup from a local file in microseconds.
-        inline_checks: true,
+        inline_checks,
         ..Config::default()
     };
-    let app = router(Arc::new(keys), admin.token, config);
+    let app = router(keys, admin.token, config);
 
     // On stdout, not in the log: the generated token is shown this once.
     if let Some(token) = &admin.generated {
@@ -106,11 +262,106 @@ async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     }
     drop(admin.generated);
     println!("apikeys-server listening on http://{addr}");
-    tracing::info!(%addr, db = %args.db.display(), trust_proxy = args.trust_proxy, "listening");
+    tracing::info!(%addr, %store, trust_proxy = args.trust_proxy, "listening");
 
     serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `postgres host=… port=… dbname=… user=… schema=… pool=…`, from the parsed
+/// URL: never its password.
+fn describe_postgres(url: &str, schema: Option<&str>, pool: u32) -> String {
+    let Ok(config) = url.parse::<postgres::Config>() else {
+        return "postgres".to_owned();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "postgres host={} port={} dbname={} user={} schema={} pool={pool}",
+        hosts.join(","),
+        ports.join(","),
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default)"),
+        schema.unwrap_or("(default)"),
+    )
+}
+
+/// `message` without the password `url` holds, raw or percent-decoded:
+/// `user:PASSWORD@` of a URL, and any `password=` parameter. Connection
+/// errors do not quote the URL, but a parser's error may quote a piece of
+/// it (an "unknown option" can be the whole string); this makes sure no
+/// such piece carries the password out.
+fn redact_password(message: &str, url: &str) -> String {
+    let mut secrets: Vec<String> = Vec::new();
+    // URL form: the password is between the first ':' and the first '@'
+    // after the scheme, as libpq (and rust-postgres) read it.
+    if let Some((_, rest)) = url.split_once("://")
+        && let Some((credentials, _)) = rest.split_once('@')
+        && let Some((_, password)) = credentials.split_once(':')
+    {
+        secrets.push(password.to_owned());
+    }
+    // `password=` as a URL parameter or a key=value pair.
+    let mut rest = url;
+    while let Some(at) = rest.find("password") {
+        let after = rest[at + "password".len()..].trim_start();
+        rest = &rest[at + "password".len()..];
+        let Some(value) = after.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let value = match value.strip_prefix('\'') {
+            Some(quoted) => quoted.split('\'').next().unwrap_or_default(),
+            None => value
+                .split(|c: char| c == '&' || c.is_whitespace())
+                .next()
+                .unwrap_or_default(),
+        };
+        secrets.push(value.to_owned());
+    }
+    let decoded: Vec<String> = secrets.iter().filter_map(|s| percent_decode(s)).collect();
+    secrets.extend(decoded);
+    // Longest first, so that a secret containing another goes whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = message.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "[password hidden]");
+    }
+    out
+}
+
+/// `%XX` sequences decoded, if there are any and they make UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return None;
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or_default() * 16 + hex(l).unwrap_or_default();
+                out.push(u8::try_from(value).unwrap_or_default());
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
@@ -144,4 +395,60 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_in_every_form() {
+        let cases = [
+            // A parser quoting the whole string.
+            (
+                "mysql://app:s3cret-pw@db/x?a=1",
+                "unknown option `mysql://app:s3cret-pw@db/x?a`",
+            ),
+            (
+                "postgres://app:p%40ss%2Fw0rd@db/x",
+                "bad: p%40ss%2Fw0rd p@ss/w0rd",
+            ),
+            (
+                "postgres://app@db/x?password=qwerty123&sslmode=x",
+                "qwerty123 bad",
+            ),
+            ("host=db password='with space' user=app", "with space!"),
+            ("host=db password = plain-pw user=app", "plain-pw?"),
+        ];
+        for (url, message) in cases {
+            let out = redact_password(message, url);
+            for leaked in [
+                "s3cret-pw",
+                "p%40ss",
+                "p@ss/w0rd",
+                "qwerty123",
+                "with space",
+                "plain-pw",
+            ] {
+                assert!(!out.contains(leaked), "{url}: {out}");
+            }
+            assert!(out.contains("[password hidden]"), "{url}: {out}");
+        }
+        // Nothing to hide: unchanged.
+        assert_eq!(
+            redact_password("connection refused", "postgres://app@db/x"),
+            "connection refused"
+        );
+    }
+
+    #[test]
+    fn the_url_never_shows_in_debug() {
+        let args = Args::parse_from([
+            "apikeys-server",
+            "--postgres",
+            "postgres://app:s3cret-pw@db/x",
+        ]);
+        assert!(!format!("{args:?}").contains("s3cret"));
+        assert!(matches!(args.backend(), Backend::Postgres { .. }));
+    }
 }
