@@ -1,119 +1,29 @@
-//! The real binary on a SQLite file: it listens, answers, prints a generated
-//! admin token on the first start only, and exits cleanly on SIGTERM.
+//! The real binary, on a SQLite file and on PostgreSQL: it listens, answers,
+//! prints a generated admin token on the first start only, and exits cleanly
+//! on SIGTERM; at start, a bad configuration is a clear message and a
+//! failure exit, never showing the database password.
 
 // Test code: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use apikeys_postgres::testing::TestSchema;
 use common::Req;
+use common::binary::{command, start, start_with};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::ffi::OsString;
 
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    /// Lines printed before the "listening" line.
-    printed: Vec<String>,
-    /// The rest of stdout, read on a thread.
-    _rest: std::thread::JoinHandle<()>,
-}
-
-fn start(db: &Path, admin_token: Option<&str>) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apikeys-server"));
-    command
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env_remove("APIKEYS_LISTEN")
-        .env_remove("APIKEYS_DB")
-        .env_remove("APIKEYS_TRUST_PROXY")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    match admin_token {
-        Some(t) => command.env("APIKEYS_ADMIN_TOKEN", t),
-        None => command.env_remove("APIKEYS_ADMIN_TOKEN"),
-    };
-    let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let rest = std::thread::spawn(move || forward_lines(stdout, tx));
-    let mut printed = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not print where it listens: {printed:?}");
-        };
-        if let Some(addr) = line.strip_prefix("apikeys-server listening on http://") {
-            return Running {
-                child,
-                addr: addr.trim().parse().unwrap(),
-                printed,
-                _rest: rest,
-            };
-        }
-        printed.push(line);
-    }
-}
-
-impl Drop for Running {
-    /// A test that fails half-way leaves no server behind.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn forward_lines(stdout: ChildStdout, tx: mpsc::Sender<String>) {
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { return };
-        let _ = tx.send(line);
-    }
-}
-
-fn stop(running: &mut Running) {
-    let status = Command::new("kill")
-        .args(["-TERM", &running.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = running.child.try_wait().unwrap() {
-            assert!(status.success(), "exit after SIGTERM: {status}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = running.child.kill();
-            panic!("the server did not stop within 20 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[test]
-fn binary_serves_sqlite_prints_the_token_once_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("apikeys.sqlite3");
-
+/// Starts the server twice on the same database (`args`): the first start
+/// generates a token, prints it once and serves with it; the second prints
+/// nothing and serves the same data with the same token. Returns the token.
+fn token_printed_once_then_kept(args: &[OsString]) -> String {
     // First start: a token is generated and printed once.
-    let mut first = start(&db, None);
-    let token_line = first
-        .printed
-        .iter()
-        .find(|l| l.starts_with("Generated admin token"))
+    let mut first = start(args, None);
+    let token = first
+        .generated_token()
         .expect("the first start prints the generated token");
-    let token = token_line.rsplit(' ').next().unwrap().to_string();
-    assert!(token.starts_with("akey"), "{token_line}");
+    assert!(token.starts_with("akey"), "{:?}", first.printed);
     Req::new(first.addr, "GET", "/healthz").send().expect(200);
     let opened = Req::new(first.addr, "POST", "/v1/accounts")
         .header("Authorization", &format!("Bearer {token}"))
@@ -127,14 +37,14 @@ fn binary_serves_sqlite_prints_the_token_once_and_stops_on_sigterm() {
         .header("Authorization", "Bearer wrong-token-wrong-token")
         .send()
         .expect_error(401, "unauthorized");
-    stop(&mut first);
+    first.stop();
+    assert!(
+        !first.log().contains(&token),
+        "the token is printed on stdout only"
+    );
 
-    // The file holds the digest, never the token.
-    let bytes = std::fs::read(&db).unwrap();
-    assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
-
-    // Second start on the same file: nothing printed, same token, same data.
-    let mut second = start(&db, None);
+    // Second start on the same database: nothing printed, same token, same data.
+    let mut second = start(args, None);
     assert!(
         second.printed.iter().all(|l| !l.contains("admin token")),
         "printed again: {:?}",
@@ -149,10 +59,10 @@ fn binary_serves_sqlite_prints_the_token_once_and_stops_on_sigterm() {
         .json(&json!({"channel": "ftp", "identifier": ftp["identifier"], "secret": ftp["secret"]}))
         .send()
         .expect(200);
-    stop(&mut second);
+    second.stop();
 
     // With APIKEYS_ADMIN_TOKEN: that token, nothing printed.
-    let mut third = start(&db, Some("operator-chosen-token-1"));
+    let mut third = start(args, Some("operator-chosen-token-1"));
     assert!(third.printed.is_empty(), "{:?}", third.printed);
     Req::new(third.addr, "GET", &format!("/v1/accounts/{account}"))
         .header("Authorization", "Bearer operator-chosen-token-1")
@@ -162,13 +72,180 @@ fn binary_serves_sqlite_prints_the_token_once_and_stops_on_sigterm() {
         .header("Authorization", &format!("Bearer {token}"))
         .send()
         .expect_error(401, "unauthorized");
-    stop(&mut third);
+    third.stop();
+    token
+}
+
+#[test]
+fn binary_serves_sqlite_prints_the_token_once_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("apikeys.sqlite3");
+    let token = token_printed_once_then_kept(&["--db".into(), db.clone().into()]);
+    // The file holds the digest, never the token.
+    let bytes = std::fs::read(&db).unwrap();
+    assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+}
+
+#[test]
+fn binary_serves_postgres_prints_the_token_once_and_stops_on_sigterm() {
+    let Some(db) = TestSchema::new("binary_postgres") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("ignored.sqlite3");
+    let args: Vec<OsString> = vec![
+        "--postgres".into(),
+        db.url().into(),
+        "--postgres-schema".into(),
+        db.name().into(),
+        "--postgres-pool".into(),
+        "4".into(),
+        // Ignored with --postgres.
+        "--db".into(),
+        sqlite.clone().into(),
+    ];
+    let token = token_printed_once_then_kept(&args);
+    assert!(!sqlite.exists(), "--db is ignored with --postgres");
+    // The digest is in the test's schema, never the token.
+    let stored: String = db
+        .client()
+        .query_one(
+            &format!(
+                "SELECT value FROM \"{}\".apikeys_http_settings WHERE name = 'admin_token'",
+                db.name()
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("sha256$"), "{stored}");
+    assert!(!stored.contains(&token));
+
+    // The same through the variables; the log names the database, never
+    // the URL.
+    let mut by_env = start_with(
+        &[] as &[&str],
+        &[
+            ("APIKEYS_POSTGRES_URL", db.url()),
+            ("APIKEYS_POSTGRES_SCHEMA", db.name()),
+            ("APIKEYS_POSTGRES_POOL", "2"),
+        ],
+    );
+    assert!(by_env.printed.is_empty(), "{:?}", by_env.printed);
+    Req::new(
+        by_env.addr,
+        "GET",
+        "/v1/accounts/acc_0123456789abcdef0123456789abcdef",
+    )
+    .header("Authorization", &format!("Bearer {token}"))
+    .send()
+    .expect_error(404, "account_not_found");
+    by_env.stop();
+    let log = by_env.log();
+    assert!(log.contains(&format!("schema={}", db.name())), "{log}");
+    assert!(log.contains("pool=2"), "{log}");
+}
+
+/// Runs the binary with `args`, expecting it to refuse to start; returns
+/// its log.
+fn refuses_to_start(args: &[&str]) -> String {
+    let output = command()
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{args:?} started: {stderr}");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening"),
+        "{args:?}"
+    );
+    stderr
+}
+
+/// PostgreSQL that cannot be used: a clear message, a failure exit, and the
+/// password never shown, whichever part of the start failed.
+#[test]
+fn binary_refuses_unusable_postgres_without_showing_the_password() {
+    let cases: &[(&[&str], &str)] = &[
+        // Nothing listens on port 1.
+        (
+            &[
+                "--postgres",
+                "postgres://app:Hunter2-pw@127.0.0.1:1/platform",
+            ],
+            "cannot connect to PostgreSQL",
+        ),
+        (
+            &[
+                "--postgres",
+                "postgres://app:Hunter2-pw@127.0.0.1:notaport/platform",
+            ],
+            "connection string is invalid",
+        ),
+        // The parser quotes an unknown option: here, most of the string.
+        (
+            &[
+                "--postgres",
+                "mysql://app:Hunter2-pw@127.0.0.1/platform?a=1",
+            ],
+            "connection string is invalid",
+        ),
+        (
+            &[
+                "--postgres",
+                "host=127.0.0.1 port=1 password=Hunter2-pw user=app",
+            ],
+            "cannot connect to PostgreSQL",
+        ),
+        (
+            &[
+                "--postgres",
+                "postgres://app:Hunter2-pw@127.0.0.1:1/platform",
+                "--postgres-schema",
+                "Bad-Schema",
+            ],
+            "schema name `Bad-Schema` is not allowed",
+        ),
+    ];
+    for (args, expected) in cases {
+        let log = refuses_to_start(args);
+        assert!(log.contains(expected), "{args:?}: {log}");
+        assert!(
+            !log.contains("Hunter2"),
+            "{args:?} leaked the password: {log}"
+        );
+    }
+    // Flags clap checks itself.
+    let log = refuses_to_start(&[
+        "--postgres",
+        "postgres://x@127.0.0.1:1/p",
+        "--postgres-pool",
+        "0",
+    ]);
+    assert!(log.contains("--postgres-pool"), "{log}");
+    let log = refuses_to_start(&["--postgres-schema", "apikeys"]);
+    assert!(log.contains("--postgres"), "{log}");
+    // --help says that --db is ignored with --postgres, and never shows the
+    // URL from the environment.
+    let help = command()
+        .arg("--help")
+        .env(
+            "APIKEYS_POSTGRES_URL",
+            "postgres://app:Hunter2-pw@db/platform",
+        )
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Ignored with --postgres"), "{help}");
+    assert!(help.contains("APIKEYS_POSTGRES_URL"), "{help}");
+    assert!(!help.contains("Hunter2"), "{help}");
 }
 
 #[test]
 fn binary_refuses_a_short_admin_token() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_apikeys-server"))
+    let output = command()
         .args(["--listen", "127.0.0.1:0", "--db"])
         .arg(dir.path().join("db.sqlite3"))
         .env("APIKEYS_ADMIN_TOKEN", "short")

@@ -8,8 +8,11 @@
 // Test support: failing loudly is its job.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "server")]
+pub mod binary;
+
 use apikeys::testing::Fixture;
-use apikeys::{DynStore, ManualClock, MemoryStore, Policy};
+use apikeys::{ApiKeys, DynStore, ManualClock, MemoryStore, Policy};
 use apikeys_http::{AdminToken, Config};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -24,6 +27,9 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 pub struct Server {
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
+    /// The service it serves. Also keeps the store alive until the runtime
+    /// is gone: a PostgreSQL store's connections cannot close inside it.
+    pub keys: Arc<ApiKeys>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -41,10 +47,16 @@ impl Server {
 
     /// Over `store`, on `bind`, with this config and policy.
     pub fn start_on(store: Arc<DynStore>, bind: &str, config: Config, policy: Policy) -> Self {
-        let fixture = Fixture::with_policy(store, 7, policy);
+        Self::start_fixture(Fixture::with_policy(store, 7, policy), bind, config)
+    }
+
+    /// Serves `fixture`'s service on `bind`, with this config. (Servers
+    /// sharing one store need fixtures of different seeds.)
+    pub fn start_fixture(fixture: Fixture, bind: &str, config: Config) -> Self {
         let clock = fixture.clock.clone();
+        let keys = Arc::new(fixture.keys);
         let app = apikeys_http::router(
-            Arc::new(fixture.keys),
+            keys.clone(),
             AdminToken::from_chosen(TOKEN).unwrap(),
             config,
         );
@@ -71,6 +83,7 @@ impl Server {
         Server {
             addr,
             clock,
+            keys,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         }
