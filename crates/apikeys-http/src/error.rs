@@ -104,6 +104,7 @@ impl From<Error> for ApiError {
             Error::InvalidWhitelist(_) => (S::BAD_REQUEST, "invalid_whitelist"),
             Error::InvalidGrace(_) => (S::BAD_REQUEST, "invalid_grace"),
             Error::ParentNotMaster { .. } => (S::BAD_REQUEST, "parent_not_master"),
+            Error::CreationOutOfRange(_) => (S::BAD_REQUEST, "invalid_created_at"),
             Error::NothingToChange => (S::BAD_REQUEST, "nothing_to_change"),
             Error::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
             Error::AccountNotFound(_) => (S::NOT_FOUND, "account_not_found"),

@@ -956,6 +956,24 @@ fn bad_input_is_a_4xx_with_a_message_never_a_500() {
         .send()
         .expect_error(400, "invalid_body");
     assert!(msg.contains("RFC 3339"), "{msg}");
+    for out_of_range in [
+        "1969-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+    ] {
+        let msg = server
+            .post(
+                "/v1/accounts",
+                json!({"kind": "master", "created_at": out_of_range}),
+            )
+            .admin()
+            .send()
+            .expect_error(400, "invalid_created_at");
+        assert!(
+            msg.contains("from 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"),
+            "{msg}"
+        );
+    }
     server
         .post("/v1/accounts", json!({"kind": "sub"}))
         .admin()
