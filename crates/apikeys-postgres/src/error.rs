@@ -12,7 +12,7 @@ use std::time::Duration;
 /// A `postgres::Error` with its cause: its own `Display` says only "db
 /// error" or "error communicating with the server", the server's message is
 /// in its source.
-fn full(e: &postgres::Error) -> impl fmt::Display + '_ {
+pub(crate) fn full(e: &postgres::Error) -> impl fmt::Display + '_ {
     struct Full<'e>(&'e postgres::Error);
     impl fmt::Display for Full<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -33,13 +33,13 @@ pub enum ConnectError {
     /// The connection string is not a PostgreSQL URL or key=value string.
     /// (The string itself is not repeated: it may hold a password.)
     #[error(
-        "the PostgreSQL connection string is invalid (expected e.g. postgres://user@host:5432/dbname): {}",
-        full(.source)
+        "the PostgreSQL connection string is invalid (expected e.g. postgres://user@host:5432/dbname): {reason}"
     )]
     InvalidUrl {
-        /// The parser's error.
-        #[source]
-        source: postgres::Error,
+        /// The parser's message, with any password of the string hidden: the
+        /// parser may quote a piece of the string, so its error is not kept
+        /// as a source.
+        reason: String,
     },
     /// The schema name is not one this crate accepts.
     #[error(

@@ -3,11 +3,13 @@
 mod codec;
 pub mod error;
 mod pool;
+mod redact;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{BadRow, ConnectError, DatabaseError, Unstorable};
+pub use redact::redact_password;
 
 use crate::codec::{EventParams, KeyParams};
 use crate::pool::{Conn, Manager};
@@ -124,9 +126,9 @@ impl PostgresStore {
                 schema: s.chars().take(64).collect(),
             });
         }
-        let mut config: Config = url
-            .parse()
-            .map_err(|source| ConnectError::InvalidUrl { source })?;
+        let mut config: Config = url.parse().map_err(|source| ConnectError::InvalidUrl {
+            reason: redact_password(&error::full(&source).to_string(), url),
+        })?;
         if config.get_application_name().is_none() {
             config.application_name(DEFAULT_APPLICATION_NAME);
         }

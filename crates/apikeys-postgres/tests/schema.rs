@@ -126,6 +126,23 @@ fn bad_arguments_are_refused_before_connecting() {
         PostgresStore::connect("postgres://secret-password@127.0.0.1:99999999/x", 1).unwrap_err();
     assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains("secret-password"));
+    // A parser error that quotes the string: the password is hidden, in the
+    // message and in Debug.
+    for url in [
+        "mysql://app:s3cret-pw@db/x?a=1",
+        "postgres://app:s3cret-pw@db/x?bogus_option=1",
+        "host=db password=s3cret-pw bogus=1",
+    ] {
+        let err = PostgresStore::connect(url, 1).unwrap_err();
+        assert!(
+            matches!(err, ConnectError::InvalidUrl { .. }),
+            "{url}: {err:?}"
+        );
+        assert!(
+            !format!("{err} {err:?}").contains("s3cret-pw"),
+            "{url}: {err}"
+        );
+    }
 }
 
 #[test]
