@@ -56,9 +56,9 @@ fn service(path: &Path, policy: Policy, seed: u64) -> ApiKeys {
     .unwrap()
 }
 
-/// A table of `KEYS` rows `(id, hash)` for a peer, holding `real` among
-/// random filler, as its users would keep it.
-fn peer_table(path: &Path, real: (&str, &str)) -> Connection {
+/// A table of `KEYS` rows `(id, hash)` for a peer, holding the `real` keys
+/// spread among random filler, as its users would keep it.
+fn peer_table(path: &Path, real: &[(String, String)]) -> Connection {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; CREATE TABLE peer_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL) WITHOUT ROWID;",
@@ -70,12 +70,15 @@ fn peer_table(path: &Path, real: (&str, &str)) -> Connection {
             .prepare("INSERT INTO peer_keys (id, hash) VALUES (?1, ?2)")
             .unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(9);
-        for _ in 1..KEYS {
+        let filler_hash = &real[0].1;
+        for _ in real.len()..KEYS {
             insert
-                .execute([generate_identifier(&mut rng), real.1.to_string()])
+                .execute([&generate_identifier(&mut rng), filler_hash])
                 .unwrap();
         }
-        insert.execute([real.0, real.1]).unwrap();
+        for (id, hash) in real {
+            insert.execute([id, hash]).unwrap();
+        }
     }
     tx.commit().unwrap();
     conn
@@ -136,7 +139,7 @@ fn comparison(c: &mut Criterion) {
     let aks_id = aks.extract_key_id(aks_key.key());
     let aks_conn = peer_table(
         &dir.path().join("aks.db"),
-        (&aks_id, aks_key.expose_hash().hash()),
+        &[(aks_id.clone(), aks_key.expose_hash().hash().to_string())],
     );
     let aks_wrong = {
         // Same shape, valid checksum, another key: a wrong key that passes
@@ -150,11 +153,20 @@ fn comparison(c: &mut Criterion) {
         .seam_defaults()
         .finalize()
         .unwrap();
-    let (pak_key, pak_hash) = pak.generate_key_and_hash();
-    let pak_conn = peer_table(
-        &dir.path().join("pak.db"),
-        (pak_key.short_token(), &pak_hash),
-    );
+    // As many known keys as apikeys cycles through, so that both touch as
+    // much of their table.
+    let pak_keys: Vec<String> = (0..samples.len())
+        .map(|_| pak.generate_key_and_hash().0.to_string())
+        .collect();
+    let pak_rows: Vec<(String, String)> = pak_keys
+        .iter()
+        .map(|k| {
+            let k = PrefixedApiKey::from_string(k).unwrap();
+            (k.short_token().to_string(), pak.long_token_hashed(&k))
+        })
+        .collect();
+    let pak_conn = peer_table(&dir.path().join("pak.db"), &pak_rows);
+    let pak_key = PrefixedApiKey::from_string(&pak_keys[0]).unwrap();
     let pak_wrong =
         PrefixedApiKey::new("acme".into(), pak_key.short_token().into(), "0".repeat(24));
 
@@ -218,9 +230,11 @@ fn comparison(c: &mut Criterion) {
             )
         })
     });
+    let mut pak_next = 0usize;
     group.bench_function("prefixed_api_key", |b| {
         b.iter(|| {
-            let presented = PrefixedApiKey::from_string(&pak_key.to_string()).unwrap();
+            pak_next = (pak_next + 1) % pak_keys.len();
+            let presented = PrefixedApiKey::from_string(&pak_keys[pak_next]).unwrap();
             let hash = peer_hash(&pak_conn, presented.short_token()).unwrap();
             assert!(pak.check_hash(&presented, &hash));
         })

@@ -402,9 +402,9 @@ impl Store for SqliteStore {
     }
 
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
-        // The hot path: one lookup in the `keys_identifier` index (the
-        // column's NOCASE collation makes `=` ignore ASCII case), with a
-        // statement prepared once per connection.
+        // The hot path: one search of the `keys` table, clustered by
+        // identifier (the column's NOCASE collation makes `=` ignore ASCII
+        // case), with a statement prepared once per connection.
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(KEY_BY_IDENTIFIER).map_err(backend)?;
             let mut rows = stmt.query([identifier]).map_err(backend)?;
