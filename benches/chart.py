@@ -5,7 +5,7 @@ table and the chart of BENCHMARKS.md.
     cargo bench --bench comparison
     python3 benches/chart.py            # needs matplotlib (pip install matplotlib)
 
-Reads target/criterion/compare/*/*/new/estimates.json (the medians of the
+Reads target/criterion/compare_*/*/new/estimates.json (the medians of the
 last run), prints a Markdown table of medians and ratios, and writes
 docs/authentication-cost.png: authentication cost per system, log scale.
 """
@@ -14,7 +14,7 @@ import os
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CRITERION = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "criterion", "compare")
+CRITERION = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "criterion")
 OUT = os.path.join(ROOT, "docs", "authentication-cost.png")
 
 
@@ -32,13 +32,16 @@ def human(ns):
 
 
 def main():
-    if not os.path.isdir(CRITERION):
+    # criterion writes group `compare/verify` as the folder `compare_verify`.
+    found = sorted(g for g in os.listdir(CRITERION) if g.startswith("compare_")) if os.path.isdir(CRITERION) else []
+    if not found:
         sys.exit(f"no results in {CRITERION}: run `cargo bench --bench comparison` first")
     groups = {}
-    for group in sorted(os.listdir(CRITERION)):
-        for name in sorted(os.listdir(os.path.join(CRITERION, group))):
-            if os.path.exists(os.path.join(CRITERION, group, name, "new", "estimates.json")):
-                groups.setdefault(group, {})[name] = median_ns(group, name)
+    for folder in found:
+        group = folder[len("compare_"):]
+        for name in sorted(os.listdir(os.path.join(CRITERION, folder))):
+            if os.path.exists(os.path.join(CRITERION, folder, name, "new", "estimates.json")):
+                groups.setdefault(group, {})[name] = median_ns(folder, name)
 
     verify = groups["verify"]
     base = verify["apikeys_generated"]
