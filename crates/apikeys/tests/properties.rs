@@ -90,6 +90,34 @@ proptest! {
         prop_assert!(opened.issued.iter().all(|k| k.secret.is_some()));
     }
 
+    /// The cutover and the legacy set are the embedder's: for any of them,
+    /// any kind and any instant, what is issued follows the policy.
+    #[test]
+    fn activation_follows_a_custom_policy(
+        cutover in strategies::instant(),
+        legacy in prop::collection::vec(strategies::channel(), 0..5),
+        sub in any::<bool>(),
+        at in strategies::instant(),
+    ) {
+        let legacy: ChannelSet = legacy.into_iter().collect();
+        let policy = apikeys::Policy {
+            activation: ActivationPolicy { cutover, legacy_channels: legacy },
+            ..apikeys::Policy::fast_for_tests()
+        };
+        let f = Fixture::with_policy(Arc::new(MemoryStore::new()), 3, policy);
+        let kind = if sub {
+            let parent = f.keys.open_account(Actor::Operator, AccountKind::Master, at).unwrap().account.id;
+            AccountKind::Sub { parent }
+        } else {
+            AccountKind::Master
+        };
+        let opened = f.keys.open_account(Actor::Operator, kind, at).unwrap();
+        let expected = if !sub && at < cutover { legacy } else { ChannelSet::EMPTY };
+        let issued: ChannelSet = opened.issued.iter().map(|k| k.key.channel).collect();
+        prop_assert_eq!(issued, expected);
+        prop_assert_eq!(opened.issued.len(), expected.len());
+    }
+
     /// Identifier validation accepts exactly the allowed alphabet and lengths.
     #[test]
     fn identifier_validation_is_exact(s in near_identifier()) {
