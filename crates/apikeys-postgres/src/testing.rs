@@ -23,7 +23,7 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 use crate::{Options, PostgresStore};
-use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use apikeys::testing::Guarded;
 use postgres::{Config, NoTls};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -163,25 +163,9 @@ impl Drop for TestSchema {
     }
 }
 
-/// A [`PostgresStore`] in a [`TestSchema`] of its own, dropped with it.
-#[derive(Debug)]
-pub struct TestStore {
-    // Declared first: the pool closes before the schema is dropped.
-    store: PostgresStore,
-    schema: TestSchema,
-}
-
-impl TestStore {
-    /// The store.
-    pub fn store(&self) -> &PostgresStore {
-        &self.store
-    }
-
-    /// Its schema.
-    pub fn schema(&self) -> &TestSchema {
-        &self.schema
-    }
-}
+/// A [`PostgresStore`] in a [`TestSchema`] of its own, dropped with it (the
+/// pool closes first, then the schema is dropped).
+pub type TestStore = Guarded<PostgresStore, TestSchema>;
 
 /// A store for one conformance test, in a schema of its own, with a pool of
 /// 12 connections (the suite races 8 threads); `None` if [`URL_VAR`] is
@@ -189,62 +173,8 @@ impl TestStore {
 pub fn test_store() -> Option<TestStore> {
     let schema = TestSchema::new("conformance")?;
     let store = schema.store(12);
-    Some(TestStore { store, schema })
-}
-
-impl Store for TestStore {
-    fn create_account(
-        &self,
-        account: &Account,
-        keys: &[KeyRecord],
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
-        self.store.create_account(account, keys, events)
-    }
-    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        self.store.account(id)
-    }
-    fn insert_key(
-        &self,
-        key: &KeyRecord,
-        max_for_channel: u32,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.store.insert_key(key, max_for_channel, event)
-    }
-    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.store.key(id)
-    }
-    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.store.key_by_identifier(identifier)
-    }
-    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
-        self.store.keys_of_account(account)
-    }
-    fn update_key(
-        &self,
-        key: &KeyRecord,
-        expected_version: u64,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.store.update_key(key, expected_version, event)
-    }
-    fn upgrade_secret_hash(
-        &self,
-        id: KeyId,
-        current: &str,
-        upgraded: &str,
-    ) -> Result<bool, StoreError> {
-        self.store.upgrade_secret_hash(id, current, upgraded)
-    }
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
-        self.store.delete_key(id, event)
-    }
-    fn audit_events(
-        &self,
-        account: AccountId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.store.audit_events(account, limit)
-    }
+    Some(Guarded {
+        store,
+        guard: schema,
+    })
 }

@@ -9,5 +9,5 @@ mod in_memory {
 }
 
 mod on_file {
-    apikeys::store_conformance_tests!(super::common::TempStore::new());
+    apikeys::store_conformance_tests!(super::common::temp_store());
 }

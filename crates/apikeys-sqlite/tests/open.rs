@@ -11,7 +11,7 @@ use apikeys::{
     Store, StoreError, Whitelist,
 };
 use apikeys_sqlite::{BadRow, OpenError, SCHEMA_VERSION, SqliteStore, Unstorable};
-use common::{TempStore, after, is_worker};
+use common::{after, is_worker, temp_store};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::os::unix::fs::PermissionsExt;
@@ -314,7 +314,7 @@ fn an_unreadable_row_is_a_backend_error_naming_the_column() {
         ("previous_hash", "'orphan-hash'"),
     ];
     for (seed, (column, value)) in (20..).zip(damage) {
-        let t = TempStore::new();
+        let t = temp_store();
         let a = master(seed);
         t.store.create_account(&a, &[], &[]).unwrap();
         let k = KeyRecord {
@@ -333,7 +333,7 @@ fn an_unreadable_row_is_a_backend_error_naming_the_column() {
         t.store.insert_key(&k, 10, &opened(&a)).unwrap();
 
         // Damage the row behind the store's back, past the schema's checks.
-        let conn = rusqlite::Connection::open(t.path()).unwrap();
+        let conn = rusqlite::Connection::open(t.store.path().unwrap()).unwrap();
         conn.execute_batch("PRAGMA ignore_check_constraints = ON; PRAGMA foreign_keys = OFF;")
             .unwrap();
         conn.execute(&format!("UPDATE keys SET {column} = {value}"), [])
@@ -367,7 +367,7 @@ fn an_unreadable_row_is_a_backend_error_naming_the_column() {
 
 #[test]
 fn instants_outside_the_stored_range_are_refused_cleanly() {
-    let t = TempStore::new();
+    let t = temp_store();
     let far = Account {
         created_at: datetime!(2300-01-01 0:00 UTC),
         ..master(7)
@@ -403,7 +403,7 @@ fn instants_outside_the_stored_range_are_refused_cleanly() {
 
 #[test]
 fn a_sub_account_of_a_missing_master_names_the_master() {
-    let t = TempStore::new();
+    let t = temp_store();
     let ghost = master(11);
     let sub = Account {
         kind: AccountKind::Sub { parent: ghost.id },

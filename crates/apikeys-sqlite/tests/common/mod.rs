@@ -1,81 +1,21 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // Each test file uses some of these.
 
-use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use apikeys::testing::Guarded;
 use apikeys_sqlite::SqliteStore;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
 /// A store on a file in its own temporary directory, removed with it.
-pub struct TempStore {
-    pub store: SqliteStore,
-    pub dir: TempDir,
-}
+pub type TempStore = Guarded<SqliteStore, TempDir>;
 
-impl TempStore {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("test.db")).unwrap();
-        TempStore { store, dir }
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("test.db")
-    }
-}
-
-impl Store for TempStore {
-    fn create_account(
-        &self,
-        account: &Account,
-        keys: &[KeyRecord],
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
-        self.store.create_account(account, keys, events)
-    }
-    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        self.store.account(id)
-    }
-    fn insert_key(&self, key: &KeyRecord, max: u32, event: &AuditEvent) -> Result<(), StoreError> {
-        self.store.insert_key(key, max, event)
-    }
-    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.store.key(id)
-    }
-    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.store.key_by_identifier(identifier)
-    }
-    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
-        self.store.keys_of_account(account)
-    }
-    fn update_key(
-        &self,
-        key: &KeyRecord,
-        expected: u64,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.store.update_key(key, expected, event)
-    }
-    fn upgrade_secret_hash(
-        &self,
-        id: KeyId,
-        current: &str,
-        upgraded: &str,
-    ) -> Result<bool, StoreError> {
-        self.store.upgrade_secret_hash(id, current, upgraded)
-    }
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
-        self.store.delete_key(id, event)
-    }
-    fn audit_events(
-        &self,
-        account: AccountId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.store.audit_events(account, limit)
-    }
+/// A new [`TempStore`].
+pub fn temp_store() -> TempStore {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("test.db")).unwrap();
+    Guarded { store, guard: dir }
 }
 
 /// `PRAGMA integrity_check` on the file, through a connection of its own.

@@ -90,6 +90,84 @@ fn unreachable_in_tests(e: impl std::fmt::Display) -> ! {
     panic!("test fixture failed: {e}")
 }
 
+/// A store that keeps something alive exactly as long as itself: the
+/// temporary directory of a file store, the throw-away schema of a server
+/// store. The store is dropped first, then the guard (field order).
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    /// The store; every call goes to it.
+    pub store: S,
+    /// What must outlive the store.
+    pub guard: G,
+}
+
+impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
+    fn create_account(
+        &self,
+        account: &crate::Account,
+        keys: &[crate::KeyRecord],
+        events: &[crate::AuditEvent],
+    ) -> Result<(), crate::StoreError> {
+        self.store.create_account(account, keys, events)
+    }
+    fn account(&self, id: crate::AccountId) -> Result<Option<crate::Account>, crate::StoreError> {
+        self.store.account(id)
+    }
+    fn insert_key(
+        &self,
+        key: &crate::KeyRecord,
+        max_for_channel: u32,
+        event: &crate::AuditEvent,
+    ) -> Result<(), crate::StoreError> {
+        self.store.insert_key(key, max_for_channel, event)
+    }
+    fn key(&self, id: crate::KeyId) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
+        self.store.key(id)
+    }
+    fn key_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
+        self.store.key_by_identifier(identifier)
+    }
+    fn keys_of_account(
+        &self,
+        account: crate::AccountId,
+    ) -> Result<Vec<crate::KeyRecord>, crate::StoreError> {
+        self.store.keys_of_account(account)
+    }
+    fn update_key(
+        &self,
+        key: &crate::KeyRecord,
+        expected_version: u64,
+        event: &crate::AuditEvent,
+    ) -> Result<(), crate::StoreError> {
+        self.store.update_key(key, expected_version, event)
+    }
+    fn upgrade_secret_hash(
+        &self,
+        id: crate::KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, crate::StoreError> {
+        self.store.upgrade_secret_hash(id, current, upgraded)
+    }
+    fn delete_key(
+        &self,
+        id: crate::KeyId,
+        event: &crate::AuditEvent,
+    ) -> Result<(), crate::StoreError> {
+        self.store.delete_key(id, event)
+    }
+    fn audit_events(
+        &self,
+        account: crate::AccountId,
+        limit: usize,
+    ) -> Result<Vec<crate::AuditEvent>, crate::StoreError> {
+        self.store.audit_events(account, limit)
+    }
+}
+
 /// What the conformance macro accepts as "a new store": a store, or an
 /// `Option` of one, where `None` means "skip" (for a backend whose server is
 /// not configured on this machine; the caller prints why).
