@@ -11,10 +11,11 @@
 
 mod common;
 
+use apikeys::testing::records;
 use apikeys::testing::{Fixture, START};
 use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
-    NewKey, Store, StoreError, StoreExt, Whitelist,
+    Account, AccountId, AccountKind, Actor, AuditEvent, Channel, KeyId, KeyRecord, NewKey, Store,
+    StoreError, StoreExt,
 };
 use apikeys_postgres::testing::TestSchema;
 use apikeys_postgres::{DatabaseError, Options, PostgresStore};
@@ -37,39 +38,15 @@ impl Ids {
 }
 
 fn master(id: AccountId) -> Account {
-    Account {
-        id,
-        kind: AccountKind::Master,
-        created_at: START,
-    }
+    records::master(id)
 }
 
 fn record(id: KeyId, account: AccountId, identifier: &str) -> KeyRecord {
-    KeyRecord {
-        id,
-        account_id: account,
-        channel: Channel::Rest,
-        identifier: identifier.into(),
-        label: None,
-        secret_hash: "$sha256$x".into(),
-        previous_secret: None,
-        whitelist: Whitelist::default(),
-        created_at: START,
-        changed_at: START,
-        version: 1,
-    }
+    records::key(id, account, Channel::Rest, identifier)
 }
 
 fn created(k: &KeyRecord) -> AuditEvent {
-    AuditEvent {
-        account_id: k.account_id,
-        key_id: Some(k.id),
-        channel: Some(k.channel),
-        at: START,
-        kind: AuditKind::KeyCreated,
-        actor: Actor::Operator,
-        detail: "created".into(),
-    }
+    records::created(k)
 }
 
 /// The error is a backend error saying the database connection failed.

@@ -8,9 +8,9 @@
 
 use apikeys::store::Existing;
 use apikeys::testing::START;
+use apikeys::testing::records;
 use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
-    Store, StoreError, Whitelist,
+    Account, AccountId, AccountKind, AuditEvent, Channel, KeyId, KeyRecord, Store, StoreError,
 };
 use apikeys_postgres::testing::{TestSchema, URL_VAR};
 use apikeys_postgres::{PostgresStore, schema};
@@ -190,31 +190,11 @@ fn shared_account(round: u8) -> AccountId {
 }
 
 fn record(id: KeyId, account: AccountId, channel: Channel, identifier: String) -> KeyRecord {
-    KeyRecord {
-        id,
-        account_id: account,
-        channel,
-        identifier,
-        label: None,
-        secret_hash: "$sha256$x".into(),
-        previous_secret: None,
-        whitelist: Whitelist::default(),
-        created_at: START,
-        changed_at: START,
-        version: 1,
-    }
+    records::key(id, account, channel, &identifier)
 }
 
 fn created(k: &KeyRecord) -> AuditEvent {
-    AuditEvent {
-        account_id: k.account_id,
-        key_id: Some(k.id),
-        channel: Some(k.channel),
-        at: START,
-        kind: AuditKind::KeyCreated,
-        actor: Actor::Operator,
-        detail: "created".into(),
-    }
+    records::created(k)
 }
 
 fn outcome(r: Result<(), StoreError>) -> String {

@@ -3,49 +3,22 @@
 //! cannot read).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use apikeys::testing::START;
-use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
-    Store, StoreError, Whitelist,
-};
+use apikeys::testing::records;
+use apikeys::{Account, AccountId, AuditEvent, Channel, KeyId, KeyRecord, Store, StoreError};
 use apikeys_postgres::testing::TestSchema;
 use apikeys_postgres::{BadRow, ConnectError, Options, PostgresStore, schema};
 use std::error::Error as _;
 
 fn master(n: u8) -> Account {
-    Account {
-        id: AccountId::from_bytes([n; 16]),
-        kind: AccountKind::Master,
-        created_at: START,
-    }
+    records::master(AccountId::from_bytes([n; 16]))
 }
 
 fn key(n: u8, account: AccountId, channel: Channel, identifier: &str) -> KeyRecord {
-    KeyRecord {
-        id: KeyId::from_bytes([n; 16]),
-        account_id: account,
-        channel,
-        identifier: identifier.into(),
-        label: None,
-        secret_hash: "$sha256$x".into(),
-        previous_secret: None,
-        whitelist: Whitelist::default(),
-        created_at: START,
-        changed_at: START,
-        version: 1,
-    }
+    records::key(KeyId::from_bytes([n; 16]), account, channel, identifier)
 }
 
 fn created(k: &KeyRecord) -> AuditEvent {
-    AuditEvent {
-        account_id: k.account_id,
-        key_id: Some(k.id),
-        channel: Some(k.channel),
-        at: START,
-        kind: AuditKind::KeyCreated,
-        actor: Actor::Operator,
-        detail: "created".into(),
-    }
+    records::created(k)
 }
 
 fn migrations(db: &TestSchema) -> Vec<i32> {

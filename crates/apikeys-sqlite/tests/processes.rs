@@ -9,10 +9,11 @@
 mod common;
 
 use apikeys::store::Existing;
+use apikeys::testing::records;
 use apikeys::testing::{Fixture, START};
 use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, AuthError, Channel,
-    CredentialChange, KeyId, KeyRecord, NewKey, Refusal, Secret, Store, StoreError, Whitelist,
+    Account, AccountId, AccountKind, Actor, AuditEvent, AuthError, Channel, CredentialChange,
+    KeyId, KeyRecord, NewKey, Refusal, Secret, Store, StoreError,
 };
 use apikeys_sqlite::{Durability, Options, SqliteStore};
 use common::{Dice, after, integrity_check, is_worker, worker};
@@ -31,39 +32,15 @@ fn any_ip() -> std::net::IpAddr {
 }
 
 fn master(rng: &mut ChaCha20Rng) -> Account {
-    Account {
-        id: AccountId::random(rng),
-        kind: AccountKind::Master,
-        created_at: START,
-    }
+    records::master(AccountId::random(rng))
 }
 
 fn record(id: KeyId, account: AccountId, channel: Channel, identifier: &str) -> KeyRecord {
-    KeyRecord {
-        id,
-        account_id: account,
-        channel,
-        identifier: identifier.to_string(),
-        label: None,
-        secret_hash: format!("$sha256$hash-of-{identifier}"),
-        previous_secret: None,
-        whitelist: Whitelist::default(),
-        created_at: START,
-        changed_at: START,
-        version: 1,
-    }
+    records::key(id, account, channel, identifier)
 }
 
 fn created(key: &KeyRecord) -> AuditEvent {
-    AuditEvent {
-        account_id: key.account_id,
-        key_id: Some(key.id),
-        channel: Some(key.channel),
-        at: START,
-        kind: AuditKind::KeyCreated,
-        actor: Actor::Operator,
-        detail: "created".into(),
-    }
+    records::created(key)
 }
 
 /// How a racing insert ended, as one word.

@@ -8,9 +8,10 @@
 //! backend proves it carries every rule of SPEC.md, not just the trait.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use super::records::{event, key as record, master, opened};
 use super::{Fixture, START};
 use crate::account::{Account, AccountKind, Actor};
-use crate::audit::{AuditEvent, AuditKind};
+use crate::audit::AuditKind;
 use crate::auth::{AuthError, Refusal};
 use crate::channel::{Channel, ChannelSet};
 use crate::credentials::{IdentifierChoice, Secret, SecretChoice};
@@ -45,46 +46,6 @@ impl Ids {
     fn key(&mut self) -> KeyId {
         KeyId::random(&mut self.0)
     }
-}
-
-fn master(id: AccountId) -> Account {
-    Account {
-        id,
-        kind: AccountKind::Master,
-        created_at: START,
-    }
-}
-
-fn record(id: KeyId, account: AccountId, channel: Channel, identifier: &str) -> KeyRecord {
-    KeyRecord {
-        id,
-        account_id: account,
-        channel,
-        identifier: identifier.to_string(),
-        label: None,
-        secret_hash: format!("$sha256$hash-of-{identifier}"),
-        previous_secret: None,
-        whitelist: Whitelist::default(),
-        created_at: START,
-        changed_at: START,
-        version: 1,
-    }
-}
-
-fn event(account: AccountId, key: Option<&KeyRecord>, kind: AuditKind, detail: &str) -> AuditEvent {
-    AuditEvent {
-        account_id: account,
-        key_id: key.map(|k| k.id),
-        channel: key.map(|k| k.channel),
-        at: START,
-        kind,
-        actor: Actor::Operator,
-        detail: detail.to_string(),
-    }
-}
-
-fn opened(account: &Account) -> AuditEvent {
-    event(account.id, None, AuditKind::AccountOpened, "opened")
 }
 
 fn add_master(store: &DynStore, ids: &mut Ids) -> Account {

@@ -5,11 +5,13 @@
 //!   generates the `#[test]` wrappers in one line.
 //! - [`strategies`]: proptest strategies for the domain types.
 //! - [`bulk`]: many accounts with keys, for loading benchmark databases.
+//! - [`records`]: plain records for tests that talk to a store directly.
 //! - [`Fixture`]: a service over a store with a manual clock, a seeded
 //!   generator and the fast hashing preset.
 
 pub mod bulk;
 pub mod conformance;
+pub mod records;
 pub mod strategies;
 
 use crate::clock::ManualClock;

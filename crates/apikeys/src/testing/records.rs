@@ -1,0 +1,65 @@
+//! Plain records for tests that talk to a store directly: a master account,
+//! a key with a placeholder hash, the audit events of their creation.
+
+use super::START;
+use crate::account::{Account, AccountKind, Actor};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::channel::Channel;
+use crate::id::{AccountId, KeyId};
+use crate::key::KeyRecord;
+use crate::whitelist::Whitelist;
+
+/// A master account created at [`START`].
+pub fn master(id: AccountId) -> Account {
+    Account {
+        id,
+        kind: AccountKind::Master,
+        created_at: START,
+    }
+}
+
+/// A key created at [`START`], version 1, no label, an empty whitelist and a
+/// placeholder hash that names its identifier (no secret matches it).
+pub fn key(id: KeyId, account: AccountId, channel: Channel, identifier: &str) -> KeyRecord {
+    KeyRecord {
+        id,
+        account_id: account,
+        channel,
+        identifier: identifier.to_string(),
+        label: None,
+        secret_hash: format!("$sha256$hash-of-{identifier}"),
+        previous_secret: None,
+        whitelist: Whitelist::default(),
+        created_at: START,
+        changed_at: START,
+        version: 1,
+    }
+}
+
+/// An event by the operator at [`START`], about `key` if given.
+pub fn event(
+    account: AccountId,
+    key: Option<&KeyRecord>,
+    kind: AuditKind,
+    detail: &str,
+) -> AuditEvent {
+    AuditEvent {
+        account_id: account,
+        key_id: key.map(|k| k.id),
+        channel: key.map(|k| k.channel),
+        at: START,
+        kind,
+        actor: Actor::Operator,
+        detail: detail.to_string(),
+    }
+}
+
+/// The `account_opened` event of `account`, detail "opened".
+pub fn opened(account: &Account) -> AuditEvent {
+    event(account.id, None, AuditKind::AccountOpened, "opened")
+}
+
+/// The `key_created` event of `key`, detail "created".
+pub fn created(key: &KeyRecord) -> AuditEvent {
+    event(key.account_id, Some(key), AuditKind::KeyCreated, "created")
+}
