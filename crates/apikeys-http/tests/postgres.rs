@@ -179,49 +179,6 @@ fn two_instances_on_one_database_see_each_others_changes_at_once() {
     .expect_error(409, "channel_already_active");
 }
 
-/// A client on the test server under an application name of its own, so
-/// that terminating the server's sessions spares it.
-fn admin_client(db: &TestSchema) -> postgres::Client {
-    let mut config: postgres::Config = db.url().parse().unwrap();
-    config.application_name("apikeys-http-test-admin");
-    config.connect(postgres::NoTls).unwrap()
-}
-
-/// Terminates every session reporting `db`'s application name (the server's
-/// pool: nothing else in this test connects under it), waits until they are
-/// gone, and says how many there were.
-fn terminate_server_sessions(admin: &mut postgres::Client, db: &TestSchema) -> usize {
-    let killed: Vec<i32> = admin
-        .query(
-            // Materialised first, so that pg_terminate_backend runs on these
-            // sessions only, never on a row the filter has not seen yet.
-            "WITH victims AS MATERIALIZED ( \
-                 SELECT pid FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                 AND application_name = $1) \
-             SELECT pid FROM victims WHERE pg_terminate_backend(pid)",
-            &[&db.application_name()],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for _ in 0..500 {
-        let left: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                &[&killed],
-            )
-            .unwrap()
-            .get(0);
-        if left == 0 {
-            return killed.len();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("the server's sessions survived pg_terminate_backend");
-}
-
 /// What the load threads saw.
 #[derive(Default)]
 struct Seen {
@@ -258,7 +215,6 @@ fn killing_the_database_sessions_under_load_loses_nothing_acknowledged() {
         return;
     };
     let server = Arc::new(server(&db, 9, 4));
-    let mut admin = admin_client(&db);
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let during = Arc::new(AtomicUsize::new(0));
@@ -306,7 +262,7 @@ fn killing_the_database_sessions_under_load_loses_nothing_acknowledged() {
     let mut killed = 0;
     let rounds_before = during.load(Ordering::SeqCst);
     for _ in 0..8 {
-        killed += terminate_server_sessions(&mut admin, &db);
+        killed += db.terminate_sessions(db.application_name());
         std::thread::sleep(Duration::from_millis(150));
     }
     let rounds_during = during.load(Ordering::SeqCst) - rounds_before;

@@ -143,6 +143,56 @@ impl TestSchema {
             .connect(NoTls)
             .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
     }
+
+    /// A connection to the test server under an application name of its
+    /// own (`apikeys-test-admin`), so that terminating the test's sessions
+    /// spares it.
+    pub fn admin_client(&self) -> postgres::Client {
+        let mut config: Config = self.url.parse().expect("the test URL parses");
+        config.application_name("apikeys-test-admin");
+        config
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to the test database: {e}"))
+    }
+
+    /// Terminates every session of the server whose application name is
+    /// `app` (this schema's pools use [`TestSchema::application_name`]),
+    /// from an [`admin connection`](TestSchema::admin_client), waits until
+    /// those sessions are gone (new ones may have started meanwhile), and
+    /// returns how many were terminated.
+    pub fn terminate_sessions(&self, app: &str) -> usize {
+        let mut admin = self.admin_client();
+        let killed: Vec<i32> = admin
+            .query(
+                // Materialised first, so that pg_terminate_backend runs on
+                // these sessions only, never on a row the filter has not
+                // seen yet (it may be evaluated before the other filters).
+                "WITH victims AS MATERIALIZED ( \
+                     SELECT pid FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     AND application_name = $1) \
+                 SELECT pid FROM victims WHERE pg_terminate_backend(pid)",
+                &[&app],
+            )
+            .unwrap_or_else(|e| panic!("cannot terminate sessions: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for _ in 0..500 {
+            let left: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&killed],
+                )
+                .unwrap_or_else(|e| panic!("cannot count sessions: {e}"))
+                .get(0);
+            if left == 0 {
+                return killed.len();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("sessions of {app} survived pg_terminate_backend");
+    }
 }
 
 impl Drop for TestSchema {

@@ -19,7 +19,7 @@ use apikeys::{
 };
 use apikeys_postgres::testing::TestSchema;
 use apikeys_postgres::{DatabaseError, Options, PostgresStore};
-use common::{CommitCut, Proxy, terminate_sessions};
+use common::{CommitCut, Proxy};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,7 +102,7 @@ fn terminated_sessions_are_replaced_transparently() {
             acknowledged.push((k.key, k.secret.unwrap()));
         }
         open_connections(&store, 4);
-        let killed = terminate_sessions(&db, db.application_name());
+        let killed = db.terminate_sessions(db.application_name());
         assert!(killed >= 1, "round {round}: no session to terminate");
 
         // Every idle connection is now dead; the next operations, reads and
@@ -122,7 +122,7 @@ fn terminated_sessions_are_replaced_transparently() {
             .set_whitelist(Actor::Operator, key.id, Vec::new())
             .unwrap();
         open_connections(&store, 4);
-        terminate_sessions(&db, db.application_name());
+        db.terminate_sessions(db.application_name());
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -201,7 +201,7 @@ fn terminations_under_load_lose_nothing_acknowledged() {
         }
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(150));
-            terminate_sessions(&db, db.application_name());
+            db.terminate_sessions(db.application_name());
         }
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::SeqCst);
