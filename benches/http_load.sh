@@ -18,39 +18,10 @@ CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-1}"
 TARGET_RATIO="0.7"
 
-if ! command -v wrk >/dev/null; then
-    echo "installing wrk..." >&2
-    apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
-fi
-command -v curl >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null; }
-
+. benches/server.sh
+ensure_tools
 cargo build --release --quiet -p apikeys-http --bin apikeys-server
-BIN="${CARGO_TARGET_DIR:-target}/release/apikeys-server"
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-TOKEN="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-APIKEYS_ADMIN_TOKEN="$TOKEN" RUST_LOG=warn \
-    "$BIN" --listen 127.0.0.1:0 --db "$WORK/bench.sqlite3" >"$WORK/stdout" 2>"$WORK/stderr" &
-SERVER_PID=$!
-
-# The shell opens the redirections in the background job: the file may
-# not exist yet on the first look.
-: >>"$WORK/stdout"
-ADDR=""
-for _ in $(seq 1 100); do
-    ADDR="$(sed -n 's#^apikeys-server listening on http://##p' "$WORK/stdout" 2>/dev/null)"
-    [ -n "$ADDR" ] && break
-    sleep 0.1
-done
-[ -n "$ADDR" ] || { echo "the server did not start:" >&2; cat "$WORK/stderr" >&2; exit 1; }
-URL="http://$ADDR"
+start_server "$WORK/bench.sqlite3"
 
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 ACCOUNT="$(curl -sf -X POST "$URL/v1/accounts" -H "Authorization: Bearer $TOKEN" \

@@ -14,38 +14,14 @@ cd "$(dirname "$0")/.."
 
 KEYS="${KEYS:-1000000}"
 DURATION="${DURATION:-10}"
-if ! command -v wrk >/dev/null; then
-    apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
-fi
-
+. benches/server.sh
+ensure_tools
 cargo build --release --quiet -p apikeys-http --bin apikeys-server
 cargo build --release --quiet --example populate
-TARGET="${CARGO_TARGET_DIR:-target}/release"
 
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$TARGET/examples/populate" "$WORK/keys.sqlite3" "$KEYS" 100 >"$WORK/samples.jsonl"
+"$RELEASE/examples/populate" "$WORK/keys.sqlite3" "$KEYS" 100 >"$WORK/samples.jsonl"
 echo "database: $(du -h "$WORK/keys.sqlite3" | cut -f1) for $KEYS keys"
-
-APIKEYS_ADMIN_TOKEN="memory-check-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" RUST_LOG=warn \
-    "$TARGET/apikeys-server" --listen 127.0.0.1:0 --db "$WORK/keys.sqlite3" >"$WORK/stdout" 2>"$WORK/stderr" &
-SERVER_PID=$!
-# The shell opens the redirections in the background job: the file may
-# not exist yet on the first look.
-: >>"$WORK/stdout"
-ADDR=""
-for _ in $(seq 1 100); do
-    ADDR="$(sed -n 's#^apikeys-server listening on http://##p' "$WORK/stdout" 2>/dev/null)"
-    [ -n "$ADDR" ] && break
-    sleep 0.1
-done
-[ -n "$ADDR" ] || { echo "the server did not start:" >&2; cat "$WORK/stderr" >&2; exit 1; }
+start_server "$WORK/keys.sqlite3"
 rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SERVER_PID/status"; }
 echo "after start: VmRSS $(rss VmRSS) kB"
 
@@ -59,7 +35,7 @@ echo "after start: VmRSS $(rss VmRSS) kB"
     echo 'request = function() i = i % #bodies + 1; return wrk.format(nil, nil, nil, bodies[i]) end'
 } >"$WORK/auth.lua"
 
-wrk -t1 -c32 -d"${DURATION}s" -s "$WORK/auth.lua" "http://$ADDR/v1/authenticate" >"$WORK/wrk.txt"
+wrk -t1 -c32 -d"${DURATION}s" -s "$WORK/auth.lua" "$URL/v1/authenticate" >"$WORK/wrk.txt"
 if grep -q "Non-2xx" "$WORK/wrk.txt"; then cat "$WORK/wrk.txt" >&2; exit 1; fi
 echo "serving: $(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.txt") authentications/s over ${DURATION}s"
 echo "peak resident memory (VmHWM): $(rss VmHWM) kB; now (VmRSS): $(rss VmRSS) kB"
