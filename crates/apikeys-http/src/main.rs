@@ -29,6 +29,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The apikeys HTTP API on a SQLite file, or on PostgreSQL.
 ///
 /// The management API needs `Authorization: Bearer <admin token>`. The
