@@ -1,4 +1,4 @@
-//! Opening and setting up connections, and the free list of read
+//! Opening and setting up connections, and the per-thread read
 //! connections.
 
 use crate::error::OpenError;
@@ -201,13 +201,13 @@ fn configure(conn: &Connection, options: &Options) -> rusqlite::Result<()> {
 /// statements and page cache warm in its own CPU cache.
 ///
 /// Decision: per thread rather than a shared free list. Under load a free
-/// list hands each connection to whichever thread comes next, and a server's
-/// few busy threads then spend more time fetching the connection's memory
-/// from each other's caches than running the query (measured: the
-/// authentication lookup took about twice as long with two threads sharing a
-/// list as with one). The number of connections is the number of threads
-/// that have read, as it was the peak of concurrent reads before; a slot
-/// whose thread ended is reused by the next new thread.
+/// list hands each connection to whichever thread comes next, so a server's
+/// few busy threads keep fetching a connection's statements and pages from
+/// each other's CPU caches (in profiles of the HTTP server, SQLite's own
+/// code ran up to twice as slow per lookup with two busy threads sharing a
+/// list as with one thread). The number of connections is the number of
+/// threads that have read, as it was the peak of concurrent reads before; a
+/// slot whose thread ended is reused by the next new thread.
 pub(crate) struct Readers {
     path: PathBuf,
     options: Options,

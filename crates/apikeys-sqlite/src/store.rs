@@ -20,9 +20,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// Writes go through one connection behind a mutex, each in its own
 /// `BEGIN IMMEDIATE` transaction together with its audit events; other
 /// processes writing the same file wait for each other through SQLite's
-/// locks (up to [`Options::busy_timeout`]). Reads use a free list of read
-/// connections that grows with the number of concurrent readers, so reads
-/// never queue behind each other, nor (in WAL mode) behind writes.
+/// locks (up to [`Options::busy_timeout`]). Each thread that reads keeps a
+/// read connection of its own, so reads never queue behind each other, nor
+/// (in WAL mode) behind writes.
 ///
 /// The uniqueness rules are held by the database itself with unique indexes,
 /// so they hold against other processes too; see [`crate::SCHEMA_VERSION`]
