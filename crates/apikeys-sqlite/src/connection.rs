@@ -248,3 +248,54 @@ impl Readers {
         f(conn)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+
+    fn readers() -> (tempfile::TempDir, Readers) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("readers.sqlite3");
+        drop(SqliteStore::open(&path).unwrap());
+        (dir, Readers::new(path, Options::default()))
+    }
+
+    /// The address of the connection a read ran on.
+    fn used(readers: &Readers) -> usize {
+        readers
+            .with(|conn| Ok(std::ptr::from_ref(conn) as usize))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_thread_keeps_its_connection_and_threads_do_not_share() {
+        let (_dir, readers) = readers();
+        let here = used(&readers);
+        assert_eq!(used(&readers), here);
+        let there = std::thread::scope(|s| s.spawn(|| (used(&readers), used(&readers))).join());
+        let (first, second) = there.unwrap();
+        assert_eq!(first, second);
+        assert_ne!(first, here);
+    }
+
+    #[test]
+    fn a_nested_read_gets_a_connection_of_its_own() {
+        let (_dir, readers) = readers();
+        let (outer, inner, count) = readers
+            .with(|outer| {
+                let (inner, count) = readers.with(|inner| {
+                    let count: i64 = inner
+                        .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
+                        .map_err(StoreError::backend)?;
+                    Ok((std::ptr::from_ref(inner) as usize, count))
+                })?;
+                Ok((std::ptr::from_ref(outer) as usize, inner, count))
+            })
+            .unwrap();
+        assert_ne!(outer, inner);
+        assert_eq!(count, 0);
+        // The thread's own connection is still there afterwards.
+        assert_eq!(used(&readers), outer);
+    }
+}
