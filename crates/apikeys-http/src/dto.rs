@@ -1,7 +1,10 @@
 //! The JSON the API reads and writes. Instants are RFC 3339 text in UTC;
 //! ids are the domain's text forms (`acc_…`, `key_…`).
 
-use apikeys::{Account, AccountKind, ApiKey, AuditEvent, Authenticated, IssuedKey, Secret};
+use apikeys::{
+    Account, AccountId, AccountKind, ApiKey, AuditEvent, Authenticated, Channel, IssuedKey, KeyId,
+    Secret,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -305,23 +308,35 @@ pub struct AuthenticateRequest {
 }
 
 /// A successful authentication: this account, this key.
+///
+/// Holds the ids themselves, written straight into the response: the hot
+/// path allocates no text for them.
 #[derive(Serialize, ToSchema)]
 pub struct AuthenticatedView {
     /// The account (a sub-account's key authenticates as the sub-account).
-    pub account_id: String,
+    #[serde(serialize_with = "as_text")]
+    #[schema(value_type = String, example = "acc_0123456789abcdef0123456789abcdef")]
+    pub account_id: AccountId,
     /// The key.
-    pub key_id: String,
+    #[serde(serialize_with = "as_text")]
+    #[schema(value_type = String, example = "key_0123456789abcdef0123456789abcdef")]
+    pub key_id: KeyId,
     /// The channel.
+    #[serde(serialize_with = "as_text")]
     #[schema(value_type = ChannelCode)]
-    pub channel: String,
+    pub channel: Channel,
+}
+
+fn as_text<S: Serializer>(value: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 impl From<Authenticated> for AuthenticatedView {
     fn from(a: Authenticated) -> Self {
         AuthenticatedView {
-            account_id: a.account_id.to_string(),
-            key_id: a.key_id.to_string(),
-            channel: a.channel.code().to_owned(),
+            account_id: a.account_id,
+            key_id: a.key_id,
+            channel: a.channel,
         }
     }
 }
