@@ -2,6 +2,7 @@
 //! connections.
 
 use crate::error::OpenError;
+use crate::read_lock::ReadLockKeeper;
 use apikeys::StoreError;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::cell::RefCell;
@@ -55,6 +56,12 @@ pub struct Options {
     /// letting reads skip a system call per page (default 1 GiB; 0 turns
     /// it off).
     pub mmap_size: u64,
+    /// Keep SQLite's read lock held within the process while the store is
+    /// being read, from a background thread with a connection of its own,
+    /// so that lookups skip two system calls and a contended mutex each
+    /// (default on). Lookups still see every committed write; checkpoints
+    /// wait for it at most 50 ms. See the crate's README.
+    pub read_lock_keeper: bool,
 }
 
 impl Default for Options {
@@ -63,6 +70,7 @@ impl Default for Options {
             durability: Durability::default(),
             busy_timeout: Duration::from_secs(5),
             mmap_size: 1024 * 1024 * 1024,
+            read_lock_keeper: true,
         }
     }
 }
@@ -79,6 +87,13 @@ impl Options {
     #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+
+    /// These options with the read-lock keeper on or off.
+    #[must_use]
+    pub fn read_lock_keeper(mut self, on: bool) -> Self {
+        self.read_lock_keeper = on;
         self
     }
 
@@ -161,7 +176,7 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection, 
 }
 
 /// Opens a read connection to a file database the writer already set up.
-fn open_reader(path: &Path, options: &Options) -> rusqlite::Result<Connection> {
+pub(crate) fn open_reader(path: &Path, options: &Options) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     configure(&conn, options)?;
@@ -212,14 +227,20 @@ pub(crate) struct Readers {
     path: PathBuf,
     options: Options,
     own: ThreadLocal<RefCell<Option<Connection>>>,
+    /// See [`Options::read_lock_keeper`].
+    keeper: Option<ReadLockKeeper>,
 }
 
 impl Readers {
     pub(crate) fn new(path: PathBuf, options: Options) -> Self {
+        let keeper = options
+            .read_lock_keeper
+            .then(|| ReadLockKeeper::start(path.clone(), options.clone()));
         Readers {
             path,
             options,
             own: ThreadLocal::new(),
+            keeper,
         }
     }
 
@@ -234,6 +255,9 @@ impl Readers {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if let Some(keeper) = &self.keeper {
+            keeper.note_read();
+        }
         let cell = self.own.get_or(|| RefCell::new(None));
         let Ok(mut own) = cell.try_borrow_mut() else {
             return f(&self.open()?);

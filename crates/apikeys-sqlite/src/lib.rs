@@ -4,6 +4,7 @@
 mod codec;
 mod connection;
 mod error;
+mod read_lock;
 mod schema;
 mod store;
 
