@@ -1,10 +1,10 @@
 //! Values to columns and back (the encodings are listed in [`crate::schema`]).
 //!
 //! Decoding never panics: a value that cannot be read back is a
-//! [`StoreError::Backend`] whose source is a [`BadRow`] naming the table and
+//! [`StoreError::Backend`] whose source is a [`BadRow`](apikeys::store::BadRow) naming the table and
 //! the column.
 
-use crate::error::{BadRow, Unstorable};
+use crate::error::Unstorable;
 use apikeys::key::PreviousSecret;
 use apikeys::whitelist::parse_entry;
 use apikeys::{
@@ -110,18 +110,6 @@ impl<'e> EventParams<'e> {
 
 // ----- reading ---------------------------------------------------------------
 
-fn bad(
-    table: &'static str,
-    column: &'static str,
-    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> StoreError {
-    StoreError::backend(BadRow {
-        table,
-        column,
-        source: source.into(),
-    })
-}
-
 /// Reads the columns of one row of one table, naming both in any error.
 struct Columns<'r> {
     row: &'r Row,
@@ -132,14 +120,14 @@ impl<'r> Columns<'r> {
     fn get<T: FromSql<'r>>(&self, idx: usize, column: &'static str) -> Result<T, StoreError> {
         self.row
             .try_get(idx)
-            .map_err(|e| bad(self.table, column, e))
+            .map_err(|e| StoreError::bad_row(self.table, column, e))
     }
 
     fn opt_id(&self, idx: usize, column: &'static str) -> Result<Option<[u8; 16]>, StoreError> {
         match self.get::<Option<&[u8]>>(idx, column)? {
             None => Ok(None),
             Some(b) => <[u8; 16]>::try_from(b).map(Some).map_err(|_| {
-                bad(
+                StoreError::bad_row(
                     self.table,
                     column,
                     format!("an id must be 16 bytes, found {}", b.len()),
@@ -150,12 +138,12 @@ impl<'r> Columns<'r> {
 
     fn id(&self, idx: usize, column: &'static str) -> Result<[u8; 16], StoreError> {
         self.opt_id(idx, column)?
-            .ok_or_else(|| bad(self.table, column, "missing id"))
+            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing id"))
     }
 
     fn instant_of(&self, nanos: i64, column: &'static str) -> Result<OffsetDateTime, StoreError> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-            .map_err(|e| bad(self.table, column, e))
+            .map_err(|e| StoreError::bad_row(self.table, column, e))
     }
 
     fn instant(&self, idx: usize, column: &'static str) -> Result<OffsetDateTime, StoreError> {
@@ -166,7 +154,7 @@ impl<'r> Columns<'r> {
     fn channel(&self, idx: usize, column: &'static str) -> Result<Channel, StoreError> {
         self.get::<&str>(idx, column)?
             .parse()
-            .map_err(|e| bad(self.table, column, e))
+            .map_err(|e| StoreError::bad_row(self.table, column, e))
     }
 }
 
@@ -185,7 +173,7 @@ pub(crate) fn key_from_row(row: &Row) -> Result<KeyRecord, StoreError> {
             expires_at: c.instant_of(nanos, "previous_expires_at")?,
         }),
         _ => {
-            return Err(bad(
+            return Err(StoreError::bad_row(
                 c.table,
                 "previous_hash",
                 "previous_hash and previous_expires_at must be both set or both NULL",
@@ -196,7 +184,9 @@ pub(crate) fn key_from_row(row: &Row) -> Result<KeyRecord, StoreError> {
     let version = u64::try_from(version)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| bad(c.table, "version", format!("version {version} is below 1")))?;
+        .ok_or_else(|| {
+            StoreError::bad_row(c.table, "version", format!("version {version} is below 1"))
+        })?;
     Ok(KeyRecord {
         id: KeyId::from_bytes(c.id(0, "id")?),
         account_id: AccountId::from_bytes(c.id(1, "account_id")?),
@@ -217,8 +207,9 @@ fn parse_whitelist(entries: Vec<&str>) -> Result<Whitelist, StoreError> {
         .into_iter()
         .map(parse_entry)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad("apikeys_keys", "whitelist", e))?;
-    Whitelist::new(entries, usize::MAX).map_err(|e| bad("apikeys_keys", "whitelist", e))
+        .map_err(|e| StoreError::bad_row("apikeys_keys", "whitelist", e))?;
+    Whitelist::new(entries, usize::MAX)
+        .map_err(|e| StoreError::bad_row("apikeys_keys", "whitelist", e))
 }
 
 /// A row of [`ACCOUNT_COLUMNS`].
@@ -232,7 +223,7 @@ pub(crate) fn account_from_row(row: &Row) -> Result<Account, StoreError> {
         ("master", None) => AccountKind::Master,
         ("sub", Some(parent)) => AccountKind::Sub { parent },
         (kind, _) => {
-            return Err(bad(
+            return Err(StoreError::bad_row(
                 c.table,
                 "kind",
                 format!(
@@ -259,7 +250,7 @@ pub(crate) fn event_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
         None => None,
         Some(code) => Some(
             code.parse::<Channel>()
-                .map_err(|e| bad(c.table, "channel", e))?,
+                .map_err(|e| StoreError::bad_row(c.table, "channel", e))?,
         ),
     };
     Ok(AuditEvent {
@@ -270,11 +261,11 @@ pub(crate) fn event_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
         kind: c
             .get::<&str>(4, "kind")?
             .parse::<AuditKind>()
-            .map_err(|e| bad(c.table, "kind", e))?,
+            .map_err(|e| StoreError::bad_row(c.table, "kind", e))?,
         actor: c
             .get::<&str>(5, "actor")?
             .parse::<Actor>()
-            .map_err(|e| bad(c.table, "actor", e))?,
+            .map_err(|e| StoreError::bad_row(c.table, "actor", e))?,
         detail: c.get(6, "detail")?,
     })
 }

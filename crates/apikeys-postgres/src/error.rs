@@ -3,7 +3,7 @@
 //!
 //! Once a store is connected, every failure reaches callers as an
 //! [`apikeys::StoreError`]; the backend ones carry a [`DatabaseError`],
-//! [`BadRow`] or [`Unstorable`] as their `source`, which callers can downcast
+//! [`BadRow`](crate::BadRow) or [`Unstorable`] as their `source`, which callers can downcast
 //! to.
 
 use std::fmt;
@@ -150,21 +150,6 @@ impl DatabaseError {
     pub fn is_connection_failure(&self) -> bool {
         !matches!(self, DatabaseError::Query { .. })
     }
-}
-
-/// A stored value this crate cannot read back: the row was edited by hand or
-/// by something else. Found as the source of an
-/// [`apikeys::StoreError::Backend`].
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable value in column `{column}` of table `{table}`")]
-pub struct BadRow {
-    /// The table.
-    pub table: &'static str,
-    /// The column.
-    pub column: &'static str,
-    /// What is wrong with the value.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// A value this crate refuses to write, because it could not read it back

@@ -8,7 +8,8 @@ pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{BadRow, ConnectError, DatabaseError, Unstorable};
+pub use apikeys::store::BadRow;
+pub use error::{ConnectError, DatabaseError, Unstorable};
 pub use redact::redact_password;
 
 use crate::codec::{EventParams, KeyParams};

@@ -1,10 +1,10 @@
 //! Values to columns and back (the encodings are listed in [`crate::schema`]).
 //!
 //! Decoding never panics: a value that cannot be read back is a
-//! [`StoreError::Backend`] whose source is a [`BadRow`] naming the table and
+//! [`StoreError::Backend`] whose source is a [`BadRow`](apikeys::store::BadRow) naming the table and
 //! the column.
 
-use crate::error::{BadRow, Unstorable};
+use crate::error::Unstorable;
 use apikeys::key::PreviousSecret;
 use apikeys::whitelist::parse_entry;
 use apikeys::{
@@ -70,18 +70,6 @@ pub(crate) fn whitelist(w: &Whitelist) -> String {
 
 // ----- reading ---------------------------------------------------------------
 
-fn bad(
-    table: &'static str,
-    column: &'static str,
-    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> StoreError {
-    StoreError::backend(BadRow {
-        table,
-        column,
-        source: source.into(),
-    })
-}
-
 /// Reads one column of one table, naming both in any error.
 struct Columns<'r, 's> {
     row: &'r Row<'s>,
@@ -97,13 +85,13 @@ impl<'r, 's> Columns<'r, 's> {
         match self.value(idx)? {
             ValueRef::Null => Ok(None),
             ValueRef::Blob(b) => <[u8; 16]>::try_from(b).map(Some).map_err(|_| {
-                bad(
+                StoreError::bad_row(
                     self.table,
                     column,
                     format!("an id must be 16 bytes, found {}", b.len()),
                 )
             }),
-            other => Err(bad(
+            other => Err(StoreError::bad_row(
                 self.table,
                 column,
                 format!("an id must be a BLOB, found {}", other.data_type()),
@@ -113,7 +101,7 @@ impl<'r, 's> Columns<'r, 's> {
 
     fn id(&self, idx: usize, column: &'static str) -> Result<[u8; 16], StoreError> {
         self.bytes16(idx, column)?
-            .ok_or_else(|| bad(self.table, column, "missing id"))
+            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing id"))
     }
 
     fn opt_text(&self, idx: usize, column: &'static str) -> Result<Option<&'r str>, StoreError> {
@@ -121,8 +109,8 @@ impl<'r, 's> Columns<'r, 's> {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) => std::str::from_utf8(t)
                 .map(Some)
-                .map_err(|e| bad(self.table, column, e)),
-            other => Err(bad(
+                .map_err(|e| StoreError::bad_row(self.table, column, e)),
+            other => Err(StoreError::bad_row(
                 self.table,
                 column,
                 format!("expected TEXT, found {}", other.data_type()),
@@ -132,14 +120,14 @@ impl<'r, 's> Columns<'r, 's> {
 
     fn text(&self, idx: usize, column: &'static str) -> Result<&'r str, StoreError> {
         self.opt_text(idx, column)?
-            .ok_or_else(|| bad(self.table, column, "missing text"))
+            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing text"))
     }
 
     fn opt_int(&self, idx: usize, column: &'static str) -> Result<Option<i64>, StoreError> {
         match self.value(idx)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(i) => Ok(Some(i)),
-            other => Err(bad(
+            other => Err(StoreError::bad_row(
                 self.table,
                 column,
                 format!("expected INTEGER, found {}", other.data_type()),
@@ -149,19 +137,19 @@ impl<'r, 's> Columns<'r, 's> {
 
     fn int(&self, idx: usize, column: &'static str) -> Result<i64, StoreError> {
         self.opt_int(idx, column)?
-            .ok_or_else(|| bad(self.table, column, "missing integer"))
+            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing integer"))
     }
 
     fn instant(&self, idx: usize, column: &'static str) -> Result<OffsetDateTime, StoreError> {
         let nanos = self.int(idx, column)?;
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-            .map_err(|e| bad(self.table, column, e))
+            .map_err(|e| StoreError::bad_row(self.table, column, e))
     }
 
     fn channel(&self, idx: usize, column: &'static str) -> Result<Channel, StoreError> {
         self.text(idx, column)?
             .parse()
-            .map_err(|e| bad(self.table, column, e))
+            .map_err(|e| StoreError::bad_row(self.table, column, e))
     }
 }
 
@@ -177,7 +165,7 @@ pub(crate) fn key_from_row(row: &Row<'_>) -> Result<KeyRecord, StoreError> {
             expires_at: c.instant(7, "previous_expires_at")?,
         }),
         _ => {
-            return Err(bad(
+            return Err(StoreError::bad_row(
                 "keys",
                 "previous_hash",
                 "previous_hash and previous_expires_at must be both set or both NULL",
@@ -188,7 +176,9 @@ pub(crate) fn key_from_row(row: &Row<'_>) -> Result<KeyRecord, StoreError> {
     let version = u64::try_from(version)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| bad("keys", "version", format!("version {version} is below 1")))?;
+        .ok_or_else(|| {
+            StoreError::bad_row("keys", "version", format!("version {version} is below 1"))
+        })?;
     Ok(KeyRecord {
         id: KeyId::from_bytes(c.id(0, "id")?),
         account_id: AccountId::from_bytes(c.id(1, "account_id")?),
@@ -212,8 +202,8 @@ fn parse_whitelist(text: &str) -> Result<Whitelist, StoreError> {
         .split(' ')
         .map(parse_entry)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad("keys", "whitelist", e))?;
-    Whitelist::new(entries, usize::MAX).map_err(|e| bad("keys", "whitelist", e))
+        .map_err(|e| StoreError::bad_row("keys", "whitelist", e))?;
+    Whitelist::new(entries, usize::MAX).map_err(|e| StoreError::bad_row("keys", "whitelist", e))
 }
 
 /// A row of [`account_columns!`].
@@ -227,7 +217,7 @@ pub(crate) fn account_from_row(row: &Row<'_>) -> Result<Account, StoreError> {
         ("master", None) => AccountKind::Master,
         ("sub", Some(parent)) => AccountKind::Sub { parent },
         (kind, _) => {
-            return Err(bad(
+            return Err(StoreError::bad_row(
                 "accounts",
                 "kind",
                 format!(
@@ -253,7 +243,7 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
         None => None,
         Some(code) => Some(
             code.parse::<Channel>()
-                .map_err(|e| bad("audit_events", "channel", e))?,
+                .map_err(|e| StoreError::bad_row("audit_events", "channel", e))?,
         ),
     };
     Ok(AuditEvent {
@@ -264,11 +254,11 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
         kind: c
             .text(4, "kind")?
             .parse::<AuditKind>()
-            .map_err(|e| bad("audit_events", "kind", e))?,
+            .map_err(|e| StoreError::bad_row("audit_events", "kind", e))?,
         actor: c
             .text(5, "actor")?
             .parse::<Actor>()
-            .map_err(|e| bad("audit_events", "actor", e))?,
+            .map_err(|e| StoreError::bad_row("audit_events", "actor", e))?,
         detail: c.text(6, "detail")?.to_owned(),
     })
 }

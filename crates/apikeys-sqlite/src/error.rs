@@ -93,20 +93,6 @@ impl OpenError {
     }
 }
 
-/// A stored value this crate cannot read back: the file was damaged or
-/// edited by hand. Found as the source of a [`apikeys::StoreError::Backend`].
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable value in column `{column}` of table `{table}`")]
-pub struct BadRow {
-    /// The table.
-    pub table: &'static str,
-    /// The column.
-    pub column: &'static str,
-    /// What is wrong with the value.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
 /// A value this crate refuses to write, because it could not read it back
 /// exactly. Found as the source of a [`apikeys::StoreError::Backend`].
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,9 @@ mod read_lock;
 mod schema;
 mod store;
 
+pub use apikeys::store::BadRow;
 pub use connection::{Durability, Options};
-pub use error::{BadRow, OpenError, Unstorable};
+pub use error::{OpenError, Unstorable};
 pub use store::SqliteStore;
 
 /// The schema version this version of the crate creates and reads. A

@@ -286,4 +286,35 @@ impl StoreError {
             source: source.into(),
         }
     }
+
+    /// A backend error for a stored value that cannot be read back: its
+    /// source is a [`BadRow`] naming the table and the column.
+    pub fn bad_row(
+        table: &'static str,
+        column: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::backend(BadRow {
+            table,
+            column,
+            source: source.into(),
+        })
+    }
+}
+
+/// A stored value a store cannot read back: the row was damaged, or edited
+/// by hand or by something else. Found as the source of a
+/// [`StoreError::Backend`] (made with [`StoreError::bad_row`]); one type for
+/// every store, so that a platform's tooling recognises it whatever the
+/// backend.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable value in column `{column}` of table `{table}`")]
+pub struct BadRow {
+    /// The table.
+    pub table: &'static str,
+    /// The column.
+    pub column: &'static str,
+    /// What is wrong with the value.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
