@@ -1075,102 +1075,25 @@ fn bad_input_is_a_4xx_with_a_message_never_a_500() {
         .expect_error(401, "invalid_credentials");
 }
 
-/// A store that works until told to fail, then fails every call as a
-/// backend would (a lost connection, a full disk).
-#[derive(Default)]
-struct Failing {
-    inner: apikeys::MemoryStore,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl Failing {
-    fn gate(&self) -> Result<(), apikeys::StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(apikeys::StoreError::backend("disk on fire (test)"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl apikeys::Store for Failing {
-    fn create_account(
-        &self,
-        a: &apikeys::Account,
-        k: &[apikeys::KeyRecord],
-        e: &[apikeys::AuditEvent],
-    ) -> Result<(), apikeys::StoreError> {
-        self.gate()?;
-        self.inner.create_account(a, k, e)
-    }
-    fn account(
-        &self,
-        id: apikeys::AccountId,
-    ) -> Result<Option<apikeys::Account>, apikeys::StoreError> {
-        self.gate()?;
-        self.inner.account(id)
-    }
-    fn insert_key(
-        &self,
-        k: &apikeys::KeyRecord,
-        max: u32,
-        e: &apikeys::AuditEvent,
-    ) -> Result<(), apikeys::StoreError> {
-        self.gate()?;
-        self.inner.insert_key(k, max, e)
-    }
-    fn key(&self, id: apikeys::KeyId) -> Result<Option<apikeys::KeyRecord>, apikeys::StoreError> {
-        self.gate()?;
-        self.inner.key(id)
-    }
-    fn key_by_identifier(
-        &self,
-        i: &str,
-    ) -> Result<Option<apikeys::KeyRecord>, apikeys::StoreError> {
-        self.gate()?;
-        self.inner.key_by_identifier(i)
-    }
-    fn keys_of_account(
-        &self,
-        a: apikeys::AccountId,
-    ) -> Result<Vec<apikeys::KeyRecord>, apikeys::StoreError> {
-        self.gate()?;
-        self.inner.keys_of_account(a)
-    }
-    fn update_key(
-        &self,
-        k: &apikeys::KeyRecord,
-        v: u64,
-        e: &apikeys::AuditEvent,
-    ) -> Result<(), apikeys::StoreError> {
-        self.gate()?;
-        self.inner.update_key(k, v, e)
-    }
-    fn upgrade_secret_hash(
-        &self,
-        id: apikeys::KeyId,
-        c: &str,
-        u: &str,
-    ) -> Result<bool, apikeys::StoreError> {
-        self.gate()?;
-        self.inner.upgrade_secret_hash(id, c, u)
-    }
-    fn delete_key(
-        &self,
-        id: apikeys::KeyId,
-        e: &apikeys::AuditEvent,
-    ) -> Result<(), apikeys::StoreError> {
-        self.gate()?;
-        self.inner.delete_key(id, e)
-    }
-    fn audit_events(
-        &self,
-        a: apikeys::AccountId,
-        limit: usize,
-    ) -> Result<Vec<apikeys::AuditEvent>, apikeys::StoreError> {
-        self.gate()?;
-        self.inner.audit_events(a, limit)
-    }
+/// A memory store that works until `failing` is set, then fails every call
+/// as a backend would (a lost connection, a full disk).
+fn failing_store() -> (
+    std::sync::Arc<apikeys::DynStore>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = failing.clone();
+    let store = apikeys::testing::Intercepted {
+        store: apikeys::MemoryStore::new(),
+        before: move |_| {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(apikeys::StoreError::backend("disk on fire (test)"))
+            } else {
+                Ok(())
+            }
+        },
+    };
+    (std::sync::Arc::new(store), failing)
 }
 
 /// A failing store is a 503 on every path, authentication included (neither
@@ -1178,17 +1101,12 @@ impl apikeys::Store for Failing {
 #[test]
 fn store_failure_is_503() {
     for inline_checks in [false, true] {
-        let store = std::sync::Arc::new(Failing::default());
+        let (store, failing) = failing_store();
         let config = Config {
             inline_checks,
             ..Config::default()
         };
-        let server = Server::start_on(
-            store.clone(),
-            "127.0.0.1:0",
-            config,
-            Policy::fast_for_tests(),
-        );
+        let server = Server::start_on(store, "127.0.0.1:0", config, Policy::fast_for_tests());
         let account = s(&open_master(&server, NEW)["account"], "id");
         let key = create_key(&server, &account, json!({"channel": "rest"}));
         let chosen = create_key(
@@ -1196,9 +1114,7 @@ fn store_failure_is_503() {
             &account,
             json!({"channel": "http", "identifier": format!("chosen-{inline_checks}"), "secret": "chosen-secret-1"}),
         );
-        store
-            .failing
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        failing.store(true, std::sync::atomic::Ordering::SeqCst);
         let msg = authenticate(&server, "rest", &s(&key, "identifier"), &s(&key, "secret"))
             .expect_error(503, "store_unavailable");
         assert!(

@@ -170,6 +170,143 @@ impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
     }
 }
 
+/// Which [`Store`] method a call is, as [`Intercepted`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreCall {
+    /// [`Store::create_account`].
+    CreateAccount,
+    /// [`Store::account`].
+    Account,
+    /// [`Store::insert_key`].
+    InsertKey,
+    /// [`Store::key`].
+    Key,
+    /// [`Store::key_by_identifier`]: the authentication lookup.
+    KeyByIdentifier,
+    /// [`Store::keys_of_account`].
+    KeysOfAccount,
+    /// [`Store::update_key`].
+    UpdateKey,
+    /// [`Store::upgrade_secret_hash`].
+    UpgradeSecretHash,
+    /// [`Store::delete_key`].
+    DeleteKey,
+    /// [`Store::audit_events`].
+    AuditEvents,
+}
+
+/// A store whose every call goes first to `before`, which may count it or
+/// fail it (its error is then the call's answer), and then to `store`: for
+/// tests of what the service asks of a store, and of a store that fails.
+///
+/// ```
+/// use apikeys::testing::{Intercepted, StoreCall};
+/// use apikeys::{MemoryStore, StoreError};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// let lookups = AtomicUsize::new(0);
+/// let store = Intercepted {
+///     store: MemoryStore::new(),
+///     before: |call| {
+///         if call == StoreCall::KeyByIdentifier {
+///             lookups.fetch_add(1, Ordering::SeqCst);
+///         }
+///         Ok::<(), StoreError>(())
+///     },
+/// };
+/// # use apikeys::Store;
+/// assert!(store.key_by_identifier("nobody").unwrap().is_none());
+/// assert_eq!(lookups.load(Ordering::SeqCst), 1);
+/// ```
+pub struct Intercepted<S, F> {
+    /// The store; every call that `before` lets through goes to it.
+    pub store: S,
+    /// Called before each call, with which one it is.
+    pub before: F,
+}
+
+impl<S, F> Store for Intercepted<S, F>
+where
+    S: Store,
+    F: Fn(StoreCall) -> Result<(), crate::StoreError> + Send + Sync,
+{
+    fn create_account(
+        &self,
+        account: &crate::Account,
+        keys: &[crate::KeyRecord],
+        events: &[crate::AuditEvent],
+    ) -> Result<(), crate::StoreError> {
+        (self.before)(StoreCall::CreateAccount)?;
+        self.store.create_account(account, keys, events)
+    }
+    fn account(&self, id: crate::AccountId) -> Result<Option<crate::Account>, crate::StoreError> {
+        (self.before)(StoreCall::Account)?;
+        self.store.account(id)
+    }
+    fn insert_key(
+        &self,
+        key: &crate::KeyRecord,
+        max_for_channel: u32,
+        event: &crate::AuditEvent,
+    ) -> Result<(), crate::StoreError> {
+        (self.before)(StoreCall::InsertKey)?;
+        self.store.insert_key(key, max_for_channel, event)
+    }
+    fn key(&self, id: crate::KeyId) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
+        (self.before)(StoreCall::Key)?;
+        self.store.key(id)
+    }
+    fn key_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
+        (self.before)(StoreCall::KeyByIdentifier)?;
+        self.store.key_by_identifier(identifier)
+    }
+    fn keys_of_account(
+        &self,
+        account: crate::AccountId,
+    ) -> Result<Vec<crate::KeyRecord>, crate::StoreError> {
+        (self.before)(StoreCall::KeysOfAccount)?;
+        self.store.keys_of_account(account)
+    }
+    fn update_key(
+        &self,
+        key: &crate::KeyRecord,
+        expected_version: u64,
+        event: &crate::AuditEvent,
+    ) -> Result<(), crate::StoreError> {
+        (self.before)(StoreCall::UpdateKey)?;
+        self.store.update_key(key, expected_version, event)
+    }
+    fn upgrade_secret_hash(
+        &self,
+        id: crate::KeyId,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, crate::StoreError> {
+        (self.before)(StoreCall::UpgradeSecretHash)?;
+        self.store.upgrade_secret_hash(id, current, upgraded)
+    }
+    fn delete_key(
+        &self,
+        id: crate::KeyId,
+        event: &crate::AuditEvent,
+    ) -> Result<(), crate::StoreError> {
+        (self.before)(StoreCall::DeleteKey)?;
+        self.store.delete_key(id, event)
+    }
+    fn audit_events(
+        &self,
+        account: crate::AccountId,
+        limit: usize,
+    ) -> Result<Vec<crate::AuditEvent>, crate::StoreError> {
+        (self.before)(StoreCall::AuditEvents)?;
+        self.store.audit_events(account, limit)
+    }
+}
+
 /// What the conformance macro accepts as "a new store": a store, or an
 /// `Option` of one, where `None` means "skip" (for a backend whose server is
 /// not configured on this machine; the caller prints why).
