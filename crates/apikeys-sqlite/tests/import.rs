@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apikeys::store::{Entity, Existing};
-use apikeys::testing::START;
+use apikeys::testing::records;
 use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
-    Store, StoreError, Whitelist,
+    Account, AccountId, AccountKind, AuditEvent, AuditKind, Channel, KeyId, KeyRecord, Store,
+    StoreError,
 };
 use apikeys_sqlite::SqliteStore;
 use rand_chacha::ChaCha20Rng;
@@ -27,29 +27,21 @@ fn batch(rng: &mut ChaCha20Rng, prefix: &str, accounts: usize) -> Batch {
             let keys: Vec<KeyRecord> = [Channel::Ftp, Channel::Rest, Channel::Rest]
                 .into_iter()
                 .enumerate()
-                .map(|(j, channel)| KeyRecord {
-                    id: KeyId::random(rng),
-                    account_id: account.id,
-                    channel,
-                    identifier: format!("{prefix}-{i}-{j}"),
-                    label: None,
-                    secret_hash: "$sha256$imported".into(),
-                    previous_secret: None,
-                    whitelist: Whitelist::default(),
-                    created_at: START,
-                    changed_at: START,
-                    version: 1,
+                .map(|(j, channel)| {
+                    records::key(
+                        KeyId::random(rng),
+                        account.id,
+                        channel,
+                        &format!("{prefix}-{i}-{j}"),
+                    )
                 })
                 .collect();
-            let events = vec![AuditEvent {
-                account_id: account.id,
-                key_id: None,
-                channel: None,
-                at: START,
-                kind: AuditKind::AccountOpened,
-                actor: Actor::Operator,
-                detail: "imported".into(),
-            }];
+            let events = vec![records::event(
+                account.id,
+                None,
+                AuditKind::AccountOpened,
+                "imported",
+            )];
             (account, keys, events)
         })
         .collect()

@@ -1,17 +1,16 @@
 //! Many accounts with keys, built in memory for bulk loading: benchmarks and
 //! load tests fill a store with them, without a transaction per key.
 
-use crate::account::{Account, AccountKind, Actor};
+use crate::account::Account;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::channel::Channel;
 use crate::credentials::{Secret, generate_identifier, generate_secret};
 use crate::hashing::{HashingPolicy, SALT_LEN, SecretOrigin, hash_secret};
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
-use crate::whitelist::Whitelist;
 use rand_core::CryptoRng;
 
-use super::START;
+use super::records;
 
 /// An account as a store's `create_account` takes it: the account, its keys,
 /// its audit events.
@@ -28,15 +27,11 @@ pub struct Sample {
     pub secret: Secret,
 }
 
-/// A master account created at [`START`] with one key per channel, each with
+/// A master account created at [`START`](super::START) with one key per channel, each with
 /// generated credentials hashed as the service hashes them, and the
 /// credentials in plain text.
 pub fn account_with_keys(rng: &mut (impl CryptoRng + ?Sized)) -> (Opening, Vec<Sample>) {
-    let account = Account {
-        id: AccountId::random(rng),
-        kind: AccountKind::Master,
-        created_at: START,
-    };
+    let account = records::master(AccountId::random(rng));
     let mut keys = Vec::with_capacity(Channel::ALL.len());
     let mut samples = Vec::with_capacity(Channel::ALL.len());
     // Generated secrets take no salt and no cost parameters.
@@ -50,17 +45,8 @@ pub fn account_with_keys(rng: &mut (impl CryptoRng + ?Sized)) -> (Opening, Vec<S
                 Err(e) => super::unreachable_in_tests(e),
             };
         keys.push(KeyRecord {
-            id: KeyId::random(rng),
-            account_id: account.id,
-            channel,
-            identifier: identifier.clone(),
-            label: None,
             secret_hash,
-            previous_secret: None,
-            whitelist: Whitelist::default(),
-            created_at: START,
-            changed_at: START,
-            version: 1,
+            ..records::key(KeyId::random(rng), account.id, channel, &identifier)
         });
         samples.push(Sample {
             channel,
@@ -68,15 +54,12 @@ pub fn account_with_keys(rng: &mut (impl CryptoRng + ?Sized)) -> (Opening, Vec<S
             secret,
         });
     }
-    let events = vec![AuditEvent {
-        account_id: account.id,
-        key_id: None,
-        channel: None,
-        at: START,
-        kind: AuditKind::AccountOpened,
-        actor: Actor::Operator,
-        detail: "imported".into(),
-    }];
+    let events = vec![records::event(
+        account.id,
+        None,
+        AuditKind::AccountOpened,
+        "imported",
+    )];
     ((account, keys, events), samples)
 }
 

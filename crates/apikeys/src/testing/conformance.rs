@@ -3,7 +3,7 @@
 //! [`crate::store_conformance_tests!`]; these functions panic on failure, as
 //! tests do.
 //!
-//! The first part exercises the [`Store`] contract directly; the second runs
+//! The first part exercises the [`Store`](crate::Store) contract directly; the second runs
 //! the product's rules through the service on top of the store, so that a
 //! backend proves it carries every rule of SPEC.md, not just the trait.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
