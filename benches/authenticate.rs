@@ -10,9 +10,10 @@
 //! - `whitelist/allows/1000` against `whitelist/allows/10`: both under 100 ns.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use apikeys::NewAccount;
 use apikeys::hashing::{Verification, verify_secret};
 use apikeys::whitelist::Whitelist;
-use apikeys::{AccountKind, Actor, ApiKeys, Channel, MemoryStore, NewKey, Policy, Secret};
+use apikeys::{Actor, ApiKeys, Channel, MemoryStore, NewKey, Policy, Secret};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
 use rand_chacha::ChaCha20Rng;
@@ -37,8 +38,7 @@ fn service() -> (Arc<MemoryStore>, ApiKeys) {
     let filler = keys
         .open_account(
             Actor::Operator,
-            AccountKind::Master,
-            apikeys::testing::START,
+            NewAccount::master().created_at(apikeys::testing::START),
         )
         .unwrap()
         .account;
@@ -46,8 +46,7 @@ fn service() -> (Arc<MemoryStore>, ApiKeys) {
         let holder = keys
             .open_account(
                 Actor::Operator,
-                AccountKind::Sub { parent: filler.id },
-                apikeys::testing::START,
+                NewAccount::sub(filler.id).created_at(apikeys::testing::START),
             )
             .unwrap()
             .account;
@@ -64,8 +63,7 @@ fn authenticate(c: &mut Criterion) {
     let account = keys
         .open_account(
             Actor::Operator,
-            AccountKind::Master,
-            apikeys::testing::START,
+            NewAccount::master().created_at(apikeys::testing::START),
         )
         .unwrap()
         .account;
@@ -126,10 +124,7 @@ fn authenticate(c: &mut Criterion) {
     // whose verified-secret cache is off.
     let uncached = ApiKeys::new(
         store.clone(),
-        Policy {
-            verified_cache_capacity: 0,
-            ..Policy::default()
-        },
+        Policy::default().verified_cache_capacity(0),
         apikeys_workspace::system_clock(),
         ChaCha20Rng::seed_from_u64(43),
     )
@@ -181,12 +176,7 @@ fn authenticate(c: &mut Criterion) {
                 black_box("bench-chosen-secret"),
                 black_box(&stored_hash),
             );
-            assert_eq!(
-                v,
-                Verification::Match {
-                    needs_rehash: false
-                }
-            );
+            assert_eq!(v, Verification::Match(apikeys::hashing::Rehash::NotNeeded));
         })
     });
     group.finish();

@@ -21,6 +21,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use api_keys_simplified::{ApiKeyManagerV0, Environment, ExposeSecret, KeyStatus, SecureString};
+use apikeys::NewAccount;
 use apikeys::credentials::{generate_identifier, generate_secret};
 use apikeys::hashing::{SecretOrigin, hash_secret, random_salt};
 use apikeys::{Actor, ApiKeys, Channel, HashingPolicy, NewKey, Policy, Secret};
@@ -106,19 +107,11 @@ fn comparison(c: &mut Criterion) {
     // apikeys: generated secrets through the default policy, and a chosen
     // secret checked with the cache on (default) and off.
     let keys = service(&db, Policy::default(), 2);
-    let uncached = service(
-        &db,
-        Policy {
-            verified_cache_capacity: 0,
-            ..Policy::default()
-        },
-        3,
-    );
+    let uncached = service(&db, Policy::default().verified_cache_capacity(0), 3);
     let account = keys
         .open_account(
             Actor::Operator,
-            apikeys::AccountKind::Master,
-            apikeys::testing::START,
+            NewAccount::master().created_at(apikeys::testing::START),
         )
         .unwrap();
     keys.create_key(

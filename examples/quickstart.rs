@@ -3,9 +3,9 @@
 //!
 //! Run it with `cargo run --example quickstart`.
 
+use apikeys::NewAccount;
 use apikeys::{
-    AccountKind, Actor, ApiKey, ApiKeys, Channel, CredentialChange, MemoryStore, NewKey, Policy,
-    Secret,
+    Actor, ApiKey, ApiKeys, Channel, CredentialChange, MemoryStore, NewKey, Policy, Secret,
 };
 use apikeys_workspace::{os_rng, system_clock};
 use std::error::Error;
@@ -25,8 +25,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     step("A master account from 2021, before the 2023-06-06 cutover");
     let legacy = keys.open_account(
         operator,
-        AccountKind::Master,
-        datetime!(2021-03-15 10:00 UTC),
+        NewAccount::master().created_at(datetime!(2021-03-15 10:00 UTC)),
     )?;
     println!("account {}", legacy.account.id);
     show_channels(&keys, legacy.account.id)?;
@@ -42,15 +41,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     step("A master account opened in 2025, after the cutover, and a sub-account of it");
     let master = keys.open_account(
         operator,
-        AccountKind::Master,
-        datetime!(2025-02-01 9:00 UTC),
+        NewAccount::master().created_at(datetime!(2025-02-01 9:00 UTC)),
     )?;
     let sub = keys.open_account(
         Actor::Account(master.account.id),
-        AccountKind::Sub {
-            parent: master.account.id,
-        },
-        datetime!(2025-02-02 9:00 UTC),
+        NewAccount::sub(master.account.id).created_at(datetime!(2025-02-02 9:00 UTC)),
     )?;
     println!("master {}", master.account.id);
     show_channels(&keys, master.account.id)?;

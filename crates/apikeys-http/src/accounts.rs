@@ -9,7 +9,9 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::{AppState, Lane};
-use apikeys::{AccountId, AccountKind, Channel, IdentifierChoice, NewKey, SecretChoice};
+use apikeys::{
+    AccountId, AccountKind, Channel, IdentifierChoice, NewAccount, NewKey, SecretChoice,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -58,12 +60,13 @@ pub(crate) async fn open_account(
             ));
         }
     };
-    let created_at = match req.created_at {
-        Some(text) => parse_instant(&text, "created_at")?,
-        None => state.keys().clock().now(),
-    };
+    let created_at = req
+        .created_at
+        .map(|text| parse_instant(&text, "created_at"))
+        .transpose()?;
+    let new = NewAccount { kind, created_at };
     let opened = state
-        .blocking(Lane::Fast, move |k| k.open_account(actor, kind, created_at))
+        .blocking(Lane::Fast, move |k| k.open_account(actor, new))
         .await??;
     Ok((
         StatusCode::CREATED,
@@ -156,12 +159,6 @@ pub(crate) async fn create_key(
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let channel = parse_channel(&req.channel)?;
-    // A chosen secret is hashed with argon2: that runs in the argon2 lane.
-    let lane = if req.secret.is_some() {
-        Lane::Argon2
-    } else {
-        Lane::Fast
-    };
     let new = NewKey {
         channel,
         identifier: req
@@ -172,6 +169,8 @@ pub(crate) async fn create_key(
             .map_or(SecretChoice::Generate, |s| SecretChoice::Chosen(s.0)),
         label: req.label,
     };
+    // A chosen secret is hashed with argon2: that runs in the argon2 lane.
+    let lane = Lane::for_cost(new.cost());
     let issued = state
         .blocking(lane, move |k| k.create_key(actor, id, new))
         .await??;

@@ -7,7 +7,7 @@ use crate::dto::{AuthenticateRequest, AuthenticatedView, HttpCredentials};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::{AppState, Lane};
-use apikeys::{Channel, Secret};
+use apikeys::{Channel, Check, Secret};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -78,33 +78,27 @@ async fn check(
     client: IpAddr,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
     let first = if state.inline_checks() {
-        state.keys().authenticate_without_argon2(
-            channel,
-            &identifier,
-            secret.expose_secret(),
-            client,
-        )
+        state
+            .keys()
+            .begin_authentication(channel, &identifier, secret.expose_secret(), client)
     } else {
-        let (identifier, secret) = (identifier.clone(), secret.clone());
         state
             .blocking(Lane::Fast, move |k| {
-                k.authenticate_without_argon2(channel, &identifier, secret.expose_secret(), client)
+                k.begin_authentication(channel, &identifier, secret.expose_secret(), client)
             })
             .await?
     };
     let outcome = match first {
-        Some(outcome) => outcome,
-        None => {
+        Check::Done(outcome) => outcome,
+        Check::NeedsArgon2(pending) => {
             state
-                .blocking(Lane::Argon2, move |k| {
-                    k.authenticate(channel, &identifier, secret.expose_secret(), client)
-                })
+                .blocking(Lane::Argon2, move |k| k.finish_authentication(pending))
                 .await?
         }
     };
     match outcome {
         Ok(who) => {
-            tracing::debug!(%channel, key_id = %who.key_id, %client, via_grace = who.via_grace, "authenticated");
+            tracing::debug!(%channel, key_id = %who.key_id, %client, matched = ?who.matched, "authenticated");
             Ok(Json(AuthenticatedView::from(who)))
         }
         Err(e) => {

@@ -5,7 +5,7 @@ use crate::dto::{ChangeCredentialsRequest, KeyView, WhitelistBody, whitelist_vie
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::{AppState, Lane};
-use apikeys::{CredentialChange, IdentifierChoice, KeyId, SecretChoice};
+use apikeys::{CredentialChange, Grace, IdentifierChoice, KeyId, SecretChoice};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -91,41 +91,26 @@ pub(crate) async fn change_credentials(
     ApiPath(id): ApiPath<KeyId>,
     ApiJson(req): ApiJson<ChangeCredentialsRequest>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let (secret, lane) = match (req.secret, req.regenerate_secret) {
+    let secret = match (req.secret, req.regenerate_secret) {
         (Some(_), true) => {
             return Err(ApiError::bad_request(
                 "invalid_body",
                 "give either `secret` (a chosen secret) or `regenerate_secret: true`, not both",
             ));
         }
-        (Some(chosen), false) => (Some(SecretChoice::Chosen(chosen.0)), Lane::Argon2),
-        (None, true) => (Some(SecretChoice::Generate), Lane::Fast),
-        (None, false) => (None, Lane::Fast),
+        (Some(chosen), false) => Some(SecretChoice::Chosen(chosen.0)),
+        (None, true) => Some(SecretChoice::Generate),
+        (None, false) => None,
     };
-    let grace_until = match req.grace_seconds {
-        None => None,
-        Some(seconds) => {
-            // The domain checks the bounds (in the future, within the
-            // policy's limit) and names them; only an overflow is caught here.
-            let until = state
-                .keys()
-                .clock()
-                .now()
-                .checked_add(Duration::seconds(seconds))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_grace",
-                        format!("grace_seconds {seconds} is out of range"),
-                    )
-                })?;
-            Some(until)
-        }
-    };
+    // The domain checks the grace period's bounds and names them.
     let change = CredentialChange {
         identifier: req.identifier.map(IdentifierChoice::Chosen),
         secret,
-        grace_until,
+        grace: req
+            .grace_seconds
+            .map(|seconds| Grace::For(Duration::seconds(seconds))),
     };
+    let lane = Lane::for_cost(change.cost());
     let issued = state
         .blocking(lane, move |k| k.change_credentials(actor, id, change))
         .await??;

@@ -21,6 +21,16 @@ pub(crate) enum Lane {
     Fast,
 }
 
+impl Lane {
+    /// The lane for work of this cost.
+    pub(crate) fn for_cost(cost: apikeys::Cost) -> Self {
+        match cost {
+            apikeys::Cost::Argon2 => Lane::Argon2,
+            apikeys::Cost::Fast => Lane::Fast,
+        }
+    }
+}
+
 /// The router's state.
 #[derive(Clone)]
 pub(crate) struct AppState(Arc<Inner>);

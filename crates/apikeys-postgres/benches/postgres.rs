@@ -11,9 +11,8 @@
 //!   figure above.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use apikeys::{
-    AccountId, AccountKind, Actor, ApiKeys, Channel, KeyId, ManualClock, NewKey, Policy, Store,
-};
+use apikeys::NewAccount;
+use apikeys::{AccountId, Actor, ApiKeys, Channel, KeyId, ManualClock, NewKey, Policy, Store};
 use apikeys_postgres::PostgresStore;
 use criterion::Criterion;
 use rand_chacha::ChaCha20Rng;
@@ -101,8 +100,7 @@ fn bench(c: &mut Criterion, url: &str) {
     let account = keys
         .open_account(
             Actor::Operator,
-            AccountKind::Master,
-            apikeys::testing::START,
+            NewAccount::master().created_at(apikeys::testing::START),
         )
         .unwrap()
         .account;

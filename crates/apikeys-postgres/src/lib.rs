@@ -9,14 +9,15 @@ pub mod schema;
 pub mod testing;
 
 pub use apikeys::store::BadRow;
-pub use error::{ConnectError, DatabaseError, Unstorable};
+pub use apikeys::store::Unstorable;
+pub use error::{ConnectError, DatabaseError};
 pub use redact::redact_password;
 
 use crate::codec::{EventParams, KeyParams};
 use crate::pool::{Conn, Manager};
 use crate::schema::names;
 use apikeys::store::{Entity, Existing};
-use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use postgres::error::SqlState;
 use postgres::{Config, NoTls, Transaction};
 use std::fmt;
@@ -610,13 +611,17 @@ impl Store for PostgresStore {
     fn upgrade_secret_hash(
         &self,
         id: KeyId,
-        current: &str,
-        upgraded: &str,
+        current: &SecretHash,
+        upgraded: &SecretHash,
     ) -> Result<bool, StoreError> {
         self.read(|conn| {
             let n = conn.client.execute(
                 &conn.st.upgrade_hash,
-                &[&id.as_bytes().as_slice(), &current, &upgraded],
+                &[
+                    &id.as_bytes().as_slice(),
+                    &current.as_str(),
+                    &upgraded.as_str(),
+                ],
             )?;
             Ok(n == 1)
         })

@@ -11,11 +11,12 @@
 
 mod common;
 
+use apikeys::NewAccount;
 use apikeys::testing::records;
 use apikeys::testing::{Fixture, START};
 use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, Channel, KeyId, KeyRecord, NewKey, Store,
-    StoreError, StoreExt,
+    Account, AccountId, Actor, AuditEvent, Channel, KeyId, KeyRecord, NewKey, Store, StoreError,
+    StoreExt,
 };
 use apikeys_postgres::testing::TestSchema;
 use apikeys_postgres::{DatabaseError, Options, PostgresStore};
@@ -89,7 +90,7 @@ fn terminated_sessions_are_replaced_transparently() {
     let mut acknowledged = Vec::new();
     let a = f
         .keys
-        .open_account(Actor::Operator, AccountKind::Master, START)
+        .open_account(Actor::Operator, NewAccount::master().created_at(START))
         .unwrap()
         .account;
 
@@ -341,7 +342,7 @@ fn a_commit_whose_answer_is_lost_is_resolved() {
         // Compare-and-swap update.
         let mut next = k.clone();
         next.version = 2;
-        next.secret_hash = "$sha256$rotated".into();
+        next.secret_hash = apikeys::testing::records::hash("rotated");
         proxy.cut_at_next_commit(cut);
         store.update_key(&next, 1, &created(&next)).unwrap();
         assert_eq!(store.key(k.id).unwrap().as_ref(), Some(&next), "{cut:?}");

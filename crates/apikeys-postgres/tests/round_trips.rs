@@ -6,8 +6,9 @@
 
 mod common;
 
+use apikeys::NewAccount;
 use apikeys::testing::{Fixture, START};
-use apikeys::{AccountKind, Actor, Channel, NewKey, Store};
+use apikeys::{Actor, Channel, NewKey, Store};
 use apikeys_postgres::testing::TestSchema;
 use apikeys_postgres::{Options, PostgresStore};
 use common::Proxy;
@@ -27,7 +28,7 @@ fn key_by_identifier_is_one_round_trip() {
     let f = Fixture::new(store.clone(), 1);
     let a = f
         .keys
-        .open_account(Actor::Operator, AccountKind::Master, START)
+        .open_account(Actor::Operator, NewAccount::master().created_at(START))
         .unwrap()
         .account;
     let k = f
@@ -67,7 +68,7 @@ fn authentication_is_one_round_trip() {
     let f = Fixture::new(Arc::new(store), 2);
     let a = f
         .keys
-        .open_account(Actor::Operator, AccountKind::Master, START)
+        .open_account(Actor::Operator, NewAccount::master().created_at(START))
         .unwrap()
         .account;
     let k = f
@@ -125,14 +126,15 @@ fn lookup_uses_the_identifier_index() {
                                        created_at, changed_at, version)
                  SELECT decode(lpad(to_hex(i), 32, '0'), 'hex'),
                         '\\x00000000000000000000000000000001', 'rest', 'client-' || i,
-                        '$sha256$x', 0, 0, 1
+                        '{hash}', 0, 0, 1
                  FROM generate_series(1, 2000) i;
              ANALYZE apikeys_keys;
              SET plan_cache_mode = force_generic_plan;
              PREPARE lookup(text) AS SELECT id FROM apikeys_keys
                  WHERE translate(identifier, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
                      = translate($1::text, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz');",
-            schema = db.name()
+            schema = db.name(),
+            hash = apikeys::testing::records::hash("x").as_str(),
         ))
         .unwrap();
     let plan: Vec<String> = client

@@ -16,10 +16,11 @@
 //! whole database, so the lookups do not all hit the same few pages.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use apikeys::NewAccount;
 use apikeys::Store;
 use apikeys::testing::START;
 use apikeys::testing::bulk::{self, Sample};
-use apikeys::{AccountId, AccountKind, Actor, ApiKeys, Channel, ManualClock, NewKey, Policy};
+use apikeys::{AccountId, Actor, ApiKeys, Channel, ManualClock, NewKey, Policy};
 use apikeys_sqlite::{Durability, Options, SqliteStore};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand_chacha::ChaCha20Rng;
@@ -129,7 +130,7 @@ fn create(c: &mut Criterion) {
                 // opened outside the timing.
                 let accounts: Vec<AccountId> = (0..iters.div_ceil(5))
                     .map(|_| {
-                        keys.open_account(Actor::Operator, AccountKind::Master, START)
+                        keys.open_account(Actor::Operator, NewAccount::master().created_at(START))
                             .unwrap()
                             .account
                             .id

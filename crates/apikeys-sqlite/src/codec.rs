@@ -4,16 +4,10 @@
 //! [`StoreError::Backend`] whose source is a [`BadRow`](apikeys::store::BadRow) naming the table and
 //! the column.
 
-use crate::error::Unstorable;
-use apikeys::key::PreviousSecret;
-use apikeys::whitelist::parse_entry;
-use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuditKind, Channel, KeyId, KeyRecord,
-    StoreError, Whitelist,
-};
+use apikeys::store::encoding::{self, RawAccount, RawEvent, RawKey, RawWhitelist};
+use apikeys::{Account, AuditEvent, KeyRecord, StoreError, Whitelist};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
-use std::fmt::Write as _;
 use time::OffsetDateTime;
 
 /// The columns of `keys` that [`key_from_row`] reads, in its order (a macro,
@@ -47,30 +41,18 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 
 /// An instant as nanoseconds since 1970 (UTC), exactly.
 pub(crate) fn instant(t: OffsetDateTime) -> Result<i64, StoreError> {
-    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| StoreError::backend(Unstorable::Instant(t)))
-}
-
-/// A version as SQLite's signed integer.
-pub(crate) fn version(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::backend(Unstorable::Version(v)))
+    Ok(encoding::instant_to_nanos(t)?)
 }
 
 /// The whitelist's normalised entries in CIDR form, separated by spaces.
 pub(crate) fn whitelist(w: &Whitelist) -> String {
-    let mut out = String::new();
-    for (i, entry) in w.entries().iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{entry}");
-    }
-    out
+    encoding::whitelist_to_text(w)
 }
 
 // ----- reading ---------------------------------------------------------------
 
-/// Reads one column of one table, naming both in any error.
+/// Reads typed columns of one row of one table, naming both in any error;
+/// the values themselves are decoded by `apikeys::store::encoding`.
 struct Columns<'r, 's> {
     row: &'r Row<'s>,
     table: &'static str,
@@ -81,27 +63,29 @@ impl<'r, 's> Columns<'r, 's> {
         self.row.get_ref(idx).map_err(backend)
     }
 
-    fn bytes16(&self, idx: usize, column: &'static str) -> Result<Option<[u8; 16]>, StoreError> {
+    fn wrong_type(&self, column: &'static str, expected: &str, found: ValueRef<'_>) -> StoreError {
+        StoreError::bad_row(
+            self.table,
+            column,
+            format!("expected {expected}, found {}", found.data_type()),
+        )
+    }
+
+    fn missing(&self, column: &'static str) -> StoreError {
+        StoreError::bad_row(self.table, column, "missing value")
+    }
+
+    fn opt_blob(&self, idx: usize, column: &'static str) -> Result<Option<&'r [u8]>, StoreError> {
         match self.value(idx)? {
             ValueRef::Null => Ok(None),
-            ValueRef::Blob(b) => <[u8; 16]>::try_from(b).map(Some).map_err(|_| {
-                StoreError::bad_row(
-                    self.table,
-                    column,
-                    format!("an id must be 16 bytes, found {}", b.len()),
-                )
-            }),
-            other => Err(StoreError::bad_row(
-                self.table,
-                column,
-                format!("an id must be a BLOB, found {}", other.data_type()),
-            )),
+            ValueRef::Blob(b) => Ok(Some(b)),
+            other => Err(self.wrong_type(column, "BLOB", other)),
         }
     }
 
-    fn id(&self, idx: usize, column: &'static str) -> Result<[u8; 16], StoreError> {
-        self.bytes16(idx, column)?
-            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing id"))
+    fn blob(&self, idx: usize, column: &'static str) -> Result<&'r [u8], StoreError> {
+        self.opt_blob(idx, column)?
+            .ok_or_else(|| self.missing(column))
     }
 
     fn opt_text(&self, idx: usize, column: &'static str) -> Result<Option<&'r str>, StoreError> {
@@ -110,100 +94,47 @@ impl<'r, 's> Columns<'r, 's> {
             ValueRef::Text(t) => std::str::from_utf8(t)
                 .map(Some)
                 .map_err(|e| StoreError::bad_row(self.table, column, e)),
-            other => Err(StoreError::bad_row(
-                self.table,
-                column,
-                format!("expected TEXT, found {}", other.data_type()),
-            )),
+            other => Err(self.wrong_type(column, "TEXT", other)),
         }
     }
 
     fn text(&self, idx: usize, column: &'static str) -> Result<&'r str, StoreError> {
         self.opt_text(idx, column)?
-            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing text"))
+            .ok_or_else(|| self.missing(column))
     }
 
     fn opt_int(&self, idx: usize, column: &'static str) -> Result<Option<i64>, StoreError> {
         match self.value(idx)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(i) => Ok(Some(i)),
-            other => Err(StoreError::bad_row(
-                self.table,
-                column,
-                format!("expected INTEGER, found {}", other.data_type()),
-            )),
+            other => Err(self.wrong_type(column, "INTEGER", other)),
         }
     }
 
     fn int(&self, idx: usize, column: &'static str) -> Result<i64, StoreError> {
         self.opt_int(idx, column)?
-            .ok_or_else(|| StoreError::bad_row(self.table, column, "missing integer"))
-    }
-
-    fn instant(&self, idx: usize, column: &'static str) -> Result<OffsetDateTime, StoreError> {
-        let nanos = self.int(idx, column)?;
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-            .map_err(|e| StoreError::bad_row(self.table, column, e))
-    }
-
-    fn channel(&self, idx: usize, column: &'static str) -> Result<Channel, StoreError> {
-        self.text(idx, column)?
-            .parse()
-            .map_err(|e| StoreError::bad_row(self.table, column, e))
+            .ok_or_else(|| self.missing(column))
     }
 }
 
 /// A row of [`key_columns!`].
 pub(crate) fn key_from_row(row: &Row<'_>) -> Result<KeyRecord, StoreError> {
     let c = Columns { row, table: "keys" };
-    let previous_hash = c.opt_text(6, "previous_hash")?;
-    let previous_expires_at = c.opt_int(7, "previous_expires_at")?;
-    let previous_secret = match (previous_hash, previous_expires_at) {
-        (None, None) => None,
-        (Some(hash), Some(_)) => Some(PreviousSecret {
-            hash: hash.to_owned(),
-            expires_at: c.instant(7, "previous_expires_at")?,
-        }),
-        _ => {
-            return Err(StoreError::bad_row(
-                "keys",
-                "previous_hash",
-                "previous_hash and previous_expires_at must be both set or both NULL",
-            ));
-        }
-    };
-    let version = c.int(11, "version")?;
-    let version = u64::try_from(version)
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| {
-            StoreError::bad_row("keys", "version", format!("version {version} is below 1"))
-        })?;
-    Ok(KeyRecord {
-        id: KeyId::from_bytes(c.id(0, "id")?),
-        account_id: AccountId::from_bytes(c.id(1, "account_id")?),
-        channel: c.channel(2, "channel")?,
-        identifier: c.text(3, "identifier")?.to_owned(),
-        label: c.opt_text(4, "label")?.map(str::to_owned),
-        secret_hash: c.text(5, "secret_hash")?.to_owned(),
-        previous_secret,
-        whitelist: parse_whitelist(c.text(8, "whitelist")?)?,
-        created_at: c.instant(9, "created_at")?,
-        changed_at: c.instant(10, "changed_at")?,
-        version,
-    })
-}
-
-fn parse_whitelist(text: &str) -> Result<Whitelist, StoreError> {
-    if text.is_empty() {
-        return Ok(Whitelist::default());
+    RawKey {
+        id: c.blob(0, "id")?,
+        account_id: c.blob(1, "account_id")?,
+        channel: c.text(2, "channel")?,
+        identifier: c.text(3, "identifier")?,
+        label: c.opt_text(4, "label")?,
+        secret_hash: c.text(5, "secret_hash")?,
+        previous_hash: c.opt_text(6, "previous_hash")?,
+        previous_expires_at: c.opt_int(7, "previous_expires_at")?,
+        whitelist: RawWhitelist::Text(c.text(8, "whitelist")?),
+        created_at: c.int(9, "created_at")?,
+        changed_at: c.int(10, "changed_at")?,
+        version: c.int(11, "version")?,
     }
-    let entries = text
-        .split(' ')
-        .map(parse_entry)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::bad_row("keys", "whitelist", e))?;
-    Whitelist::new(entries, usize::MAX).map_err(|e| StoreError::bad_row("keys", "whitelist", e))
+    .decode(c.table)
 }
 
 /// A row of [`account_columns!`].
@@ -212,25 +143,13 @@ pub(crate) fn account_from_row(row: &Row<'_>) -> Result<Account, StoreError> {
         row,
         table: "accounts",
     };
-    let parent = c.bytes16(2, "parent_id")?.map(AccountId::from_bytes);
-    let kind = match (c.text(1, "kind")?, parent) {
-        ("master", None) => AccountKind::Master,
-        ("sub", Some(parent)) => AccountKind::Sub { parent },
-        (kind, _) => {
-            return Err(StoreError::bad_row(
-                "accounts",
-                "kind",
-                format!(
-                    "kind `{kind}` does not match parent_id: a master has none, a sub-account has one"
-                ),
-            ));
-        }
-    };
-    Ok(Account {
-        id: AccountId::from_bytes(c.id(0, "id")?),
-        kind,
-        created_at: c.instant(3, "created_at")?,
-    })
+    RawAccount {
+        id: c.blob(0, "id")?,
+        kind: c.text(1, "kind")?,
+        parent_id: c.opt_blob(2, "parent_id")?,
+        created_at: c.int(3, "created_at")?,
+    }
+    .decode(c.table)
 }
 
 /// A row of [`event_columns!`].
@@ -239,26 +158,14 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
         row,
         table: "audit_events",
     };
-    let channel = match c.opt_text(2, "channel")? {
-        None => None,
-        Some(code) => Some(
-            code.parse::<Channel>()
-                .map_err(|e| StoreError::bad_row("audit_events", "channel", e))?,
-        ),
-    };
-    Ok(AuditEvent {
-        account_id: AccountId::from_bytes(c.id(0, "account_id")?),
-        key_id: c.bytes16(1, "key_id")?.map(KeyId::from_bytes),
-        channel,
-        at: c.instant(3, "at")?,
-        kind: c
-            .text(4, "kind")?
-            .parse::<AuditKind>()
-            .map_err(|e| StoreError::bad_row("audit_events", "kind", e))?,
-        actor: c
-            .text(5, "actor")?
-            .parse::<Actor>()
-            .map_err(|e| StoreError::bad_row("audit_events", "actor", e))?,
-        detail: c.text(6, "detail")?.to_owned(),
-    })
+    RawEvent {
+        account_id: c.blob(0, "account_id")?,
+        key_id: c.opt_blob(1, "key_id")?,
+        channel: c.opt_text(2, "channel")?,
+        at: c.int(3, "at")?,
+        kind: c.text(4, "kind")?,
+        actor: c.text(5, "actor")?,
+        detail: c.text(6, "detail")?,
+    }
+    .decode(c.table)
 }

@@ -92,19 +92,3 @@ impl OpenError {
         }
     }
 }
-
-/// A value this crate refuses to write, because it could not read it back
-/// exactly. Found as the source of a [`apikeys::StoreError::Backend`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Unstorable {
-    /// Instants are kept as signed 64-bit nanoseconds since 1970, which
-    /// covers 1677-09-21 to 2262-04-11.
-    #[error(
-        "instant {0} cannot be stored: the SQLite store keeps instants between 1677-09-21 and 2262-04-11 (UTC)"
-    )]
-    Instant(time::OffsetDateTime),
-    /// Versions are kept as signed 64-bit integers.
-    #[error("version {0} cannot be stored: the SQLite store keeps versions up to 2^63 - 1")]
-    Version(u64),
-}

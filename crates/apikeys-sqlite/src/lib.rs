@@ -9,8 +9,9 @@ mod schema;
 mod store;
 
 pub use apikeys::store::BadRow;
+pub use apikeys::store::Unstorable;
 pub use connection::{Durability, Options};
-pub use error::{OpenError, Unstorable};
+pub use error::OpenError;
 pub use store::SqliteStore;
 
 /// The schema version this version of the crate creates and reads. A

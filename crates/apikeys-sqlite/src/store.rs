@@ -1,13 +1,12 @@
 //! [`SqliteStore`]: the [`Store`] on SQLite.
 
-use crate::codec::{
-    account_from_row, backend, event_from_row, instant, key_from_row, version, whitelist,
-};
+use crate::codec::{account_from_row, backend, event_from_row, instant, key_from_row, whitelist};
 use crate::connection::{Options, Readers, open_memory, open_writer};
 use crate::error::OpenError;
 use crate::schema;
+use apikeys::store::encoding::KeyValues;
 use apikeys::store::{Entity, Existing};
-use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, Store, StoreError};
+use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
@@ -251,10 +250,7 @@ fn insert_key_in(
     if counted && keys_held(tx, key)? >= i64::from(max_for_channel) {
         return Err(why_key_refused(tx, key, max_for_channel, None));
     }
-    let previous = key.previous_secret.as_ref();
-    let previous_expires_at = previous.map(|p| instant(p.expires_at)).transpose()?;
-    let (created_at, changed_at) = (instant(key.created_at)?, instant(key.changed_at)?);
-    let key_version = version(key.version)?;
+    let values = KeyValues::new(key)?;
     let inserted = tx
         .prepare_cached(
             "INSERT INTO keys (id, account_id, channel, identifier, label, secret_hash,
@@ -268,13 +264,13 @@ fn insert_key_in(
                 key.channel.code(),
                 key.identifier,
                 key.label,
-                key.secret_hash,
-                previous.map(|p| p.hash.as_str()),
-                previous_expires_at,
+                key.secret_hash.as_str(),
+                values.previous_hash(),
+                values.previous_expires_at,
                 whitelist(&key.whitelist),
-                created_at,
-                changed_at,
-                key_version,
+                values.created_at,
+                values.changed_at,
+                values.version,
             ])
         });
     match inserted {
@@ -458,9 +454,7 @@ impl Store for SqliteStore {
                     found,
                 });
             }
-            let previous = key.previous_secret.as_ref();
-            let previous_expires_at = previous.map(|p| instant(p.expires_at)).transpose()?;
-            let (changed_at, key_version) = (instant(key.changed_at)?, version(key.version)?);
+            let values = KeyValues::new(key)?;
             // The id, account, channel and creation instant are not written:
             // they never change.
             let updated = tx
@@ -475,12 +469,12 @@ impl Store for SqliteStore {
                         key.id.as_bytes().as_slice(),
                         key.identifier,
                         key.label,
-                        key.secret_hash,
-                        previous.map(|p| p.hash.as_str()),
-                        previous_expires_at,
+                        key.secret_hash.as_str(),
+                        values.previous_hash(),
+                        values.previous_expires_at,
                         whitelist(&key.whitelist),
-                        changed_at,
-                        key_version,
+                        values.changed_at,
+                        values.version,
                     ])
                 });
             match updated {
@@ -501,12 +495,18 @@ impl Store for SqliteStore {
     fn upgrade_secret_hash(
         &self,
         id: KeyId,
-        current: &str,
-        upgraded: &str,
+        current: &SecretHash,
+        upgraded: &SecretHash,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
             tx.prepare_cached("UPDATE keys SET secret_hash = ?3 WHERE id = ?1 AND secret_hash = ?2")
-                .and_then(|mut s| s.execute(params![id.as_bytes().as_slice(), current, upgraded]))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.as_bytes().as_slice(),
+                        current.as_str(),
+                        upgraded.as_str()
+                    ])
+                })
                 .map(|changed| changed == 1)
                 .map_err(backend)
         })

@@ -8,12 +8,14 @@
 
 mod common;
 
+use apikeys::Grace;
+use apikeys::NewAccount;
 use apikeys::store::Existing;
 use apikeys::testing::records;
 use apikeys::testing::{Fixture, START};
 use apikeys::{
-    Account, AccountId, AccountKind, Actor, AuditEvent, AuthError, Channel, CredentialChange,
-    KeyId, KeyRecord, NewKey, Refusal, Secret, Store, StoreError,
+    Account, AccountId, Actor, AuditEvent, AuthError, Channel, CredentialChange, KeyId, KeyRecord,
+    NewKey, Refusal, Secret, Store, StoreError,
 };
 use apikeys_sqlite::{Durability, Options, SqliteStore};
 use common::{Dice, after, integrity_check, is_worker, worker};
@@ -333,7 +335,7 @@ fn worker_crash_writer() {
     for _ in 0..10_000 {
         let account = f
             .keys
-            .open_account(Actor::Operator, AccountKind::Master, START)
+            .open_account(Actor::Operator, NewAccount::master().created_at(START))
             .unwrap()
             .account;
         writeln!(out, "ACK account {}", account.id).unwrap();
@@ -528,7 +530,7 @@ fn a_change_through_one_store_stops_the_old_secret_through_another_at_once() {
     let reader = Fixture::new(Arc::new(SqliteStore::open(&path).unwrap()), 2);
     let a = writer
         .keys
-        .open_account(Actor::Operator, AccountKind::Master, START)
+        .open_account(Actor::Operator, NewAccount::master().created_at(START))
         .unwrap()
         .account;
     let issued = writer
@@ -609,8 +611,8 @@ fn no_plain_secret_reaches_the_files() {
         .keys
         .open_account(
             Actor::Operator,
-            AccountKind::Master,
-            apikeys::ActivationPolicy::DEFAULT_CUTOVER - time::Duration::days(1),
+            NewAccount::master()
+                .created_at(apikeys::ActivationPolicy::DEFAULT_CUTOVER - time::Duration::days(1)),
         )
         .unwrap();
     let mut secrets: Vec<String> = opened
@@ -634,7 +636,7 @@ fn no_plain_secret_reaches_the_files() {
             Actor::Operator,
             k.key.id,
             CredentialChange::regenerate_secret()
-                .with_grace_until(START + time::Duration::hours(1)),
+                .with_grace(Grace::Until(START + time::Duration::hours(1))),
         )
         .unwrap();
     secrets.push(rotated.secret.unwrap().expose_secret().to_owned());

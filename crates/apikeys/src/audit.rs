@@ -1,5 +1,14 @@
-//! The audit trail (SPEC.md section 7): one event per change, written by the
-//! store in the same transaction as the change. Never holds a secret.
+//! The audit trail.
+//!
+//! Rules:
+//! - Every change (an account opened, a key created, credentials changed, a
+//!   whitelist changed, a key deleted) is recorded with the account, the key
+//!   and its channel when there is one, the instant, the actor and the kind
+//!   of change, and a detail in words.
+//! - It never holds a secret.
+//! - The store writes it in the same transaction as the change: both or
+//!   neither.
+//! - It is listed per account, newest first.
 
 use crate::account::Actor;
 use crate::channel::Channel;
@@ -7,6 +16,10 @@ use crate::id::{AccountId, KeyId, ParseIdError};
 use std::fmt;
 use std::str::FromStr;
 use time::OffsetDateTime;
+
+/// The longest detail, in bytes, the service ever writes (a whitelist change
+/// lists every entry): the bound a store's schema must hold.
+pub const MAX_DETAIL_LEN: usize = 65_536;
 
 /// What kind of change an event records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,4 +1,17 @@
-//! Authentication (SPEC.md section 6): the hot path.
+//! What authentication answers: the hot path's types.
+//!
+//! Rules:
+//! - `authenticate(channel, identifier, secret, client address)` answers
+//!   "this account, this key", or refuses.
+//! - An unknown identifier, a wrong secret, a deleted key, credentials of
+//!   another channel and an expired grace secret all get one uniform
+//!   refusal, "invalid credentials"; the precise reason ([`Refusal`]) is for
+//!   the embedder's logs, never for the caller.
+//! - Right credentials from an address outside the key's whitelist get
+//!   "address not allowed".
+//! - A sub-account's key authenticates as the sub-account, not its master.
+//!
+//! The checks themselves are in [`crate::service`] (`ApiKeys::authenticate`).
 
 use crate::channel::Channel;
 use crate::id::{AccountId, KeyId};
@@ -15,8 +28,18 @@ pub struct Authenticated {
     pub key_id: KeyId,
     /// The channel.
     pub channel: Channel,
-    /// Whether the previous secret matched, during a grace period.
-    pub via_grace: bool,
+    /// Which of the key's secrets matched: the previous one only during a
+    /// grace period.
+    pub matched: SecretSlot,
+}
+
+/// Which of a key's secrets a presented secret matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecretSlot {
+    /// The current secret.
+    Current,
+    /// The previous secret, still accepted during a grace period.
+    Previous,
 }
 
 /// The precise reason behind an "invalid credentials" refusal: for the
@@ -38,8 +61,6 @@ pub enum Refusal {
         /// The channel the key is for.
         key_channel: Channel,
     },
-    /// The stored hash is in no known format (a corrupt row).
-    UnreadableHash,
 }
 
 /// Why authentication did not succeed.

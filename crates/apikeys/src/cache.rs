@@ -15,6 +15,8 @@
 //!   per process and never stored, not the secret.
 //! - It is bounded: at capacity an arbitrary entry makes room.
 
+use crate::auth::SecretSlot as Slot;
+use crate::hashing::SecretHash;
 use crate::id::KeyId;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -23,15 +25,6 @@ use std::sync::{PoisonError, RwLock};
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Which of a key's secrets an entry vouches for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Slot {
-    /// The current secret.
-    Current,
-    /// The previous secret, during a grace period.
-    Previous,
-}
 
 struct Entry {
     version: u64,
@@ -69,14 +62,14 @@ impl VerifiedCache {
         id: KeyId,
         slot: Slot,
         version: u64,
-        stored_hash: &str,
+        stored_hash: &SecretHash,
         secret: &str,
     ) -> bool {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let Some(e) = entries.get(&(id, slot)) else {
             return false;
         };
-        if e.version != version || *e.stored_hash != *stored_hash {
+        if e.version != version || *e.stored_hash != *stored_hash.as_str() {
             return false;
         }
         let tag = self.tag(secret);
@@ -89,7 +82,7 @@ impl VerifiedCache {
         id: KeyId,
         slot: Slot,
         version: u64,
-        stored_hash: &str,
+        stored_hash: &SecretHash,
         secret: &str,
     ) {
         if self.capacity == 0 {
@@ -97,7 +90,7 @@ impl VerifiedCache {
         }
         let entry = Entry {
             version,
-            stored_hash: stored_hash.into(),
+            stored_hash: stored_hash.as_str().into(),
             tag: self.tag(secret),
         };
         // Poisoning cannot leave a half-written map: inserts are single calls.
@@ -128,16 +121,32 @@ mod tests {
         KeyId::from_bytes([n; 16])
     }
 
+    /// Two distinct readable hashes.
+    fn hashes() -> (SecretHash, SecretHash) {
+        let p = crate::HashingPolicy::fast_for_tests();
+        let h = |s: &str| {
+            crate::hashing::hash_secret(
+                &p,
+                &crate::Secret::new(s),
+                crate::hashing::SecretOrigin::Chosen,
+                &[7; crate::hashing::SALT_LEN],
+            )
+            .unwrap()
+        };
+        (h("first-secret-1"), h("second-secret-2"))
+    }
+
     #[test]
     fn vouches_only_for_the_same_secret_hash_and_version() {
         let c = VerifiedCache::new(&[7; 32], 10).unwrap();
-        c.remember(id(1), Slot::Current, 3, "$argon2id$h1", "s3cret-secret");
-        assert!(c.vouches(id(1), Slot::Current, 3, "$argon2id$h1", "s3cret-secret"));
-        assert!(!c.vouches(id(1), Slot::Current, 3, "$argon2id$h1", "s3cret-secreT"));
-        assert!(!c.vouches(id(1), Slot::Current, 4, "$argon2id$h1", "s3cret-secret"));
-        assert!(!c.vouches(id(1), Slot::Current, 3, "$argon2id$h2", "s3cret-secret"));
-        assert!(!c.vouches(id(1), Slot::Previous, 3, "$argon2id$h1", "s3cret-secret"));
-        assert!(!c.vouches(id(2), Slot::Current, 3, "$argon2id$h1", "s3cret-secret"));
+        let (h1, h2) = hashes();
+        c.remember(id(1), Slot::Current, 3, &h1, "s3cret-secret");
+        assert!(c.vouches(id(1), Slot::Current, 3, &h1, "s3cret-secret"));
+        assert!(!c.vouches(id(1), Slot::Current, 3, &h1, "s3cret-secreT"));
+        assert!(!c.vouches(id(1), Slot::Current, 4, &h1, "s3cret-secret"));
+        assert!(!c.vouches(id(1), Slot::Current, 3, &h2, "s3cret-secret"));
+        assert!(!c.vouches(id(1), Slot::Previous, 3, &h1, "s3cret-secret"));
+        assert!(!c.vouches(id(2), Slot::Current, 3, &h1, "s3cret-secret"));
     }
 
     #[test]
@@ -151,16 +160,17 @@ mod tests {
     #[test]
     fn bounded_and_switchable_off() {
         let c = VerifiedCache::new(&[7; 32], 3).unwrap();
+        let (h, _) = hashes();
         for n in 0..10 {
-            c.remember(id(n), Slot::Current, 1, "$h", "secret-secret");
+            c.remember(id(n), Slot::Current, 1, &h, "secret-secret");
             assert!(c.len() <= 3);
             assert!(
-                c.vouches(id(n), Slot::Current, 1, "$h", "secret-secret"),
+                c.vouches(id(n), Slot::Current, 1, &h, "secret-secret"),
                 "the newest entry stays"
             );
         }
         let off = VerifiedCache::new(&[7; 32], 0).unwrap();
-        off.remember(id(1), Slot::Current, 1, "$h", "secret-secret");
-        assert!(!off.vouches(id(1), Slot::Current, 1, "$h", "secret-secret"));
+        off.remember(id(1), Slot::Current, 1, &h, "secret-secret");
+        assert!(!off.vouches(id(1), Slot::Current, 1, &h, "secret-secret"));
     }
 }

@@ -1,5 +1,21 @@
-//! Credentials: identifiers, secrets, labels, and their generation
-//! (SPEC.md section 4).
+//! Credentials: identifiers, secrets, labels, and their generation.
+//!
+//! Rules:
+//! - At creation, and at every change, the identifier and the secret are
+//!   each either chosen by the caller or generated, independently.
+//! - A chosen identifier has 3 to 64 characters: ASCII letters, digits,
+//!   `.`, `_` and `-`, starting with a letter or a digit. A generated one is
+//!   a random UUID (the shape of the provider's client ids).
+//! - A chosen secret has 12 to 128 printable ASCII characters (0x21 to
+//!   0x7E, so no spaces) and does not contain the identifier, ignoring ASCII
+//!   case. A generated secret is [`GENERATED_SECRET_PREFIX`], 32 random
+//!   base-62 characters (about 190 bits from the CSPRNG) and a 6-character
+//!   CRC-32 checksum: letters and digits only, safe in URLs, Basic auth, FTP,
+//!   SOAP and mail; recognisable by secret scanners; a typo is refused
+//!   without any lookup.
+//! - A label has 1 to 64 characters and no control characters.
+//! - A secret lives in [`Secret`], which zeroizes on drop, never prints, and
+//!   is read only through [`Secret::expose_secret`].
 
 use rand_core::CryptoRng;
 use std::fmt;
@@ -142,11 +158,23 @@ pub enum CredentialError {
     },
 }
 
+/// The fewest characters a chosen identifier may have.
+pub const MIN_IDENTIFIER_LEN: usize = 3;
+/// The most characters (and bytes: identifiers are ASCII) an identifier may
+/// have; longer ones are refused before any lookup.
+pub const MAX_IDENTIFIER_LEN: usize = 64;
+/// The fewest characters a chosen secret may have.
+pub const MIN_SECRET_LEN: usize = 12;
+/// The most characters a chosen secret may have.
+pub const MAX_SECRET_LEN: usize = 128;
+/// The most characters a label may have.
+pub const MAX_LABEL_CHARS: usize = 64;
+
 /// Checks a chosen identifier: 3 to 64 characters of ASCII letters, digits,
 /// `.`, `_`, `-`, starting with a letter or digit.
 pub fn validate_identifier(identifier: &str) -> Result<(), CredentialError> {
     let len = identifier.chars().count();
-    if !(3..=64).contains(&len) {
+    if !(MIN_IDENTIFIER_LEN..=MAX_IDENTIFIER_LEN).contains(&len) {
         return Err(CredentialError::IdentifierLength { len });
     }
     for (position, c) in identifier.chars().enumerate() {
@@ -166,7 +194,7 @@ pub fn validate_identifier(identifier: &str) -> Result<(), CredentialError> {
 pub fn validate_secret(secret: &Secret, identifier: &str) -> Result<(), CredentialError> {
     let s = secret.expose_secret();
     let len = s.chars().count();
-    if !(12..=128).contains(&len) {
+    if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
         return Err(CredentialError::SecretLength { len });
     }
     if let Some(position) = s.chars().position(|c| !('\x21'..='\x7e').contains(&c)) {
@@ -185,7 +213,7 @@ pub fn validate_secret(secret: &Secret, identifier: &str) -> Result<(), Credenti
 /// Checks a key label: 1 to 64 characters, no control characters.
 pub fn validate_label(label: &str) -> Result<(), CredentialError> {
     let len = label.chars().count();
-    if !(1..=64).contains(&len) {
+    if !(1..=MAX_LABEL_CHARS).contains(&len) {
         return Err(CredentialError::LabelLength { len });
     }
     match label.chars().position(char::is_control) {

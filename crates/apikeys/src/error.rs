@@ -81,6 +81,9 @@ pub enum Error {
     /// The hashing policy is unusable.
     #[error(transparent)]
     Hashing(#[from] HashError),
+    /// A policy value is out of its bounds.
+    #[error(transparent)]
+    InvalidPolicy(#[from] crate::policy::PolicyError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -105,6 +108,9 @@ pub enum GraceError {
         /// The service's current instant.
         now: OffsetDateTime,
     },
+    /// The grace period ends past the last instant that can be represented.
+    #[error("grace period ends too far in the future to be represented")]
+    OutOfRange,
     /// The expiry is further away than the policy allows.
     #[error(
         "grace expiry {} is more than {max_seconds} seconds away: that is the longest the policy allows",

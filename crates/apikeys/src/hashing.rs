@@ -1,5 +1,17 @@
-//! How secrets are stored: argon2id for chosen secrets, SHA-256 for generated
-//! ones, both as self-describing strings (SPEC.md section 4, "Hashing").
+//! How secrets are stored, and checked.
+//!
+//! Rules:
+//! - A chosen secret (picked by a person, so of low entropy) is hashed with
+//!   argon2id under the policy's parameters (production default: OWASP's
+//!   m=19456 KiB, t=2, p=1), with a random salt, as a PHC string.
+//! - A generated secret (at least 160 random bits) is hashed with SHA-256:
+//!   brute force is hopeless against it, and a check costs well under a
+//!   microsecond instead of argon2's tens of milliseconds.
+//! - Stored hashes describe themselves; verification dispatches on the
+//!   stored scheme, and [`SecretHash`] is read (and refused if unreadable)
+//!   when a store decodes a row.
+//! - A stored argon2 hash with weaker parameters than the policy (or another
+//!   argon2 variant) is replaced after the next successful check.
 
 use crate::credentials::Secret;
 use argon2::password_hash::PasswordHasher;
@@ -49,8 +61,8 @@ impl HashingPolicy {
     }
 
     /// Whether argon2 parameters are weaker than this policy in any of m, t, p.
-    fn is_weaker(&self, params: &Params) -> bool {
-        params.m_cost() < self.m_kib || params.t_cost() < self.t || params.p_cost() < self.p
+    fn is_weaker(&self, m_kib: u32, t: u32, p: u32) -> bool {
+        m_kib < self.m_kib || t < self.t || p < self.p
     }
 
     /// Checks that argon2 accepts these parameters.
@@ -85,10 +97,140 @@ const SHA256_PREFIX: &str = "$sha256$";
 /// Bytes of argon2 salt.
 pub const SALT_LEN: usize = 16;
 
-/// Hashes a secret for storage. The result is self-describing: a PHC string
-/// `$argon2id$v=19$m=..,t=..,p=..$salt$hash` for a chosen secret, or
-/// `$sha256$<base64>` for a generated one (which needs no salt: `salt` is
-/// then unused).
+/// The longest stored hash, in bytes, that any store must be able to keep.
+///
+/// An argon2 PHC string under the largest parameters argon2 accepts is about
+/// 110 bytes, a SHA-256 one 51; the margin leaves room for formats imported
+/// from other systems.
+pub const MAX_HASH_LEN: usize = 512;
+
+/// What checking a presented secret against a stored hash costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cost {
+    /// A fast hash (SHA-256 of a generated secret): well under a microsecond.
+    Fast,
+    /// Argon2: tens of milliseconds and megabytes of memory.
+    Argon2,
+}
+
+/// A stored hash of a secret, read once and known to be readable: the text a
+/// store keeps (see [`SecretHash::as_str`]) and what it means.
+///
+/// Stores decode rows with [`SecretHash::parse`], so a damaged or foreign
+/// value is caught when the row is read, as a [`crate::store::BadRow`], and
+/// never reaches authentication. `Debug` shows only the scheme: hashes are
+/// not secrets, but they have no business in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash {
+    text: Box<str>,
+    scheme: Scheme,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// `$sha256$` and the base64 of the digest, kept decoded.
+    Sha256([u8; 32]),
+    /// An argon2 PHC string, with the parameters it was made with.
+    Argon2 {
+        m_kib: u32,
+        t: u32,
+        p: u32,
+        /// argon2id, version 0x13: the algorithm the policy hashes with.
+        current_algorithm: bool,
+    },
+}
+
+/// A stored value that is not a hash in a format this crate reads.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not a stored secret hash: expected `$sha256$` and 43 base64 characters, or an argon2 PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), of at most {max} bytes",
+    max = MAX_HASH_LEN
+)]
+pub struct UnreadableHash;
+
+impl SecretHash {
+    /// Reads a stored hash: `$sha256$` and the unpadded base64 of a 32-byte
+    /// digest, or an argon2 PHC string (any variant) with its parameters,
+    /// salt and hash.
+    pub fn parse(text: &str) -> Result<Self, UnreadableHash> {
+        if text.len() > MAX_HASH_LEN {
+            return Err(UnreadableHash);
+        }
+        let scheme = if let Some(b64) = text.strip_prefix(SHA256_PREFIX) {
+            let mut digest = [0u8; 32];
+            match Base64Unpadded::decode(b64, &mut digest) {
+                Ok(d) if d.len() == 32 => Scheme::Sha256(digest),
+                _ => return Err(UnreadableHash),
+            }
+        } else {
+            let phc = PasswordHash::new(text).map_err(|_| UnreadableHash)?;
+            let params = Params::try_from(&phc.params).map_err(|_| UnreadableHash)?;
+            let algorithm = phc.algorithm.as_str();
+            if !matches!(algorithm, "argon2id" | "argon2i" | "argon2d")
+                || phc.salt.is_none()
+                || phc.hash.is_none()
+            {
+                return Err(UnreadableHash);
+            }
+            Scheme::Argon2 {
+                m_kib: params.m_cost(),
+                t: params.t_cost(),
+                p: params.p_cost(),
+                current_algorithm: algorithm == "argon2id"
+                    && phc.version == Some(u32::from(Version::V0x13)),
+            }
+        };
+        Ok(SecretHash {
+            text: text.into(),
+            scheme,
+        })
+    }
+
+    /// The text a store keeps, which [`SecretHash::parse`] reads back.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// What checking a secret against this hash costs.
+    pub fn cost(&self) -> Cost {
+        match self.scheme {
+            Scheme::Sha256(_) => Cost::Fast,
+            Scheme::Argon2 { .. } => Cost::Argon2,
+        }
+    }
+
+    fn sha256_of(bytes: &[u8]) -> Self {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let mut text = String::with_capacity(SHA256_PREFIX.len() + 43);
+        text.push_str(SHA256_PREFIX);
+        text.push_str(&Base64Unpadded::encode_string(&digest));
+        SecretHash {
+            text: text.into(),
+            scheme: Scheme::Sha256(digest),
+        }
+    }
+}
+
+impl std::str::FromStr for SecretHash {
+    type Err = UnreadableHash;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SecretHash::parse(s)
+    }
+}
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Sha256(_) => "sha256",
+            Scheme::Argon2 { .. } => "argon2",
+        };
+        write!(f, "SecretHash({scheme}, [hidden])")
+    }
+}
+
+/// Hashes a secret for storage: argon2id under the policy for a chosen
+/// secret (a PHC string `$argon2id$v=19$m=..,t=..,p=..$salt$hash`), SHA-256
+/// for a generated one (which needs no salt: `salt` is then unused).
 ///
 /// The salt is a parameter, not a generator, so that a caller can draw it
 /// under a lock and run argon2 outside it.
@@ -97,15 +239,15 @@ pub fn hash_secret(
     secret: &Secret,
     origin: SecretOrigin,
     salt: &[u8; SALT_LEN],
-) -> Result<String, HashError> {
+) -> Result<SecretHash, HashError> {
     match origin {
-        SecretOrigin::Generated => Ok(sha256_string(secret.expose_secret().as_bytes())),
+        SecretOrigin::Generated => Ok(SecretHash::sha256_of(secret.expose_secret().as_bytes())),
         SecretOrigin::Chosen => {
             let hash = policy
                 .argon2()?
                 .hash_password_with_salt(secret.expose_secret().as_bytes(), salt)
                 .map_err(|e| HashError::Argon2(e.to_string()))?;
-            Ok(hash.to_string())
+            SecretHash::parse(&hash.to_string()).map_err(|e| HashError::Argon2(e.to_string()))
         }
     }
 }
@@ -115,20 +257,6 @@ pub fn random_salt(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; SALT_LEN] {
     let mut salt = [0u8; SALT_LEN];
     rng.fill_bytes(&mut salt);
     salt
-}
-
-/// Whether a stored hash is of the fast kind (generated secrets), which no
-/// cache could speed up.
-pub fn is_fast_hash(stored: &str) -> bool {
-    stored.starts_with(SHA256_PREFIX)
-}
-
-fn sha256_string(bytes: &[u8]) -> String {
-    let digest: [u8; 32] = Sha256::digest(bytes).into();
-    let mut out = String::with_capacity(SHA256_PREFIX.len() + 43);
-    out.push_str(SHA256_PREFIX);
-    out.push_str(&Base64Unpadded::encode_string(&digest));
-    out
 }
 
 /// Compares two SHA-256 digests in constant time, as four 64-bit words:
@@ -146,53 +274,55 @@ fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     bool::from(equal)
 }
 
+/// Whether a stored hash should be replaced by a fresh one after a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rehash {
+    /// The hash is as strong as the policy asks.
+    NotNeeded,
+    /// The hash is weaker than the policy (or of another argon2 variant):
+    /// replace it with a hash of the same secret under the policy.
+    Needed,
+}
+
 /// The outcome of checking a presented secret against a stored hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verification {
-    /// The secret matches. `needs_rehash` says the stored hash is weaker than
-    /// the policy and should be replaced by a fresh one.
-    Match {
-        /// Whether the stored parameters are weaker than the policy's.
-        needs_rehash: bool,
-    },
+    /// The secret matches.
+    Match(Rehash),
     /// The secret does not match.
     Mismatch,
-    /// The stored string is in no format this crate knows (a corrupt row).
-    UnknownFormat,
 }
 
-/// Checks `presented` against a stored hash, dispatching on the stored format.
-pub fn verify_secret(policy: &HashingPolicy, presented: &str, stored: &str) -> Verification {
-    if let Some(b64) = stored.strip_prefix(SHA256_PREFIX) {
-        let mut expected = [0u8; 32];
-        return match Base64Unpadded::decode(b64, &mut expected) {
-            Ok(d) if d.len() == 32 => {
-                let actual: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-                if digests_equal(&actual, &expected) {
-                    Verification::Match {
-                        needs_rehash: false,
-                    }
-                } else {
-                    Verification::Mismatch
-                }
+/// Checks `presented` against a stored hash, dispatching on its scheme.
+pub fn verify_secret(policy: &HashingPolicy, presented: &str, stored: &SecretHash) -> Verification {
+    match stored.scheme {
+        Scheme::Sha256(expected) => {
+            let actual: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            if digests_equal(&actual, &expected) {
+                Verification::Match(Rehash::NotNeeded)
+            } else {
+                Verification::Mismatch
             }
-            _ => Verification::UnknownFormat,
-        };
-    }
-    let Ok(phc) = PasswordHash::new(stored) else {
-        return Verification::UnknownFormat;
-    };
-    let Ok(params) = Params::try_from(&phc.params) else {
-        return Verification::UnknownFormat;
-    };
-    let algorithm_ok =
-        phc.algorithm.as_str() == "argon2id" && phc.version == Some(u32::from(Version::V0x13));
-    match Argon2::default().verify_password(presented.as_bytes(), &phc) {
-        Ok(()) => Verification::Match {
-            needs_rehash: !algorithm_ok || policy.is_weaker(&params),
-        },
-        Err(argon2::password_hash::Error::PasswordInvalid) => Verification::Mismatch,
-        Err(_) => Verification::UnknownFormat,
+        }
+        Scheme::Argon2 {
+            m_kib,
+            t,
+            p,
+            current_algorithm,
+        } => {
+            // Parsed when the hash was read, so this cannot fail; a failure
+            // would refuse, never admit.
+            let Ok(phc) = PasswordHash::new(&stored.text) else {
+                return Verification::Mismatch;
+            };
+            match Argon2::default().verify_password(presented.as_bytes(), &phc) {
+                Ok(()) if !current_algorithm || policy.is_weaker(m_kib, t, p) => {
+                    Verification::Match(Rehash::Needed)
+                }
+                Ok(()) => Verification::Match(Rehash::NotNeeded),
+                Err(_) => Verification::Mismatch,
+            }
+        }
     }
 }
 
@@ -202,9 +332,15 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    fn rng() -> [u8; SALT_LEN] {
+    fn salt() -> [u8; SALT_LEN] {
         random_salt(&mut ChaCha20Rng::seed_from_u64(11))
     }
+
+    fn chosen(policy: &HashingPolicy, secret: &str) -> SecretHash {
+        hash_secret(policy, &Secret::new(secret), SecretOrigin::Chosen, &salt()).unwrap()
+    }
+
+    const MATCH: Verification = Verification::Match(Rehash::NotNeeded);
 
     #[test]
     fn digests_differing_anywhere_are_unequal() {
@@ -223,65 +359,47 @@ mod tests {
     fn generated_secrets_use_sha256() {
         let p = HashingPolicy::fast_for_tests();
         let s = Secret::new("akeyexample");
-        let h = hash_secret(&p, &s, SecretOrigin::Generated, &rng()).unwrap();
-        assert!(h.starts_with("$sha256$"));
-        assert!(!h.contains("akeyexample"));
-        assert_eq!(
-            verify_secret(&p, "akeyexample", &h),
-            Verification::Match {
-                needs_rehash: false
-            }
-        );
+        let h = hash_secret(&p, &s, SecretOrigin::Generated, &salt()).unwrap();
+        assert!(h.as_str().starts_with("$sha256$"));
+        assert!(!h.as_str().contains("akeyexample"));
+        assert_eq!(h.cost(), Cost::Fast);
+        assert_eq!(verify_secret(&p, "akeyexample", &h), MATCH);
         assert_eq!(verify_secret(&p, "akeyexamplf", &h), Verification::Mismatch);
+        assert_eq!(SecretHash::parse(h.as_str()), Ok(h));
     }
 
     #[test]
     fn chosen_secrets_use_argon2id_with_policy_parameters() {
         let p = HashingPolicy::fast_for_tests();
-        let s = Secret::new("correct horse battery");
-        let h = hash_secret(&p, &s, SecretOrigin::Chosen, &rng()).unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{h}");
-        assert_eq!(
-            verify_secret(&p, "correct horse battery", &h),
-            Verification::Match {
-                needs_rehash: false
-            }
+        let h = chosen(&p, "correct horse battery");
+        assert!(
+            h.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{h:?}"
         );
+        assert_eq!(h.cost(), Cost::Argon2);
+        assert_eq!(verify_secret(&p, "correct horse battery", &h), MATCH);
         assert_eq!(
             verify_secret(&p, "correct horse batterY", &h),
             Verification::Mismatch
         );
+        assert_eq!(SecretHash::parse(h.as_str()), Ok(h));
     }
 
     #[test]
     fn production_parameters_are_owasp() {
         let p = HashingPolicy::default();
-        let h = hash_secret(
-            &p,
-            &Secret::new("correct horse battery"),
-            SecretOrigin::Chosen,
-            &rng(),
-        )
-        .unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert_eq!(
-            verify_secret(&p, "correct horse battery", &h),
-            Verification::Match {
-                needs_rehash: false
-            }
+        let h = chosen(&p, "correct horse battery");
+        assert!(
+            h.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{h:?}"
         );
+        assert_eq!(verify_secret(&p, "correct horse battery", &h), MATCH);
     }
 
     #[test]
     fn weaker_hashes_ask_for_rehash() {
         let weak = HashingPolicy::fast_for_tests();
-        let h = hash_secret(
-            &weak,
-            &Secret::new("correct horse battery"),
-            SecretOrigin::Chosen,
-            &rng(),
-        )
-        .unwrap();
+        let h = chosen(&weak, "correct horse battery");
         let stronger = HashingPolicy {
             m_kib: 128,
             t: 1,
@@ -289,7 +407,7 @@ mod tests {
         };
         assert_eq!(
             verify_secret(&stronger, "correct horse battery", &h),
-            Verification::Match { needs_rehash: true }
+            Verification::Match(Rehash::Needed)
         );
         let more_t = HashingPolicy {
             m_kib: 64,
@@ -298,7 +416,7 @@ mod tests {
         };
         assert_eq!(
             verify_secret(&more_t, "correct horse battery", &h),
-            Verification::Match { needs_rehash: true }
+            Verification::Match(Rehash::Needed)
         );
         // A wrong secret never asks for anything.
         assert_eq!(
@@ -306,38 +424,57 @@ mod tests {
             Verification::Mismatch
         );
         // Stronger-than-policy hashes are left alone.
-        let strong_h = hash_secret(
-            &stronger,
-            &Secret::new("correct horse battery"),
-            SecretOrigin::Chosen,
-            &rng(),
-        )
-        .unwrap();
+        let strong_h = chosen(&stronger, "correct horse battery");
         assert_eq!(
             verify_secret(&weak, "correct horse battery", &strong_h),
-            Verification::Match {
-                needs_rehash: false
-            }
+            MATCH
         );
     }
 
     #[test]
-    fn unknown_formats_are_reported_not_matched() {
+    fn other_argon2_variants_match_and_ask_for_rehash() {
         let p = HashingPolicy::fast_for_tests();
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password_with_salt(b"correct horse battery", &salt())
+            .unwrap()
+            .to_string();
+        let h = SecretHash::parse(&argon2i).unwrap();
+        assert_eq!(
+            verify_secret(&p, "correct horse battery", &h),
+            Verification::Match(Rehash::Needed)
+        );
+    }
+
+    #[test]
+    fn unreadable_hashes_are_refused_when_read() {
+        let argon2 = chosen(&HashingPolicy::fast_for_tests(), "correct horse battery");
+        let without_hash = argon2.as_str().rsplit_once('$').unwrap().0.to_string();
         for stored in [
             "",
             "plain",
             "$sha256$",
             "$sha256$!!!",
+            "$sha256$AAAA",
             "$argon2id$v=19$m=x$y$z",
             "$md5$abc",
+            "$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA",
+            without_hash.as_str(),
+            &"$sha256$".repeat(100),
         ] {
-            assert_eq!(
-                verify_secret(&p, "anything", stored),
-                Verification::UnknownFormat,
-                "{stored}"
+            let e = SecretHash::parse(stored).unwrap_err();
+            assert!(
+                e.to_string().contains("expected `$sha256$`"),
+                "{stored}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn debug_hides_the_hash() {
+        let h = chosen(&HashingPolicy::fast_for_tests(), "correct horse battery");
+        let shown = format!("{h:?}");
+        assert_eq!(shown, "SecretHash(argon2, [hidden])");
     }
 
     #[test]
@@ -351,7 +488,7 @@ mod tests {
             &p,
             &Secret::new("correct horse battery"),
             SecretOrigin::Chosen,
-            &rng(),
+            &salt(),
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("argon2 parameters refused"));

@@ -1,17 +1,21 @@
-//! API keys: the stored record and the view shown to people (SPEC.md section 4).
+//! API keys: the stored record and the view shown to people.
+//!
+//! A key belongs to one account and one channel and carries that channel's
+//! credentials: an identifier (a username or client id) and a secret, of
+//! which only a hash is kept. The record a store keeps is [`KeyRecord`]; what
+//! people and callers see is [`ApiKey`], which never holds a secret or a
+//! hash.
 
 use crate::channel::Channel;
 use crate::credentials::Secret;
+use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::whitelist::Whitelist;
-use std::fmt;
 use time::OffsetDateTime;
 
-/// A key as a store keeps it: public fields plus the hashes of its secrets.
-///
-/// `Debug` hides the hashes: they are not secrets, but they have no business
-/// in logs.
-#[derive(Clone, PartialEq, Eq)]
+/// A key as a store keeps it: public fields plus the hashes of its secrets
+/// (whose `Debug` hides them).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRecord {
     /// Its id.
     pub id: KeyId,
@@ -25,7 +29,7 @@ pub struct KeyRecord {
     /// An optional label telling keys apart.
     pub label: Option<String>,
     /// The stored hash of the current secret (see [`crate::hashing`]).
-    pub secret_hash: String,
+    pub secret_hash: SecretHash,
     /// The previous secret during a grace period, if one was granted.
     pub previous_secret: Option<PreviousSecret>,
     /// The IP whitelist.
@@ -40,39 +44,12 @@ pub struct KeyRecord {
 }
 
 /// The previous secret of a key, still accepted until `expires_at`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreviousSecret {
     /// Its stored hash.
-    pub hash: String,
+    pub hash: SecretHash,
     /// The first instant at which it no longer works.
     pub expires_at: OffsetDateTime,
-}
-
-impl fmt::Debug for PreviousSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PreviousSecret")
-            .field("hash", &"[hidden]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-impl fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRecord")
-            .field("id", &self.id)
-            .field("account_id", &self.account_id)
-            .field("channel", &self.channel)
-            .field("identifier", &self.identifier)
-            .field("label", &self.label)
-            .field("secret_hash", &"[hidden]")
-            .field("previous_secret", &self.previous_secret)
-            .field("whitelist", &self.whitelist)
-            .field("created_at", &self.created_at)
-            .field("changed_at", &self.changed_at)
-            .field("version", &self.version)
-            .finish()
-    }
 }
 
 /// A key as shown to people and callers: never a secret or a hash.

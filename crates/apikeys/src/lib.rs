@@ -20,15 +20,18 @@ pub mod whitelist;
 
 pub use account::{Account, AccountKind, Actor};
 pub use audit::{AuditEvent, AuditKind};
-pub use auth::{AuthError, Authenticated, Refusal};
+pub use auth::{AuthError, Authenticated, Refusal, SecretSlot};
 pub use channel::{Channel, ChannelSet, ParseChannelError};
 pub use clock::{Clock, ManualClock};
 pub use credentials::{IdentifierChoice, Secret, SecretChoice};
 pub use error::{Error, GraceError};
-pub use hashing::HashingPolicy;
+pub use hashing::{Cost, HashingPolicy, SecretHash};
 pub use id::{AccountId, KeyId};
 pub use key::{ApiKey, IssuedKey, KeyRecord};
-pub use policy::{ActivationPolicy, Policy};
-pub use service::{ApiKeys, CheckStats, CredentialChange, NewKey, OpenedAccount};
-pub use store::{DynStore, MemoryStore, Store, StoreError, StoreExt};
+pub use policy::{ActivationPolicy, Policy, PolicyError};
+pub use service::{
+    ApiKeys, Check, CheckStats, CredentialChange, Grace, NewAccount, NewKey, OpenedAccount,
+    PendingCheck,
+};
+pub use store::{DynStore, MemoryStore, Store, StoreCall, StoreError, StoreExt};
 pub use whitelist::{Explanation, Whitelist};

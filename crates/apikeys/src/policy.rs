@@ -1,5 +1,19 @@
-//! Policy values the embedder may change: default activation (SPEC.md
-//! section 3), limits (sections 4 and 5) and hashing cost (section 4).
+//! Policy values the embedder may change: default activation, limits and
+//! hashing cost.
+//!
+//! Rules of default activation:
+//! - A master account created strictly before the cutover starts with four
+//!   active channels: FTP, HTTP, Web Service and Email (not REST).
+//! - A master created at or after the cutover, and every sub-account
+//!   whatever its date, starts with none.
+//! - The default cutover is 2023-06-06 00:00 South African time (UTC+02:00),
+//!   that is 2023-06-05T22:00:00Z. Both the cutover and the legacy set are
+//!   policy values.
+//!
+//! Every policy type is an options struct: `Default` is the production
+//! setting, and chainable setters named after the fields change one value
+//! (`Policy::default().max_rest_keys(5)`). The same style is used by every
+//! options type of the workspace.
 
 use crate::account::AccountKind;
 use crate::channel::{Channel, ChannelSet};
@@ -9,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Which channels an account starts with.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ActivationPolicy {
     /// Masters created strictly before this instant are legacy accounts.
     pub cutover: OffsetDateTime,
@@ -43,6 +58,22 @@ impl ActivationPolicy {
     }
 }
 
+impl ActivationPolicy {
+    /// This policy with another cutover.
+    #[must_use]
+    pub fn cutover(mut self, cutover: OffsetDateTime) -> Self {
+        self.cutover = cutover;
+        self
+    }
+
+    /// This policy with another legacy channel set.
+    #[must_use]
+    pub fn legacy_channels(mut self, channels: ChannelSet) -> Self {
+        self.legacy_channels = channels;
+        self
+    }
+}
+
 impl Default for ActivationPolicy {
     fn default() -> Self {
         ActivationPolicy {
@@ -54,12 +85,14 @@ impl Default for ActivationPolicy {
 
 /// All policy values. `Policy::default()` is the production policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Policy {
     /// Default activation.
     pub activation: ActivationPolicy,
     /// How many REST keys one account may hold (default 10).
     pub max_rest_keys: u32,
-    /// How many entries one key's IP whitelist may hold (default 100).
+    /// How many entries one key's IP whitelist may hold (default 100, at
+    /// most [`crate::whitelist::MAX_ENTRIES`]).
     pub max_whitelist_entries: usize,
     /// The longest grace period a credential change may grant the previous
     /// secret (default 30 days). Decision: the spec leaves the bound open; an
@@ -86,13 +119,81 @@ impl Default for Policy {
     }
 }
 
+/// A policy value out of its bounds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// More whitelist entries than any store is asked to keep.
+    #[error(
+        "max_whitelist_entries is {0}: it must be at most {max}",
+        max = crate::whitelist::MAX_ENTRIES
+    )]
+    WhitelistEntries(usize),
+    /// A negative grace period.
+    #[error("max_grace is negative: it must be zero (no grace) or more")]
+    NegativeGrace,
+}
+
 impl Policy {
-    /// The production policy with the fast hashing preset, for tests only.
+    /// The production policy with the fast hashing preset, for tests only:
+    /// hashes made with it are upgraded at the next check under the
+    /// production policy.
     pub fn fast_for_tests() -> Self {
-        Policy {
-            hashing: HashingPolicy::fast_for_tests(),
-            ..Policy::default()
+        Policy::default().hashing(HashingPolicy::fast_for_tests())
+    }
+
+    /// This policy with another activation policy.
+    #[must_use]
+    pub fn activation(mut self, activation: ActivationPolicy) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// This policy with another REST key limit.
+    #[must_use]
+    pub fn max_rest_keys(mut self, limit: u32) -> Self {
+        self.max_rest_keys = limit;
+        self
+    }
+
+    /// This policy with another whitelist limit.
+    #[must_use]
+    pub fn max_whitelist_entries(mut self, limit: usize) -> Self {
+        self.max_whitelist_entries = limit;
+        self
+    }
+
+    /// This policy with another longest grace period.
+    #[must_use]
+    pub fn max_grace(mut self, max: Duration) -> Self {
+        self.max_grace = max;
+        self
+    }
+
+    /// This policy with another hashing cost.
+    #[must_use]
+    pub fn hashing(mut self, hashing: HashingPolicy) -> Self {
+        self.hashing = hashing;
+        self
+    }
+
+    /// This policy with another verified-secret cache capacity (0: off).
+    #[must_use]
+    pub fn verified_cache_capacity(mut self, capacity: usize) -> Self {
+        self.verified_cache_capacity = capacity;
+        self
+    }
+
+    /// Checks every value against its bounds (argon2's parameters included).
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        if self.max_whitelist_entries > crate::whitelist::MAX_ENTRIES {
+            return Err(PolicyError::WhitelistEntries(self.max_whitelist_entries).into());
         }
+        if self.max_grace.is_negative() {
+            return Err(PolicyError::NegativeGrace.into());
+        }
+        self.hashing.validate()?;
+        Ok(())
     }
 
     /// How many keys of `channel` one account may hold.

@@ -1,4 +1,19 @@
-//! Per-key IP whitelists (SPEC.md section 5).
+//! Per-key IP whitelists.
+//!
+//! Rules:
+//! - Each key has a list of entries, each an IPv4 or IPv6 address or network.
+//!   An address is kept as a /32 or /128 network. Entries are normalised
+//!   (host bits cleared), de-duplicated exactly (a network inside another is
+//!   kept) and sorted; callers get the normalised list back.
+//! - An empty list lets any address use the key. Otherwise a request from an
+//!   address outside every entry is refused, even with the right
+//!   credentials.
+//! - An IPv4-mapped IPv6 client address (`::ffff:a.b.c.d`) also matches the
+//!   IPv4 entries.
+//! - The list is replaced whole, atomically, or entries are added and
+//!   removed; removing an absent entry is not an error. The policy bounds the
+//!   entries per key (default 100, never more than [`MAX_ENTRIES`]). A bad
+//!   entry is refused with an error naming it.
 //!
 //! Entries are kept twice: as the normalised list people see, and as sorted,
 //! merged integer ranges per address family, so that a check is a binary
@@ -7,6 +22,10 @@
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// The most entries any policy may allow on one key: the bound a store's
+/// schema must hold.
+pub const MAX_ENTRIES: usize = 1000;
 
 /// A bad whitelist: an entry that does not parse, or too many entries.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -5,6 +5,7 @@
 use super::{Entity, Existing, Store, StoreError};
 use crate::account::{Account, AccountKind};
 use crate::audit::AuditEvent;
+use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
 use std::collections::HashMap;
@@ -210,13 +211,13 @@ impl Store for MemoryStore {
     fn upgrade_secret_hash(
         &self,
         id: KeyId,
-        current: &str,
-        upgraded: &str,
+        current: &SecretHash,
+        upgraded: &SecretHash,
     ) -> Result<bool, StoreError> {
         let mut inner = self.write();
         match inner.keys.get_mut(&id) {
-            Some(k) if k.secret_hash == current => {
-                k.secret_hash = upgraded.to_string();
+            Some(k) if k.secret_hash == *current => {
+                k.secret_hash = upgraded.clone();
                 Ok(true)
             }
             _ => Ok(false),

@@ -1,24 +1,32 @@
-//! The storage contract (SPEC.md section 8): what every backend must do, and
-//! the in-memory store.
+//! The storage contract: what every backend must do, and the in-memory
+//! store.
 //!
 //! A store keeps accounts, keys and the audit trail. The domain validates
 //! every input before it reaches the store; the store's job is to keep what
-//! it is given, find it again fast, and enforce, atomically and even against
-//! concurrent writers in other processes, the rules that no single reader
-//! could enforce alone:
+//! it is given exactly, find it again fast, and enforce, atomically and
+//! even against concurrent writers in other processes, the rules that no
+//! single reader could enforce alone:
 //!
 //! - an identifier names at most one key, ignoring ASCII case;
 //! - an account holds at most `max_for_channel` keys of one channel;
 //! - a change applies only to the version it was computed from;
-//! - a change and its audit event commit together or not at all.
+//! - a change and its audit events commit together or not at all.
+//!
+//! The whole contract is written on [`Store`], so that a backend can be
+//! written from it alone; [`encoding`] has the value encodings every store
+//! of the workspace shares, and the conformance suite (feature `testing`)
+//! checks a backend against the contract.
 
+pub mod encoding;
 mod memory;
 
+pub use encoding::Unstorable;
 pub use memory::MemoryStore;
 
 use crate::account::Account;
 use crate::audit::AuditEvent;
 use crate::channel::Channel;
+use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
 use std::fmt;
@@ -29,9 +37,79 @@ pub type DynStore = dyn Store;
 
 /// Storage for accounts, keys and the audit trail.
 ///
-/// Every method is synchronous and may be called from many threads at once.
-/// "Absent" is `Ok(None)` (or an empty list) for reads, and
-/// [`StoreError::NotFound`] for writes that need the thing to exist.
+/// Every method is synchronous and may be called from many threads at once;
+/// the trait is object-safe ([`DynStore`]).
+///
+/// # The contract
+///
+/// **Absent things.** A read of something that does not exist is `Ok(None)`
+/// (or an empty list); a write that needs something to exist fails with
+/// [`StoreError::NotFound`] naming it.
+///
+/// **Atomicity, and what `Err` means.** Every write (account creation, key
+/// insert, update, hash upgrade, delete) is applied whole, together with its
+/// audit events, or not at all. `Ok` means applied; `Err` means *not*
+/// applied: nothing of the write is visible, now or later. A store that
+/// cannot tell at once whether a write took effect (a `COMMIT` whose answer
+/// was lost with the connection) must find out before it returns, by asking
+/// the database again; it never answers `Err` for a write that took effect.
+///
+/// **Visibility.** Once a write returns `Ok`, every read that starts after
+/// it, on any thread and in any process sharing the database, sees it: the
+/// old credentials of a changed or deleted key stop working at once. A store
+/// keeps no cache that could answer with an older state.
+///
+/// **Concurrency.** Writes that would together break a rule (two keys with
+/// one identifier, more keys of a channel than allowed, two updates from the
+/// same version) never both succeed: the check and the write happen in one
+/// critical section or transaction, so exactly as many succeed as the rule
+/// allows, and the others fail with the rule's error.
+///
+/// **Identifiers** compare byte for byte after folding the ASCII letters
+/// `A`–`Z` to `a`–`z`, and nothing else: `É` and `é` differ, and no
+/// character is special (`_`, `%`, `*`, `?`, `[`, `\` are ordinary
+/// characters, never wildcards or escapes of a `LIKE` or `GLOB`).
+///
+/// **Which error wins** when a write breaks several rules at once:
+///
+/// | write | errors, first that applies wins |
+/// |---|---|
+/// | [`Store::create_account`] | [`Existing::Account`]; [`StoreError::NotFound`] for the parent; then each initial key in order: `NotFound` for a key of another account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
+/// | [`Store::insert_key`] | `NotFound` for the account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
+/// | [`Store::update_key`] | `NotFound` for the key, [`StoreError::Conflict`], [`Existing::Identifier`] |
+/// | [`Store::delete_key`] | `NotFound` for the key |
+///
+/// **Instants** (an account's creation, a key's creation and last change,
+/// a grace period's end, an audit event's instant) are kept exactly, to the
+/// nanosecond, from 1677-09-21 to 2262-04-11 UTC, and read back in UTC. A
+/// write holding an instant outside that range fails with a
+/// [`StoreError::Backend`] whose source is an [`Unstorable`], and writes
+/// nothing. Versions likewise are kept up to 2^63 − 1.
+///
+/// **Sizes**, for a schema author sizing columns (the domain never hands a
+/// store anything longer):
+///
+/// | field | longest |
+/// |---|---|
+/// | identifier | [`MAX_IDENTIFIER_LEN`](crate::credentials::MAX_IDENTIFIER_LEN) bytes, ASCII |
+/// | label | [`MAX_LABEL_CHARS`](crate::credentials::MAX_LABEL_CHARS) characters, up to 256 bytes of UTF-8 |
+/// | secret hash, current or previous | [`MAX_HASH_LEN`](crate::hashing::MAX_HASH_LEN) bytes, ASCII |
+/// | whitelist | [`MAX_ENTRIES`](crate::whitelist::MAX_ENTRIES) entries of up to 43 bytes each |
+/// | audit detail | [`MAX_DETAIL_LEN`](crate::audit::MAX_DETAIL_LEN) bytes of UTF-8 |
+/// | actor | 36 bytes (`operator` or an account id's text) |
+///
+/// **Fields a caller must not change.** A key's id, account, channel and
+/// creation instant never change after it is inserted: [`Store::update_key`]
+/// keeps the stored values whatever the record it is given says (it does
+/// not refuse). [`Store::upgrade_secret_hash`] changes the current hash
+/// only: not the version, not `changed_at`, and it records no event.
+///
+/// **Listings** and their order:
+///
+/// | listing | what | order |
+/// |---|---|---|
+/// | [`Store::keys_of_account`] | keys held by exactly this account, never its sub-accounts' | ascending by creation instant, ties ascending by id (its bytes, which is also its text's order) |
+/// | [`Store::audit_events`] | events whose account is exactly this one | descending by instant, ties most recently recorded first |
 pub trait Store: Send + Sync {
     /// Stores a new account together with its initial keys and the audit
     /// events of its opening, all or nothing.
@@ -40,10 +118,11 @@ pub trait Store: Send + Sync {
     /// key per channel other than REST (REST is never limited here: the
     /// domain issues no default REST key).
     ///
-    /// Errors: [`StoreError::AlreadyExists`] with [`Existing::Account`] if the
-    /// id is taken, or with the kinds of [`Store::insert_key`] if an initial
-    /// key breaks a uniqueness rule; [`StoreError::NotFound`] if the account
-    /// is a sub-account whose parent is not stored. On error nothing is kept.
+    /// Errors, in the order of the contract: [`Existing::Account`] if the id
+    /// is taken; [`StoreError::NotFound`] if the account is a sub-account
+    /// whose parent is not stored; then, for the first initial key breaking
+    /// a rule, [`StoreError::NotFound`] naming its account if that is not
+    /// this account, or the kinds of [`Store::insert_key`].
     fn create_account(
         &self,
         account: &Account,
@@ -54,7 +133,8 @@ pub trait Store: Send + Sync {
     /// The account with this id, or `None`.
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
 
-    /// Stores a new key and its audit event, atomically checking:
+    /// Stores a new key and its audit event, atomically checking, in this
+    /// order:
     ///
     /// - the account exists, else [`StoreError::NotFound`];
     /// - the key id is free, else [`Existing::Key`];
@@ -63,7 +143,8 @@ pub trait Store: Send + Sync {
     /// - the account holds fewer than `max_for_channel` keys of the key's
     ///   channel, else [`Existing::ChannelFull`].
     ///
-    /// Concurrent calls that would together break a rule: exactly one wins.
+    /// Concurrent calls that would together break a rule: exactly as many
+    /// win as the rule allows.
     fn insert_key(
         &self,
         key: &KeyRecord,
@@ -78,8 +159,8 @@ pub trait Store: Send + Sync {
     /// `None`. This is the authentication hot path: one indexed lookup.
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// The keys of an account, oldest first (ties by id); empty if none or if
-    /// the account does not exist.
+    /// The keys held by exactly this account, ascending by creation instant,
+    /// ties ascending by id; empty if none or if the account does not exist.
     fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Replaces a key's record with `key` and stores `event`, atomically, if
@@ -87,14 +168,12 @@ pub trait Store: Send + Sync {
     /// (compare-and-swap).
     ///
     /// Only the identifier, label, hashes, previous secret, whitelist,
-    /// `changed_at` and `version` may differ from the stored record; the id,
-    /// account, channel and creation instant are never changed.
+    /// `changed_at` and `version` are written; the stored id, account,
+    /// channel and creation instant are kept, whatever `key` says.
     ///
-    /// Errors: [`StoreError::NotFound`] if the key is gone;
+    /// Errors, in this order: [`StoreError::NotFound`] if the key is gone;
     /// [`StoreError::Conflict`] if its version moved on;
     /// [`Existing::Identifier`] if the new identifier names another key.
-    /// Once this returns `Ok`, every reader, in every process, sees the new
-    /// record: old credentials stop working at once.
     fn update_key(
         &self,
         key: &KeyRecord,
@@ -103,14 +182,16 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Replaces the current secret hash of a key with an upgraded hash of the
-    /// same secret, if it still equals `current`. Returns whether it did.
+    /// same secret, if the stored one still equals `current`. Returns whether
+    /// it did (`false` too when the key is gone).
     ///
-    /// Not a change of credentials: no version bump and no audit event.
+    /// Not a change of credentials: no version bump, no new `changed_at`, no
+    /// audit event.
     fn upgrade_secret_hash(
         &self,
         id: KeyId,
-        current: &str,
-        upgraded: &str,
+        current: &SecretHash,
+        upgraded: &SecretHash,
     ) -> Result<bool, StoreError>;
 
     /// Deletes a key and stores its audit event, atomically.
@@ -118,68 +199,145 @@ pub trait Store: Send + Sync {
     /// Errors: [`StoreError::NotFound`] if there is no such key.
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError>;
 
-    /// The audit events of an account, newest first (by instant, then by
-    /// order of recording), at most `limit` of them.
+    /// The audit events of exactly this account, newest first (by instant,
+    /// ties most recently recorded first), at most `limit` of them.
     fn audit_events(&self, account: AccountId, limit: usize)
     -> Result<Vec<AuditEvent>, StoreError>;
 }
 
-impl<S: Store + ?Sized> Store for Arc<S> {
-    fn create_account(
-        &self,
-        account: &Account,
-        keys: &[KeyRecord],
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
-        (**self).create_account(account, keys, events)
-    }
-    fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        (**self).account(id)
-    }
-    fn insert_key(
-        &self,
-        key: &KeyRecord,
-        max_for_channel: u32,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        (**self).insert_key(key, max_for_channel, event)
-    }
-    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).key(id)
-    }
-    fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).key_by_identifier(identifier)
-    }
-    fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {
-        (**self).keys_of_account(account)
-    }
-    fn update_key(
-        &self,
-        key: &KeyRecord,
-        expected_version: u64,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        (**self).update_key(key, expected_version, event)
-    }
-    fn upgrade_secret_hash(
-        &self,
-        id: KeyId,
-        current: &str,
-        upgraded: &str,
-    ) -> Result<bool, StoreError> {
-        (**self).upgrade_secret_hash(id, current, upgraded)
-    }
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
-        (**self).delete_key(id, event)
-    }
-    fn audit_events(
-        &self,
-        account: AccountId,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        (**self).audit_events(account, limit)
-    }
+/// Which [`Store`] method a call is: for wrappers that count or fail calls
+/// (see `testing::Intercepted`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreCall {
+    /// [`Store::create_account`].
+    CreateAccount,
+    /// [`Store::account`].
+    Account,
+    /// [`Store::insert_key`].
+    InsertKey,
+    /// [`Store::key`].
+    Key,
+    /// [`Store::key_by_identifier`]: the authentication lookup.
+    KeyByIdentifier,
+    /// [`Store::keys_of_account`].
+    KeysOfAccount,
+    /// [`Store::update_key`].
+    UpdateKey,
+    /// [`Store::upgrade_secret_hash`].
+    UpgradeSecretHash,
+    /// [`Store::delete_key`].
+    DeleteKey,
+    /// [`Store::audit_events`].
+    AuditEvents,
 }
+
+/// Implements [`Store`] for a wrapper by forwarding every method to
+/// `$inner`, after `$before` (a `Result<(), StoreError>` computed from the
+/// [`StoreCall`] bound to `$call`; its error is then the call's answer).
+/// Written once, for `Arc`, `Box`, references and the test wrappers.
+macro_rules! forward_store {
+    (impl[$($gen:tt)*] $ty:ty $(where [$($bound:tt)*])?, |$this:ident, $call:ident| $inner:expr, $before:expr) => {
+        impl<$($gen)*> $crate::store::Store for $ty $(where $($bound)*)? {
+            fn create_account(
+                &self,
+                account: &$crate::Account,
+                keys: &[$crate::KeyRecord],
+                events: &[$crate::AuditEvent],
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::CreateAccount);
+                $before?;
+                $inner.create_account(account, keys, events)
+            }
+            fn account(
+                &self,
+                id: $crate::AccountId,
+            ) -> Result<Option<$crate::Account>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::Account);
+                $before?;
+                $inner.account(id)
+            }
+            fn insert_key(
+                &self,
+                key: &$crate::KeyRecord,
+                max_for_channel: u32,
+                event: &$crate::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::InsertKey);
+                $before?;
+                $inner.insert_key(key, max_for_channel, event)
+            }
+            fn key(
+                &self,
+                id: $crate::KeyId,
+            ) -> Result<Option<$crate::KeyRecord>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::Key);
+                $before?;
+                $inner.key(id)
+            }
+            fn key_by_identifier(
+                &self,
+                identifier: &str,
+            ) -> Result<Option<$crate::KeyRecord>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::KeyByIdentifier);
+                $before?;
+                $inner.key_by_identifier(identifier)
+            }
+            fn keys_of_account(
+                &self,
+                account: $crate::AccountId,
+            ) -> Result<Vec<$crate::KeyRecord>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::KeysOfAccount);
+                $before?;
+                $inner.keys_of_account(account)
+            }
+            fn update_key(
+                &self,
+                key: &$crate::KeyRecord,
+                expected_version: u64,
+                event: &$crate::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::UpdateKey);
+                $before?;
+                $inner.update_key(key, expected_version, event)
+            }
+            fn upgrade_secret_hash(
+                &self,
+                id: $crate::KeyId,
+                current: &$crate::hashing::SecretHash,
+                upgraded: &$crate::hashing::SecretHash,
+            ) -> Result<bool, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::UpgradeSecretHash);
+                $before?;
+                $inner.upgrade_secret_hash(id, current, upgraded)
+            }
+            fn delete_key(
+                &self,
+                id: $crate::KeyId,
+                event: &$crate::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::DeleteKey);
+                $before?;
+                $inner.delete_key(id, event)
+            }
+            fn audit_events(
+                &self,
+                account: $crate::AccountId,
+                limit: usize,
+            ) -> Result<Vec<$crate::AuditEvent>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::AuditEvents);
+                $before?;
+                $inner.audit_events(account, limit)
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "testing"), allow(unused_imports))]
+pub(crate) use forward_store;
+
+forward_store!(impl[S: Store + ?Sized] Arc<S>, |this, _call| (**this), Ok::<(), StoreError>(()));
+forward_store!(impl[S: Store + ?Sized] Box<S>, |this, _call| (**this), Ok::<(), StoreError>(()));
+forward_store!(impl['a, S: Store + ?Sized] &'a S, |this, _call| (**this), Ok::<(), StoreError>(()));
 
 /// Conveniences over any [`Store`].
 pub trait StoreExt: Store {

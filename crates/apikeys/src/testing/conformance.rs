@@ -8,10 +8,11 @@
 //! backend proves it carries every rule of SPEC.md, not just the trait.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use super::records::{event, key as record, master, opened};
+use super::records::{event, hash, key as record, master, opened};
 use super::{Fixture, START};
 use crate::account::{Account, AccountKind, Actor};
 use crate::audit::AuditKind;
+use crate::auth::SecretSlot;
 use crate::auth::{AuthError, Refusal};
 use crate::channel::{Channel, ChannelSet};
 use crate::credentials::{IdentifierChoice, Secret, SecretChoice};
@@ -20,7 +21,7 @@ use crate::hashing::HashingPolicy;
 use crate::id::{AccountId, KeyId};
 use crate::key::{KeyRecord, PreviousSecret};
 use crate::policy::{ActivationPolicy, Policy};
-use crate::service::{CredentialChange, NewKey};
+use crate::service::{CredentialChange, Grace, NewAccount, NewKey};
 use crate::store::{DynStore, Entity, Existing, StoreError, StoreExt};
 use crate::whitelist::Whitelist;
 use rand_chacha::ChaCha20Rng;
@@ -202,7 +203,7 @@ pub fn key_roundtrip_every_field(store: Arc<DynStore>) {
     )
     .unwrap();
     k.previous_secret = Some(PreviousSecret {
-        hash: "$argon2id$v=19$old".into(),
+        hash: hash("old"),
         expires_at: START + Duration::hours(1),
     });
     insert(&*store, &k, 10).unwrap();
@@ -347,7 +348,7 @@ pub fn update_is_compare_and_swap(store: Arc<DynStore>) {
     insert(&*store, &k, 1).unwrap();
 
     let mut next = k.clone();
-    next.secret_hash = "$sha256$new".into();
+    next.secret_hash = hash("new");
     next.version = 2;
     next.changed_at = START + Duration::minutes(1);
     next.whitelist = Whitelist::new(wl(&["10.0.0.0/8"]), 100).unwrap();
@@ -356,7 +357,7 @@ pub fn update_is_compare_and_swap(store: Arc<DynStore>) {
     assert_eq!(store.key(k.id).unwrap(), Some(next.clone()));
 
     let mut stale = k.clone();
-    stale.secret_hash = "$sha256$stale".into();
+    stale.secret_hash = hash("stale");
     stale.version = 2;
     let err = store.update_key(&stale, 1, &ev).unwrap_err();
     assert!(
@@ -450,25 +451,26 @@ pub fn upgrade_hash_is_compare_and_swap(store: Arc<DynStore>) {
     insert(&*store, &k, 1).unwrap();
     assert!(
         !store
-            .upgrade_secret_hash(k.id, "$not-the-current", "$x")
+            .upgrade_secret_hash(k.id, &hash("not-the-current"), &hash("x"))
             .unwrap()
     );
     assert!(
         store
-            .upgrade_secret_hash(k.id, &k.secret_hash, "$argon2id$stronger")
+            .upgrade_secret_hash(k.id, &k.secret_hash, &hash("stronger"))
             .unwrap()
     );
     let stored = store.key(k.id).unwrap().unwrap();
-    assert_eq!(
-        (stored.secret_hash.as_str(), stored.version),
-        ("$argon2id$stronger", 1)
+    assert_eq!((stored.secret_hash, stored.version), (hash("stronger"), 1));
+    assert!(
+        !store
+            .upgrade_secret_hash(k.id, &k.secret_hash, &hash("again"))
+            .unwrap()
     );
     assert!(
         !store
-            .upgrade_secret_hash(k.id, &k.secret_hash, "$again")
+            .upgrade_secret_hash(ids.key(), &hash("a"), &hash("b"))
             .unwrap()
     );
-    assert!(!store.upgrade_secret_hash(ids.key(), "$a", "$b").unwrap());
     assert_eq!(
         store.audit_events(a.id, 100).unwrap().len(),
         2,
@@ -668,7 +670,7 @@ pub fn race_compare_and_swap(store: Arc<DynStore>) {
         let results = race(THREADS, |i| {
             let mut next = k.clone();
             next.version = version + 1;
-            next.secret_hash = format!("$sha256$round-{round}-thread-{i}");
+            next.secret_hash = hash(&format!("round-{round}-thread-{i}"));
             let ev = event(
                 a.id,
                 Some(&next),
@@ -719,8 +721,7 @@ pub fn legacy_master_gets_default_keys(store: Arc<DynStore>) {
         .keys
         .open_account(
             op(),
-            AccountKind::Master,
-            cutover - Duration::nanoseconds(1),
+            NewAccount::master().created_at(cutover - Duration::nanoseconds(1)),
         )
         .unwrap();
     let channels: Vec<Channel> = opened.issued.iter().map(|k| k.key.channel).collect();
@@ -781,7 +782,7 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
     let cutover = ActivationPolicy::DEFAULT_CUTOVER;
     let at_cutover = f
         .keys
-        .open_account(op(), AccountKind::Master, cutover)
+        .open_account(op(), NewAccount::master().created_at(cutover))
         .unwrap();
     assert!(at_cutover.issued.is_empty());
     assert!(
@@ -792,16 +793,16 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
     );
     let parent = f
         .keys
-        .open_account(op(), AccountKind::Master, cutover - Duration::days(900))
+        .open_account(
+            op(),
+            NewAccount::master().created_at(cutover - Duration::days(900)),
+        )
         .unwrap();
     let sub = f
         .keys
         .open_account(
             op(),
-            AccountKind::Sub {
-                parent: parent.account.id,
-            },
-            cutover - Duration::days(800),
+            NewAccount::sub(parent.account.id).created_at(cutover - Duration::days(800)),
         )
         .unwrap();
     assert!(sub.issued.is_empty());
@@ -809,18 +810,12 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
     // A sub-account cannot have sub-accounts; a ghost parent is not found.
     let err = f
         .keys
-        .open_account(
-            op(),
-            AccountKind::Sub {
-                parent: sub.account.id,
-            },
-            START,
-        )
+        .open_account(op(), NewAccount::sub(sub.account.id).created_at(START))
         .unwrap_err();
     assert!(matches!(err, Error::ParentNotMaster { .. }), "{err:?}");
     let ghost = AccountId::from_bytes([9; 16]);
     assert!(matches!(
-        f.keys.open_account(op(), AccountKind::Sub { parent: ghost }, START),
+        f.keys.open_account(op(), NewAccount::sub(ghost).created_at(START)),
         Err(Error::AccountNotFound(id)) if id == ghost
     ));
     // Creation instants are bounded to what every store keeps.
@@ -832,7 +827,7 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
     ] {
         let err = f
             .keys
-            .open_account(op(), AccountKind::Master, bad)
+            .open_account(op(), NewAccount::master().created_at(bad))
             .unwrap_err();
         assert!(
             matches!(err, Error::CreationOutOfRange(t) if t == bad),
@@ -849,7 +844,7 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
     ] {
         let opened = f
             .keys
-            .open_account(op(), AccountKind::Master, good)
+            .open_account(op(), NewAccount::master().created_at(good))
             .unwrap();
         assert_eq!(
             f.keys.account(op(), opened.account.id).unwrap().created_at,
@@ -862,8 +857,7 @@ pub fn new_accounts_get_nothing(store: Arc<DynStore>) {
         .keys
         .open_account(
             op(),
-            AccountKind::Master,
-            time::macros::datetime!(2024-01-01 0:00 +05:00),
+            NewAccount::master().created_at(time::macros::datetime!(2024-01-01 0:00 +05:00)),
         )
         .unwrap();
     assert_eq!(
@@ -953,7 +947,12 @@ pub fn authenticate_generated_and_chosen(store: Arc<DynStore>) {
             .authenticate(Channel::Ftp, spelling, "correct-horse-battery", any_ip())
             .unwrap();
         assert_eq!(
-            (who.account_id, who.key_id, who.channel, who.via_grace),
+            (
+                who.account_id,
+                who.key_id,
+                who.channel,
+                who.matched == SecretSlot::Previous
+            ),
             (sub.id, k.key.id, Channel::Ftp, false)
         );
     }
@@ -1152,7 +1151,7 @@ pub fn rotation_stops_old_credentials_at_once(store: Arc<DynStore>) {
             CredentialChange {
                 identifier: Some(IdentifierChoice::Chosen("renamed-user".into())),
                 secret: Some(SecretChoice::Chosen(Secret::new("a-brand-new-secret"))),
-                grace_until: None,
+                grace: None,
             },
         )
         .unwrap();
@@ -1261,7 +1260,7 @@ pub fn grace_period(store: Arc<DynStore>) {
         .change_credentials(
             op(),
             k.key.id,
-            CredentialChange::regenerate_secret().with_grace_until(until),
+            CredentialChange::regenerate_secret().with_grace(Grace::Until(until)),
         )
         .unwrap();
     assert_eq!(changed.key.grace_until, Some(until));
@@ -1270,12 +1269,13 @@ pub fn grace_period(store: Arc<DynStore>) {
         .keys
         .authenticate(Channel::Rest, &id, first.expose_secret(), any_ip())
         .unwrap();
-    assert!(who.via_grace);
-    assert!(
-        !f.keys
+    assert!(who.matched == SecretSlot::Previous);
+    assert_eq!(
+        f.keys
             .authenticate(Channel::Rest, &id, second.expose_secret(), any_ip())
             .unwrap()
-            .via_grace
+            .matched,
+        SecretSlot::Current
     );
     f.clock.set(until - Duration::nanoseconds(1));
     f.keys
@@ -1300,7 +1300,7 @@ pub fn grace_period(store: Arc<DynStore>) {
         .change_credentials(
             op(),
             k.key.id,
-            CredentialChange::regenerate_secret().with_grace_until(until),
+            CredentialChange::regenerate_secret().with_grace(Grace::Until(until)),
         )
         .unwrap()
         .secret
@@ -1337,7 +1337,7 @@ pub fn grace_period(store: Arc<DynStore>) {
             CredentialChange {
                 identifier: Some(IdentifierChoice::Chosen("graceful".into())),
                 secret: Some(SecretChoice::Generate),
-                grace_until: Some(until),
+                grace: Some(Grace::Until(until)),
             },
         )
         .unwrap();
@@ -1357,7 +1357,8 @@ pub fn grace_period(store: Arc<DynStore>) {
                 any_ip()
             )
             .unwrap()
-            .via_grace
+            .matched
+            == SecretSlot::Previous
     );
 
     // Bad grace requests.
@@ -1368,21 +1369,21 @@ pub fn grace_period(store: Arc<DynStore>) {
     };
     let e = bad(CredentialChange {
         identifier: Some(IdentifierChoice::Generate),
-        grace_until: Some(until),
+        grace: Some(Grace::Until(until)),
         ..Default::default()
     });
     assert!(
         matches!(e, Error::InvalidGrace(GraceError::NoSecretChange)),
         "{e:?}"
     );
-    let e = bad(CredentialChange::regenerate_secret().with_grace_until(START));
+    let e = bad(CredentialChange::regenerate_secret().with_grace(Grace::Until(START)));
     assert!(
         matches!(e, Error::InvalidGrace(GraceError::NotInFuture { .. })),
         "{e:?}"
     );
     let e = bad(CredentialChange {
         secret: Some(SecretChoice::Generate),
-        grace_until: Some(START + Duration::days(31)),
+        grace: Some(Grace::Until(START + Duration::days(31))),
         ..Default::default()
     });
     assert!(
@@ -1490,8 +1491,7 @@ pub fn who_may_act(store: Arc<DynStore>) {
         .keys
         .open_account(
             Actor::Account(m.id),
-            AccountKind::Sub { parent: m.id },
-            START,
+            NewAccount::sub(m.id).created_at(START),
         )
         .unwrap()
         .account;
@@ -1502,15 +1502,14 @@ pub fn who_may_act(store: Arc<DynStore>) {
     // Opening accounts.
     forbidden(
         f.keys
-            .open_account(Actor::Account(m.id), AccountKind::Master, START)
+            .open_account(Actor::Account(m.id), NewAccount::master().created_at(START))
             .map(|_| ()),
     );
     forbidden(
         f.keys
             .open_account(
                 Actor::Account(stranger.id),
-                AccountKind::Sub { parent: m.id },
-                START,
+                NewAccount::sub(m.id).created_at(START),
             )
             .map(|_| ()),
     );
@@ -1518,8 +1517,7 @@ pub fn who_may_act(store: Arc<DynStore>) {
         f.keys
             .open_account(
                 Actor::Account(s1.id),
-                AccountKind::Sub { parent: m.id },
-                START,
+                NewAccount::sub(m.id).created_at(START),
             )
             .map(|_| ()),
     );
@@ -1658,7 +1656,7 @@ pub fn rehash_on_verify(store: Arc<DynStore>) {
     let weak = Fixture::new(store.clone(), 111);
     let a = weak
         .keys
-        .open_account(op(), AccountKind::Master, START)
+        .open_account(op(), NewAccount::master().created_at(START))
         .unwrap()
         .account;
     let new = NewKey::chosen(
@@ -1669,8 +1667,9 @@ pub fn rehash_on_verify(store: Arc<DynStore>) {
     let k = weak.keys.create_key(op(), a.id, new).unwrap();
     let before = store.key(k.key.id).unwrap().unwrap().secret_hash;
     assert!(
-        before.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
-        "{before}"
+        before.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+        "{}",
+        before.as_str()
     );
 
     let stronger = Policy {
@@ -1706,9 +1705,10 @@ pub fn rehash_on_verify(store: Arc<DynStore>) {
     assert!(
         after
             .secret_hash
+            .as_str()
             .starts_with("$argon2id$v=19$m=128,t=2,p=1$"),
         "{}",
-        after.secret_hash
+        after.secret_hash.as_str()
     );
     assert_eq!(
         after.version, k.key.version,
@@ -1738,7 +1738,10 @@ pub fn no_secret_is_ever_stored(store: Arc<DynStore>) {
     let f = Fixture::new(store.clone(), 113);
     let opened = f
         .keys
-        .open_account(op(), AccountKind::Master, START - Duration::days(2000))
+        .open_account(
+            op(),
+            NewAccount::master().created_at(START - Duration::days(2000)),
+        )
         .unwrap();
     let mut secrets: Vec<String> = opened
         .issued
@@ -1765,7 +1768,7 @@ pub fn no_secret_is_ever_stored(store: Arc<DynStore>) {
             chosen.key.id,
             CredentialChange {
                 secret: Some(SecretChoice::Generate),
-                grace_until: Some(START + Duration::hours(1)),
+                grace: Some(Grace::Until(START + Duration::hours(1))),
                 ..Default::default()
             },
         )
@@ -1777,8 +1780,8 @@ pub fn no_secret_is_ever_stored(store: Arc<DynStore>) {
         dump.push_str(&format!(
             "{} {} {:?} {:?} {k:?}",
             k.identifier,
-            k.secret_hash,
-            k.previous_secret.as_ref().map(|p| &p.hash),
+            k.secret_hash.as_str(),
+            k.previous_secret.as_ref().map(|p| p.hash.as_str()),
             k.label,
         ));
     }
@@ -1880,12 +1883,12 @@ pub fn verified_cache_never_outlives_a_change(store: Arc<DynStore>) {
                 secret: Some(SecretChoice::Chosen(Secret::new("cached-secret-4"))),
                 ..Default::default()
             }
-            .with_grace_until(until),
+            .with_grace(Grace::Until(until)),
         )
         .unwrap();
-    assert!(auth("cached-secret-3", any_ip()).unwrap().via_grace);
+    assert!(auth("cached-secret-3", any_ip()).unwrap().matched == SecretSlot::Previous);
     let before = stats();
-    assert!(auth("cached-secret-3", any_ip()).unwrap().via_grace);
+    assert!(auth("cached-secret-3", any_ip()).unwrap().matched == SecretSlot::Previous);
     assert_eq!(stats().cached, before.cached + 1);
     here.clock.set(until);
     assert_eq!(

@@ -16,7 +16,8 @@ pub mod strategies;
 
 use crate::clock::ManualClock;
 use crate::policy::Policy;
-use crate::service::ApiKeys;
+use crate::service::{ApiKeys, NewAccount};
+pub use crate::store::StoreCall;
 use crate::store::{DynStore, Store};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -65,10 +66,10 @@ impl Fixture {
     /// Opens a master account created at [`START`] (after the cutover, so
     /// with no default key), as the operator.
     pub fn master(&self) -> crate::Account {
-        match self
-            .keys
-            .open_account(crate::Actor::Operator, crate::AccountKind::Master, START)
-        {
+        match self.keys.open_account(
+            crate::Actor::Operator,
+            NewAccount::master().created_at(START),
+        ) {
             Ok(opened) => opened.account,
             Err(e) => unreachable_in_tests(e),
         }
@@ -78,8 +79,7 @@ impl Fixture {
     pub fn sub(&self, parent: crate::AccountId) -> crate::Account {
         match self.keys.open_account(
             crate::Actor::Operator,
-            crate::AccountKind::Sub { parent },
-            START,
+            NewAccount::sub(parent).created_at(START),
         ) {
             Ok(opened) => opened.account,
             Err(e) => unreachable_in_tests(e),
@@ -103,98 +103,11 @@ pub struct Guarded<S, G> {
     pub guard: G,
 }
 
-impl<S: Store, G: Send + Sync> Store for Guarded<S, G> {
-    fn create_account(
-        &self,
-        account: &crate::Account,
-        keys: &[crate::KeyRecord],
-        events: &[crate::AuditEvent],
-    ) -> Result<(), crate::StoreError> {
-        self.store.create_account(account, keys, events)
-    }
-    fn account(&self, id: crate::AccountId) -> Result<Option<crate::Account>, crate::StoreError> {
-        self.store.account(id)
-    }
-    fn insert_key(
-        &self,
-        key: &crate::KeyRecord,
-        max_for_channel: u32,
-        event: &crate::AuditEvent,
-    ) -> Result<(), crate::StoreError> {
-        self.store.insert_key(key, max_for_channel, event)
-    }
-    fn key(&self, id: crate::KeyId) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
-        self.store.key(id)
-    }
-    fn key_by_identifier(
-        &self,
-        identifier: &str,
-    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
-        self.store.key_by_identifier(identifier)
-    }
-    fn keys_of_account(
-        &self,
-        account: crate::AccountId,
-    ) -> Result<Vec<crate::KeyRecord>, crate::StoreError> {
-        self.store.keys_of_account(account)
-    }
-    fn update_key(
-        &self,
-        key: &crate::KeyRecord,
-        expected_version: u64,
-        event: &crate::AuditEvent,
-    ) -> Result<(), crate::StoreError> {
-        self.store.update_key(key, expected_version, event)
-    }
-    fn upgrade_secret_hash(
-        &self,
-        id: crate::KeyId,
-        current: &str,
-        upgraded: &str,
-    ) -> Result<bool, crate::StoreError> {
-        self.store.upgrade_secret_hash(id, current, upgraded)
-    }
-    fn delete_key(
-        &self,
-        id: crate::KeyId,
-        event: &crate::AuditEvent,
-    ) -> Result<(), crate::StoreError> {
-        self.store.delete_key(id, event)
-    }
-    fn audit_events(
-        &self,
-        account: crate::AccountId,
-        limit: usize,
-    ) -> Result<Vec<crate::AuditEvent>, crate::StoreError> {
-        self.store.audit_events(account, limit)
-    }
-}
-
-/// Which [`Store`] method a call is, as [`Intercepted`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreCall {
-    /// [`Store::create_account`].
-    CreateAccount,
-    /// [`Store::account`].
-    Account,
-    /// [`Store::insert_key`].
-    InsertKey,
-    /// [`Store::key`].
-    Key,
-    /// [`Store::key_by_identifier`]: the authentication lookup.
-    KeyByIdentifier,
-    /// [`Store::keys_of_account`].
-    KeysOfAccount,
-    /// [`Store::update_key`].
-    UpdateKey,
-    /// [`Store::upgrade_secret_hash`].
-    UpgradeSecretHash,
-    /// [`Store::delete_key`].
-    DeleteKey,
-    /// [`Store::audit_events`].
-    AuditEvents,
-}
+crate::store::forward_store!(
+    impl[S: Store, G: Send + Sync] Guarded<S, G>,
+    |this, _call| this.store,
+    Ok::<(), crate::StoreError>(())
+);
 
 /// A store whose every call goes first to `before`, which may count it or
 /// fail it (its error is then the call's answer), and then to `store`: for
@@ -226,86 +139,12 @@ pub struct Intercepted<S, F> {
     pub before: F,
 }
 
-impl<S, F> Store for Intercepted<S, F>
-where
-    S: Store,
-    F: Fn(StoreCall) -> Result<(), crate::StoreError> + Send + Sync,
-{
-    fn create_account(
-        &self,
-        account: &crate::Account,
-        keys: &[crate::KeyRecord],
-        events: &[crate::AuditEvent],
-    ) -> Result<(), crate::StoreError> {
-        (self.before)(StoreCall::CreateAccount)?;
-        self.store.create_account(account, keys, events)
-    }
-    fn account(&self, id: crate::AccountId) -> Result<Option<crate::Account>, crate::StoreError> {
-        (self.before)(StoreCall::Account)?;
-        self.store.account(id)
-    }
-    fn insert_key(
-        &self,
-        key: &crate::KeyRecord,
-        max_for_channel: u32,
-        event: &crate::AuditEvent,
-    ) -> Result<(), crate::StoreError> {
-        (self.before)(StoreCall::InsertKey)?;
-        self.store.insert_key(key, max_for_channel, event)
-    }
-    fn key(&self, id: crate::KeyId) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
-        (self.before)(StoreCall::Key)?;
-        self.store.key(id)
-    }
-    fn key_by_identifier(
-        &self,
-        identifier: &str,
-    ) -> Result<Option<crate::KeyRecord>, crate::StoreError> {
-        (self.before)(StoreCall::KeyByIdentifier)?;
-        self.store.key_by_identifier(identifier)
-    }
-    fn keys_of_account(
-        &self,
-        account: crate::AccountId,
-    ) -> Result<Vec<crate::KeyRecord>, crate::StoreError> {
-        (self.before)(StoreCall::KeysOfAccount)?;
-        self.store.keys_of_account(account)
-    }
-    fn update_key(
-        &self,
-        key: &crate::KeyRecord,
-        expected_version: u64,
-        event: &crate::AuditEvent,
-    ) -> Result<(), crate::StoreError> {
-        (self.before)(StoreCall::UpdateKey)?;
-        self.store.update_key(key, expected_version, event)
-    }
-    fn upgrade_secret_hash(
-        &self,
-        id: crate::KeyId,
-        current: &str,
-        upgraded: &str,
-    ) -> Result<bool, crate::StoreError> {
-        (self.before)(StoreCall::UpgradeSecretHash)?;
-        self.store.upgrade_secret_hash(id, current, upgraded)
-    }
-    fn delete_key(
-        &self,
-        id: crate::KeyId,
-        event: &crate::AuditEvent,
-    ) -> Result<(), crate::StoreError> {
-        (self.before)(StoreCall::DeleteKey)?;
-        self.store.delete_key(id, event)
-    }
-    fn audit_events(
-        &self,
-        account: crate::AccountId,
-        limit: usize,
-    ) -> Result<Vec<crate::AuditEvent>, crate::StoreError> {
-        (self.before)(StoreCall::AuditEvents)?;
-        self.store.audit_events(account, limit)
-    }
-}
+crate::store::forward_store!(
+    impl[S, F] Intercepted<S, F>
+    where [S: Store, F: Fn(StoreCall) -> Result<(), crate::StoreError> + Send + Sync],
+    |this, call| this.store,
+    (this.before)(call)
+);
 
 /// What the conformance macro accepts as "a new store": a store, or an
 /// `Option` of one, where `None` means "skip" (for a backend whose server is

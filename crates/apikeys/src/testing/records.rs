@@ -5,6 +5,8 @@ use super::START;
 use crate::account::{Account, AccountKind, Actor};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::channel::Channel;
+use crate::credentials::Secret;
+use crate::hashing::{HashingPolicy, SALT_LEN, SecretHash, SecretOrigin, hash_secret};
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
 use crate::whitelist::Whitelist;
@@ -18,8 +20,22 @@ pub fn master(id: AccountId) -> Account {
     }
 }
 
+/// A readable stored hash, distinct for each `seed`: the SHA-256 hash of a
+/// secret made from it.
+pub fn hash(seed: &str) -> SecretHash {
+    match hash_secret(
+        &HashingPolicy::fast_for_tests(),
+        &Secret::new(format!("placeholder secret {seed}")),
+        SecretOrigin::Generated,
+        &[0; SALT_LEN],
+    ) {
+        Ok(h) => h,
+        Err(e) => super::unreachable_in_tests(e),
+    }
+}
+
 /// A key created at [`START`], version 1, no label, an empty whitelist and a
-/// placeholder hash that names its identifier (no secret matches it).
+/// placeholder hash made from its identifier (see [`hash`]).
 pub fn key(id: KeyId, account: AccountId, channel: Channel, identifier: &str) -> KeyRecord {
     KeyRecord {
         id,
@@ -27,7 +43,7 @@ pub fn key(id: KeyId, account: AccountId, channel: Channel, identifier: &str) ->
         channel,
         identifier: identifier.to_string(),
         label: None,
-        secret_hash: format!("$sha256$hash-of-{identifier}"),
+        secret_hash: hash(identifier),
         previous_secret: None,
         whitelist: Whitelist::default(),
         created_at: START,

@@ -1,0 +1,193 @@
+//! Opening accounts, who may act on what, and the audit trail.
+//!
+//! Rules:
+//! - An account is a master or a sub-account of a master; a sub-account has
+//!   no sub-accounts of its own.
+//! - Its creation instant is an input (imported accounts keep their dates;
+//!   by default it is the service's "now") and must fall from 1970 to before
+//!   2200, a range every store keeps.
+//! - The operator may open any account; a master may open its own
+//!   sub-accounts; nobody else may open anything.
+//! - Opening a master created before the policy's cutover issues its default
+//!   keys, with generated credentials, in the same transaction; their
+//!   secrets are returned this once. Defaults apply once: a default key
+//!   deleted later stays deleted.
+
+use super::keys::NewKey;
+use super::{ApiKeys, channel_list, key_event, map_store, rfc3339};
+use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, LATEST_CREATION};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::error::Error;
+use crate::id::{AccountId, KeyId};
+use crate::key::{ApiKey, IssuedKey, KeyRecord};
+use time::{OffsetDateTime, UtcOffset};
+
+/// What a new account should be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    /// Master, or sub-account of a master.
+    pub kind: AccountKind,
+    /// When it was created; `None` means the service's "now".
+    pub created_at: Option<OffsetDateTime>,
+}
+
+impl NewAccount {
+    /// An account of this kind, created now.
+    pub fn new(kind: AccountKind) -> Self {
+        NewAccount {
+            kind,
+            created_at: None,
+        }
+    }
+
+    /// A master account, created now.
+    pub fn master() -> Self {
+        NewAccount {
+            kind: AccountKind::Master,
+            created_at: None,
+        }
+    }
+
+    /// A sub-account of `parent`, created now.
+    pub fn sub(parent: AccountId) -> Self {
+        NewAccount {
+            kind: AccountKind::Sub { parent },
+            created_at: None,
+        }
+    }
+
+    /// This account with a given creation instant (an imported account's).
+    #[must_use]
+    pub fn created_at(mut self, at: OffsetDateTime) -> Self {
+        self.created_at = Some(at);
+        self
+    }
+}
+
+/// A new account opened, and the default keys issued to it (with their
+/// secrets, shown this once).
+#[derive(Debug)]
+pub struct OpenedAccount {
+    /// The account.
+    pub account: Account,
+    /// The default keys of a legacy master (none otherwise), in channel order.
+    pub issued: Vec<IssuedKey>,
+}
+
+impl ApiKeys {
+    /// Opens an account, issuing the policy's default keys to a legacy
+    /// master, all in one transaction.
+    ///
+    /// Who may: the operator, any account; a master, its own sub-accounts.
+    /// Who may act is decided before anything about the parent is looked at.
+    pub fn open_account(&self, actor: Actor, new: NewAccount) -> Result<OpenedAccount, Error> {
+        let NewAccount { kind, created_at } = new;
+        match (actor, kind) {
+            (Actor::Account(me), AccountKind::Sub { parent }) if me != parent => {
+                return Err(Error::Forbidden {
+                    actor,
+                    account: parent,
+                });
+            }
+            (Actor::Account(me), AccountKind::Master) => {
+                return Err(Error::Forbidden { actor, account: me });
+            }
+            _ => {}
+        }
+        let now = self.now();
+        let created_at = created_at.unwrap_or(now).to_offset(UtcOffset::UTC);
+        if !(EARLIEST_CREATION..LATEST_CREATION).contains(&created_at) {
+            return Err(Error::CreationOutOfRange(created_at));
+        }
+        if let AccountKind::Sub { parent } = kind {
+            let parent_account = self
+                .store
+                .account(parent)?
+                .ok_or(Error::AccountNotFound(parent))?;
+            if !matches!(parent_account.kind, AccountKind::Master) {
+                return Err(Error::ParentNotMaster { parent });
+            }
+        }
+        let account = Account {
+            id: self.with_rng(|r| AccountId::random(r)),
+            kind,
+            created_at,
+        };
+        let defaults = self
+            .policy
+            .activation
+            .default_channels(&kind, account.created_at);
+        let mut records = Vec::with_capacity(defaults.len());
+        let mut issued = Vec::with_capacity(defaults.len());
+        let mut events = vec![AuditEvent {
+            account_id: account.id,
+            key_id: None,
+            channel: None,
+            at: now,
+            kind: AuditKind::AccountOpened,
+            actor,
+            detail: format!(
+                "{} account created at {}; default channels: {}",
+                kind.code(),
+                rfc3339(account.created_at),
+                channel_list(defaults)
+            ),
+        }];
+        for channel in defaults.iter() {
+            let (record, secret) = self.build_key(&account, NewKey::generated(channel), now)?;
+            events.push(key_event(
+                &record,
+                AuditKind::KeyCreated,
+                actor,
+                now,
+                "default key of a legacy account".into(),
+            ));
+            issued.push(IssuedKey {
+                key: ApiKey::from(&record),
+                secret,
+            });
+            records.push(record);
+        }
+        self.store
+            .create_account(&account, &records, &events)
+            .map_err(|e| map_store(e, &account.id, None))?;
+        Ok(OpenedAccount { account, issued })
+    }
+
+    /// The account, if the actor may see it.
+    pub fn account(&self, actor: Actor, id: AccountId) -> Result<Account, Error> {
+        self.authorized_account(actor, id)
+    }
+
+    /// The account's audit trail, newest first, at most `limit` events.
+    pub fn audit(
+        &self,
+        actor: Actor,
+        account_id: AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        self.authorized_account(actor, account_id)?;
+        Ok(self.store.audit_events(account_id, limit)?)
+    }
+
+    pub(super) fn authorized_account(&self, actor: Actor, id: AccountId) -> Result<Account, Error> {
+        let account = self.store.account(id)?.ok_or(Error::AccountNotFound(id))?;
+        if actor.may_manage(&account) {
+            Ok(account)
+        } else {
+            Err(Error::Forbidden { actor, account: id })
+        }
+    }
+
+    pub(super) fn authorized_key(&self, actor: Actor, id: KeyId) -> Result<KeyRecord, Error> {
+        let key = self.store.key(id)?.ok_or(Error::KeyNotFound(id))?;
+        match actor {
+            Actor::Operator => {}
+            Actor::Account(me) if me == key.account_id => {}
+            Actor::Account(_) => {
+                self.authorized_account(actor, key.account_id)?;
+            }
+        }
+        Ok(key)
+    }
+}

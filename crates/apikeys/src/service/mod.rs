@@ -1,0 +1,225 @@
+//! The service: every operation of the API Keys page, and authentication,
+//! over any store.
+//!
+//! [`ApiKeys`] computes every change in memory, then hands the store one
+//! atomic write: create-if-absent for a new account or key, and
+//! compare-and-swap on the key's version for a change, each with its audit
+//! events. The operations are grouped by concern:
+//!
+//! - [`accounts`]: opening accounts, who may act on what, the audit trail;
+//! - [`keys`]: creating keys, changing credentials, deleting;
+//! - [`whitelist`]: a key's IP whitelist;
+//! - [`authentication`]: the hot path.
+
+pub mod accounts;
+pub mod authentication;
+pub mod keys;
+pub mod whitelist;
+
+pub use accounts::{NewAccount, OpenedAccount};
+pub use authentication::{Check, PendingCheck};
+pub use keys::{CredentialChange, Grace, NewKey};
+
+use crate::Actor;
+use crate::audit::{AuditEvent, AuditKind, MAX_DETAIL_LEN};
+use crate::cache::VerifiedCache;
+use crate::channel::{Channel, ChannelSet};
+use crate::clock::Clock;
+use crate::credentials::generate_secret;
+use crate::error::Error;
+use crate::hashing::{SecretHash, SecretOrigin, hash_secret, random_salt};
+use crate::id::AccountId;
+use crate::key::KeyRecord;
+use crate::policy::Policy;
+use crate::store::{DynStore, Entity, Existing, StoreError};
+use rand_core::CryptoRng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use time::{OffsetDateTime, UtcOffset};
+
+/// A random generator the service can share between threads.
+pub type SharedRng = Box<dyn CryptoRng + Send>;
+
+/// API-key management over a store: the library's entry point.
+///
+/// Every management call takes an [`Actor`]; authentication takes none.
+pub struct ApiKeys {
+    store: Arc<DynStore>,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<SharedRng>,
+    /// Verified against when the identifier is unknown, so that an unknown
+    /// identifier costs what a wrong secret costs (no user enumeration by
+    /// timing).
+    dummy_hash: SecretHash,
+    /// `None` when the policy turns the cache off.
+    cache: Option<VerifiedCache>,
+    slow_checks: AtomicU64,
+    cached_checks: AtomicU64,
+}
+
+/// Counters of the secret checks a service made, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Checks against an argon2 hash that ran argon2.
+    pub slow: u64,
+    /// Checks against an argon2 hash answered by the verified-secret cache.
+    pub cached: u64,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeys {
+    /// A service over `store`, with a policy, a clock and a CSPRNG.
+    ///
+    /// In production pass `OffsetDateTime::now_utc` as the clock and
+    /// `rand_core::UnwrapErr(getrandom::SysRng)` as the generator.
+    ///
+    /// Errors: [`Error::InvalidPolicy`] if the policy is out of bounds, and
+    /// [`Error::Hashing`] if argon2 refuses its parameters.
+    pub fn new(
+        store: Arc<DynStore>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        rng: impl CryptoRng + Send + 'static,
+    ) -> Result<Self, Error> {
+        policy.validate()?;
+        let mut rng: SharedRng = Box::new(rng);
+        let dummy = generate_secret(&mut *rng);
+        let dummy_hash = hash_secret(
+            &policy.hashing,
+            &dummy,
+            SecretOrigin::Chosen,
+            &random_salt(&mut *rng),
+        )?;
+        let mut cache_key = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(cache_key.as_mut());
+        let cache = match policy.verified_cache_capacity {
+            0 => None,
+            capacity => VerifiedCache::new(&cache_key, capacity),
+        };
+        Ok(ApiKeys {
+            store,
+            policy,
+            clock,
+            rng: Mutex::new(rng),
+            dummy_hash,
+            cache,
+            slow_checks: AtomicU64::new(0),
+            cached_checks: AtomicU64::new(0),
+        })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// How many argon2 checks this service ran, and how many the
+    /// verified-secret cache answered instead.
+    pub fn check_stats(&self) -> CheckStats {
+        CheckStats {
+            slow: self.slow_checks.load(Ordering::Relaxed),
+            cached: self.cached_checks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The service's current instant, in UTC: what "now" means for every
+    /// instant it records.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now().to_offset(UtcOffset::UTC)
+    }
+
+    fn with_rng<T>(&self, f: impl FnOnce(&mut (dyn CryptoRng + Send)) -> T) -> T {
+        // A generator is usable after a panic elsewhere: recover from poison.
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut **rng)
+    }
+}
+
+/// An audit event about `key`, its detail cut to what stores keep.
+fn key_event(
+    key: &KeyRecord,
+    kind: AuditKind,
+    actor: Actor,
+    at: OffsetDateTime,
+    detail: String,
+) -> AuditEvent {
+    AuditEvent {
+        account_id: key.account_id,
+        key_id: Some(key.id),
+        channel: Some(key.channel),
+        at,
+        kind,
+        actor,
+        detail: bounded_detail(detail),
+    }
+}
+
+/// `detail`, cut at a character boundary to [`MAX_DETAIL_LEN`] bytes. The
+/// details the service writes fit (the longest, a whitelist of the most
+/// entries any policy allows, is under 50 KB); this keeps the bound a fact.
+fn bounded_detail(mut detail: String) -> String {
+    if detail.len() > MAX_DETAIL_LEN {
+        let mut end = MAX_DETAIL_LEN;
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+    }
+    detail
+}
+
+/// An instant as RFC 3339 text, for audit details and messages.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn channel_list(set: ChannelSet) -> String {
+    if set.is_empty() {
+        return "none".into();
+    }
+    set.iter()
+        .map(Channel::label)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Maps a store error onto the caller's error, naming what it concerns.
+fn map_store(e: StoreError, account: &AccountId, key: Option<&KeyRecord>) -> Error {
+    match (e, key) {
+        (StoreError::NotFound(Entity::Account(id)), _) => Error::AccountNotFound(id),
+        (StoreError::NotFound(Entity::Key(id)), _) => Error::KeyNotFound(id),
+        (StoreError::AlreadyExists(Existing::Identifier), Some(k)) => {
+            Error::IdentifierTaken(k.identifier.clone())
+        }
+        (StoreError::AlreadyExists(Existing::ChannelFull(channel)), _) => {
+            Error::ChannelAlreadyActive {
+                account: *account,
+                channel,
+            }
+        }
+        (e, _) => Error::Store(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_DETAIL_LEN);
+        let cut = bounded_detail(long);
+        assert!(cut.len() <= MAX_DETAIL_LEN && cut.len() >= MAX_DETAIL_LEN - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(bounded_detail("short".into()), "short");
+    }
+}
