@@ -1,4 +1,15 @@
-//! Accounts, and who may act on them: SPEC.md section 1.
+//! Accounts, and who may act on them.
+//!
+//! Rules:
+//! - There are two kinds of account: masters, and sub-accounts, each of
+//!   which belongs to exactly one master. A sub-account never has
+//!   sub-accounts of its own.
+//! - Every account has a creation instant, kept in UTC. It is an input, not
+//!   always "now": platforms import accounts with their historic dates.
+//! - Ids are opaque, random and typed (see [`crate::id`]).
+//! - The operator may act on any account; an account on its own keys; a
+//!   master on its sub-accounts' keys too. Nobody else: siblings never act on
+//!   each other, and a sub-account never on its master.
 
 use crate::id::AccountId;
 use time::OffsetDateTime;
@@ -47,7 +58,7 @@ pub struct Account {
 
 /// The earliest creation instant an account may have: 1970-01-01T00:00:00Z.
 ///
-/// Decision: the spec bounds no date, but every store must keep what the
+/// Decision: the product bounds no date, but every store must keep what the
 /// domain accepts (SQLite keeps nanoseconds in an `i64`, good for 1677 to
 /// 2262), and no customer account predates the Unix epoch.
 pub const EARLIEST_CREATION: OffsetDateTime = time::macros::datetime!(1970-01-01 0:00 UTC);
@@ -67,9 +78,9 @@ pub enum Actor {
 impl Actor {
     /// Whether this actor may manage (read or change) the keys of `target`.
     ///
-    /// The rule of SPEC.md section 1: the operator may manage any account; an
-    /// account its own; a master its own sub-accounts'. Siblings never each
-    /// other's, and a sub-account never its master's.
+    /// The operator may manage any account; an account its own; a master its
+    /// own sub-accounts'. Siblings never each other's, and a sub-account never
+    /// its master's.
     pub fn may_manage(&self, target: &Account) -> bool {
         match self {
             Actor::Operator => true,

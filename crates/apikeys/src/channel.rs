@@ -1,4 +1,13 @@
-//! The five channels a key can open: SPEC.md section 2.
+//! The five channels a key can open.
+//!
+//! Rules:
+//! - There are exactly five, in this order: FTP, REST, HTTP, Web Service,
+//!   Email.
+//! - Each has a stable code (`ftp`, `rest`, `http`, `web_service`, `email`)
+//!   and a label for people (`FTP`, `REST`, `HTTP`, `Web Service`, `Email`).
+//! - Parsing a code ignores ASCII case; a bad code gets an error naming the
+//!   five valid ones.
+//! - Only REST allows several keys per account.
 
 use std::fmt;
 use std::str::FromStr;

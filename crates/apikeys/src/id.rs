@@ -1,5 +1,6 @@
-//! Typed, opaque, random identifiers (SPEC.md section 1): never sequential,
-//! never mixed up, since each kind carries its own prefix.
+//! Typed, opaque, random identifiers: never sequential (122 random bits from
+//! the CSPRNG), never mixed up, since each kind carries its own prefix
+//! (`acc_`, `key_`).
 
 use rand_core::CryptoRng;
 use std::fmt;

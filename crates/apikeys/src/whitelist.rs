@@ -19,7 +19,7 @@
 //! merged integer ranges per address family, so that a check is a binary
 //! search, about as cheap against 1,000 entries as against 10.
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -227,14 +227,6 @@ fn contains<T: Copy + Ord>(ranges: &[(T, T)], x: T) -> bool {
     // Index of the first range starting after x; the one before may hold x.
     let i = ranges.partition_point(|r| r.0 <= x);
     i > 0 && ranges.get(i - 1).is_some_and(|r| x <= r.1)
-}
-
-/// Converts an address to the network holding it alone (/32 or /128).
-pub fn host_net(ip: IpAddr) -> IpNet {
-    match ip {
-        IpAddr::V4(a) => IpNet::V4(Ipv4Net::from(a)),
-        IpAddr::V6(a) => IpNet::V6(Ipv6Net::from(a)),
-    }
 }
 
 #[cfg(test)]

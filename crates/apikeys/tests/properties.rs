@@ -1,4 +1,4 @@
-//! Property tests for every rule of SPEC.md that says "for all".
+//! Property tests for every rule of the product that says "for all".
 
 use apikeys::credentials::{
     CredentialError, GENERATED_SECRET_LEN, GeneratedShape, generate_secret, generated_shape,

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::{OffsetDateTime, UtcOffset};
 
 /// A random generator the service can share between threads.
-pub type SharedRng = Box<dyn CryptoRng + Send>;
+type SharedRng = Box<dyn CryptoRng + Send>;
 
 /// API-key management over a store: the library's entry point.
 ///

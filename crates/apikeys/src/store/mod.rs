@@ -341,12 +341,6 @@ forward_store!(impl['a, S: Store + ?Sized] &'a S, |this, _call| (**this), Ok::<(
 
 /// Conveniences over any [`Store`].
 pub trait StoreExt: Store {
-    /// The account, or [`StoreError::NotFound`].
-    fn require_account(&self, id: AccountId) -> Result<Account, StoreError> {
-        self.account(id)?
-            .ok_or(StoreError::NotFound(Entity::Account(id)))
-    }
-
     /// The key, or [`StoreError::NotFound`].
     fn require_key(&self, id: KeyId) -> Result<KeyRecord, StoreError> {
         self.key(id)?.ok_or(StoreError::NotFound(Entity::Key(id)))
