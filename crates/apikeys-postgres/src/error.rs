@@ -110,9 +110,11 @@ pub enum DatabaseError {
         source: postgres::Error,
     },
     /// The connection to the database failed while committing, and the
-    /// server could not be asked afterwards what became of the transaction
-    /// (it stayed unreachable): the change may or may not have been applied.
-    /// Read it back before retrying.
+    /// server refused to say afterwards what became of the transaction (a
+    /// role not allowed `txid_status`, or a transaction id too old to know):
+    /// the change may or may not have been applied. Read it back before
+    /// retrying. An unreachable server never causes this: the store waits
+    /// until it can ask.
     #[error(
         "the database connection failed while committing; the change may or may not have been applied: {}",
         full(.source)

@@ -13,6 +13,11 @@ pub use apikeys::store::Unstorable;
 pub use error::{ConnectError, DatabaseError};
 pub use redact::redact_password;
 
+/// The schema version this version of the crate creates and reads (recorded
+/// in `apikeys_schema_migrations`). A database recording a higher version is
+/// refused with [`ConnectError::NewerSchema`].
+pub const SCHEMA_VERSION: i32 = schema::LATEST;
+
 use crate::codec::{EventParams, KeyParams};
 use crate::pool::{Conn, Manager};
 use crate::schema::names;
@@ -206,11 +211,11 @@ impl PostgresStore {
     ///
     /// A connection that dies during `COMMIT` leaves the outcome unknown to
     /// the client; the server knows it. The store asks it, on another
-    /// connection, with `txid_status` of the transaction's id: committed,
-    /// the write succeeded; aborted, nothing was applied and `op` runs again.
-    /// Only if the server cannot tell (it is unreachable, or the old session
-    /// still holds the transaction open after a while) does the caller get
-    /// [`DatabaseError::CommitUncertain`].
+    /// connection, with `txid_status` of the transaction's id, and keeps
+    /// asking until it gets an answer (see [`PostgresStore::commit_status`]):
+    /// committed, the write succeeded; aborted, nothing was applied and `op`
+    /// runs again. So `Err` always means "not applied", as the store contract
+    /// requires, even if that means waiting out an outage.
     fn run<T>(
         &self,
         mut op: impl FnMut(&mut Conn) -> Result<T, Fail>,
@@ -234,14 +239,15 @@ impl PostgresStore {
                 Err(Fail::Commit(source, xid)) => {
                     // Dropped by the pool, before asking on another one.
                     conn.broken = true;
+                    let pid = conn.pid;
                     drop(conn);
-                    match (self.commit_status(xid), if_committed.take()) {
-                        (Some(CommitStatus::Committed), Some(value)) => return Ok(value),
-                        (Some(CommitStatus::Aborted), committed) => {
+                    match (self.commit_status(xid, pid), if_committed.take()) {
+                        (CommitStatus::Committed, Some(value)) => return Ok(value),
+                        (CommitStatus::Aborted, committed) => {
                             if_committed = committed;
                             source
                         }
-                        _ => {
+                        (CommitStatus::Committed, None) | (CommitStatus::Unknowable, _) => {
                             return Err(StoreError::backend(DatabaseError::CommitUncertain {
                                 source,
                             }));
@@ -261,37 +267,49 @@ impl PostgresStore {
         }
     }
 
-    /// What became of transaction `xid`, asked on a connection of the pool;
-    /// `None` if the server cannot tell within [`RESOLVE_WAIT`].
-    fn commit_status(&self, xid: i64) -> Option<CommitStatus> {
-        let deadline = Instant::now() + RESOLVE_WAIT;
+    /// What became of transaction `xid`, whose session was server process
+    /// `pid`, asked on a connection of the pool. It waits for as long as the
+    /// server is unreachable, retrying with a growing pause (up to a
+    /// second). If the old session still holds the transaction open after
+    /// [`RESOLVE_WAIT`] (the server has not noticed that its client is gone),
+    /// it ends that session, which settles the transaction one way or the
+    /// other. Only a server that refuses the question (`txid_status` not
+    /// allowed, or an id too old to know) gets [`CommitStatus::Unknowable`].
+    fn commit_status(&self, xid: i64, pid: i32) -> CommitStatus {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        let mut terminated = false;
         loop {
-            let mut conn = self.pool.get().ok()?;
-            let status = conn
-                .client
-                .query_one("SELECT txid_status($1)", &[&xid])
-                .and_then(|row| row.try_get::<_, Option<String>>(0));
-            match status.as_ref().map(|s| s.as_deref()) {
-                Ok(Some("committed")) => return Some(CommitStatus::Committed),
-                Ok(Some("aborted")) => return Some(CommitStatus::Aborted),
-                // The old session has not ended yet: wait for the server to
-                // finish it.
-                Ok(Some("in progress")) => {}
-                Err(e) if connection_failed(e, &conn) => conn.broken = true,
-                // Unknown (too old), or a refusal: nobody can tell.
-                Ok(_) | Err(_) => return None,
+            if let Ok(mut conn) = self.pool.get() {
+                let status = conn
+                    .client
+                    .query_one("SELECT txid_status($1)", &[&xid])
+                    .and_then(|row| row.try_get::<_, Option<String>>(0));
+                match status.as_ref().map(|s| s.as_deref()) {
+                    Ok(Some("committed")) => return CommitStatus::Committed,
+                    Ok(Some("aborted")) => return CommitStatus::Aborted,
+                    Ok(Some("in progress")) => {
+                        if !terminated && started.elapsed() >= RESOLVE_WAIT {
+                            // Ours, and dead to us: ending it settles the
+                            // transaction. Failing to end it, we go on asking.
+                            terminated = conn
+                                .client
+                                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                                .is_ok();
+                        }
+                    }
+                    Err(e) if connection_failed(e, &conn) => conn.broken = true,
+                    Ok(_) | Err(_) => return CommitStatus::Unknowable,
+                }
             }
-            drop(conn);
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 }
 
-/// How long [`PostgresStore::commit_status`] waits for a transaction whose
-/// session is still there to end.
+/// How long [`PostgresStore::commit_status`] lets a session that still holds
+/// a transaction open finish it before ending the session.
 const RESOLVE_WAIT: Duration = Duration::from_secs(2);
 
 /// The outcome of a transaction, as `txid_status` tells it.
@@ -299,6 +317,8 @@ const RESOLVE_WAIT: Duration = Duration::from_secs(2);
 enum CommitStatus {
     Committed,
     Aborted,
+    /// The server refused to say.
+    Unknowable,
 }
 
 /// How an operation on one connection failed.

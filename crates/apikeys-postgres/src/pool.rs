@@ -21,6 +21,9 @@ pub(crate) struct Manager {
 pub(crate) struct Conn {
     pub(crate) client: Client,
     pub(crate) st: Statements,
+    /// The server process of this session (`pg_backend_pid()`): to end it
+    /// if it still holds a transaction whose `COMMIT` answer was lost.
+    pub(crate) pid: i32,
     /// Set when an operation found the connection dead, so that the pool
     /// drops it instead of handing it out again.
     pub(crate) broken: bool,
@@ -33,9 +36,13 @@ impl r2d2::ManageConnection for Manager {
     fn connect(&self) -> Result<Conn, postgres::Error> {
         let mut client = self.config.connect(NoTls)?;
         let st = Statements::prepare(&mut client)?;
+        let pid = client
+            .query_one("SELECT pg_backend_pid()", &[])?
+            .try_get(0)?;
         Ok(Conn {
             client,
             st,
+            pid,
             broken: false,
         })
     }

@@ -22,8 +22,9 @@
 //!   `(account_id, channel) WHERE channel <> 'rest'`: one key per non-REST
 //!   channel per account. The REST limit is a policy value, so it is counted
 //!   in the writing transaction, under a lock on the account's row.
-//! - foreign keys from keys and audit events to their account, and from a
-//!   sub-account to its master.
+//! - foreign keys from keys to their account, and from a sub-account to its
+//!   master. None from audit events: the trail outlives what it describes
+//!   (as in the SQLite store).
 //!
 //! The migrations run at connect in one transaction holding
 //! `pg_advisory_xact_lock` on a key derived from the schema name, so that
@@ -57,10 +58,11 @@ pub(crate) mod names {
     pub(crate) const KEYS_ONE_PER_CHANNEL: &str = "apikeys_keys_one_per_channel";
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts, keys, audit events",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, keys, audit events",
+        sql: r#"
 CREATE TABLE apikeys_accounts (
     id          bytea  NOT NULL,
     kind        text   NOT NULL,
@@ -123,10 +125,16 @@ CREATE TABLE apikeys_audit_events (
 CREATE INDEX apikeys_audit_events_account ON apikeys_audit_events
     (account_id, at DESC, seq DESC);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "the audit trail outlives what it describes: no foreign key to accounts",
+        sql: "ALTER TABLE apikeys_audit_events DROP CONSTRAINT apikeys_audit_events_account_fkey;",
+    },
+];
 
 /// The latest schema version this crate knows.
-pub const LATEST: i32 = 1;
+pub const LATEST: i32 = 2;
 
 /// First half of the advisory lock key ("apks"); the second half is a hash
 /// of the schema name, so that schemas migrate independently.

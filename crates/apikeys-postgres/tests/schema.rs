@@ -51,6 +51,48 @@ fn connecting_again_migrates_nothing_and_keeps_the_data() {
     assert_eq!(migrations(&db), expected);
 }
 
+/// A schema made by the first release (version 1, with a foreign key from
+/// audit events to accounts) upgrades in place: its data stays, version 2 is
+/// recorded, and the trail no longer depends on the accounts table.
+#[test]
+fn a_schema_of_the_first_release_upgrades_and_keeps_its_data() {
+    let Some(db) = TestSchema::new("schema_first_release") else {
+        return;
+    };
+    let a = master(9);
+    let k = key(9, a.id, Channel::Ftp, "from-the-first-release");
+    db.store(1)
+        .create_account(&a, std::slice::from_ref(&k), &[created(&k)])
+        .unwrap();
+    // Put the schema back as the first release left it.
+    db.client()
+        .batch_execute(&format!(
+            "SET search_path = {schema};
+             DELETE FROM apikeys_schema_migrations WHERE version > 1;
+             ALTER TABLE apikeys_audit_events ADD CONSTRAINT apikeys_audit_events_account_fkey
+                 FOREIGN KEY (account_id) REFERENCES apikeys_accounts (id);",
+            schema = db.name()
+        ))
+        .unwrap();
+    assert_eq!(migrations(&db), vec![1]);
+
+    let store = db.store(1);
+    assert_eq!(migrations(&db), (1..=schema::LATEST).collect::<Vec<_>>());
+    assert_eq!(store.key(k.id).unwrap(), Some(k));
+    assert_eq!(store.audit_events(a.id, 10).unwrap().len(), 1);
+    let foreign_keys: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = $1 AND t.relname = 'apikeys_audit_events' AND c.contype = 'f'",
+            &[&db.name()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(foreign_keys, 0, "the audit trail has no foreign key");
+}
+
 #[test]
 fn a_newer_schema_is_refused_naming_both_versions() {
     let Some(db) = TestSchema::new("schema_newer") else {

@@ -140,9 +140,11 @@ fn run(conn: &Connection, shared: &Shared) {
 /// lazily, at its first read.
 fn begin_read(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN")?;
-    conn.query_row("SELECT count(*) FROM schema_migrations", [], |row| {
-        row.get::<_, i64>(0)
-    })?;
+    conn.query_row(
+        "SELECT count(*) FROM apikeys_schema_migrations",
+        [],
+        |row| row.get::<_, i64>(0),
+    )?;
     Ok(())
 }
 

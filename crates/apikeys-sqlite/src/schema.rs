@@ -1,5 +1,6 @@
 //! The schema, as numbered migrations applied in order and recorded in
-//! `schema_migrations`.
+//! `apikeys_schema_migrations` (version, description, when applied), the
+//! same table and columns as the PostgreSQL store's.
 //!
 //! Never edit a released migration: add a new one at the end. A database
 //! whose recorded version is higher than [`MIGRATIONS`] knows was made by a
@@ -26,11 +27,19 @@ use crate::error::OpenError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
-/// The migrations; migration `i` (0-based) brings the schema to version
-/// `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[
-    // 1: accounts, keys, audit trail.
-    "
+/// A migration: its number, what it does, and its SQL.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// The migrations, in order; migration `version` brings the schema to that
+/// version.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "accounts, keys, audit events",
+    sql: "
     CREATE TABLE accounts (
         id          BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
         kind        TEXT    NOT NULL CHECK (kind IN ('master', 'sub')),
@@ -75,7 +84,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_account ON audit_events (account_id, at DESC, seq DESC);
     ",
-];
+}];
 
 /// The schema version this crate creates and understands.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -83,22 +92,49 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// Brings the database up to [`LATEST`], in one `IMMEDIATE` transaction so
 /// that two processes opening a new file at once do not both migrate it.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let setup = |e| crate::connection::classify_open_error(path, e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| crate::connection::classify_open_error(path, e))?;
+        .map_err(setup)?;
+    // Databases made before the table took the PostgreSQL store's name.
+    let old_table: bool = tx
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(setup)?
+        == 1;
+    if old_table {
+        tx.execute_batch(
+            "ALTER TABLE schema_migrations RENAME TO apikeys_schema_migrations;
+             ALTER TABLE apikeys_schema_migrations ADD COLUMN description TEXT NOT NULL DEFAULT '';",
+        )
+        .map_err(setup)?;
+        for m in MIGRATIONS {
+            tx.execute(
+                "UPDATE apikeys_schema_migrations SET description = ?2 WHERE version = ?1",
+                rusqlite::params![m.version, m.description],
+            )
+            .map_err(setup)?;
+        }
+    }
     tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
+        "CREATE TABLE IF NOT EXISTS apikeys_schema_migrations (
             version     INTEGER PRIMARY KEY,
-            applied_at  TEXT    NOT NULL
+            applied_at  TEXT    NOT NULL,
+            description TEXT    NOT NULL
         );",
     )
-    .map_err(|e| crate::connection::classify_open_error(path, e))?;
+    .map_err(setup)?;
     let found: i64 = tx
-        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
+        .query_row(
+            "SELECT max(version) FROM apikeys_schema_migrations",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )
         .optional()
-        .map_err(|e| crate::connection::classify_open_error(path, e))?
+        .map_err(setup)?
         .flatten()
         .unwrap_or(0);
     if found > LATEST {
@@ -108,20 +144,32 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenErro
             supported: LATEST,
         });
     }
-    for (version, sql) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
         let migration_error = |source| OpenError::Migration {
             path: path.to_path_buf(),
-            version,
+            version: m.version,
             source,
         };
-        tx.execute_batch(sql).map_err(migration_error)?;
+        tx.execute_batch(m.sql).map_err(migration_error)?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at)
-             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            [version],
+            "INSERT INTO apikeys_schema_migrations (version, description, applied_at)
+             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            rusqlite::params![m.version, m.description],
         )
         .map_err(migration_error)?;
     }
-    tx.commit()
-        .map_err(|e| crate::connection::classify_open_error(path, e))
+    tx.commit().map_err(setup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_up_to_latest() {
+        for (i, m) in (1..).zip(MIGRATIONS) {
+            assert_eq!(m.version, i);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    }
 }

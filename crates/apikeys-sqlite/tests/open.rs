@@ -67,7 +67,7 @@ fn a_new_file_gets_the_schema_and_keeps_data_across_reopening() {
 
     let conn = rusqlite::Connection::open(&path).unwrap();
     let versions: Vec<(i64, String)> = conn
-        .prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+        .prepare("SELECT version, applied_at FROM apikeys_schema_migrations ORDER BY version")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -166,7 +166,7 @@ fn a_newer_schema_is_refused_not_guessed() {
     database_with_data(&path);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
-        "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 'later')",
+        "INSERT INTO apikeys_schema_migrations (version, description, applied_at) VALUES (?1, 'from the future', 'later')",
         [SCHEMA_VERSION + 41],
     )
     .unwrap();
@@ -187,11 +187,55 @@ fn a_newer_schema_is_refused_not_guessed() {
     // Nothing was changed: the newer version is still recorded.
     let conn = rusqlite::Connection::open(&path).unwrap();
     let max: i64 = conn
-        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT max(version) FROM apikeys_schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(max, SCHEMA_VERSION + 41);
+}
+
+/// A database made before the migrations table took the PostgreSQL store's
+/// name (`schema_migrations`, without descriptions) is upgraded in place,
+/// keeping its data and its recorded versions.
+#[test]
+fn a_database_of_the_first_release_keeps_its_data_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("first-release.db");
+    database_with_data(&path);
+    // Put the table back as the first release made it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE apikeys_schema_migrations DROP COLUMN description;
+         ALTER TABLE apikeys_schema_migrations RENAME TO schema_migrations;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(
+        store.account(master(100).id).unwrap().is_some(),
+        "data kept"
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT version, description FROM apikeys_schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, vec![(1, "accounts, keys, audit events".to_string())]);
+    let old: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0, "the old table is gone");
 }
 
 // ----- read-only files -----------------------------------------------------
