@@ -31,7 +31,7 @@ fn service() -> (Arc<MemoryStore>, ApiKeys) {
     let keys = ApiKeys::new(
         store.clone(),
         Policy::default(),
-        apikeys_workspace::system_clock(),
+        std::sync::Arc::new(apikeys::SystemClock),
         ChaCha20Rng::seed_from_u64(42),
     )
     .unwrap();
@@ -125,7 +125,7 @@ fn authenticate(c: &mut Criterion) {
     let uncached = ApiKeys::new(
         store.clone(),
         Policy::default().verified_cache_capacity(0),
-        apikeys_workspace::system_clock(),
+        std::sync::Arc::new(apikeys::SystemClock),
         ChaCha20Rng::seed_from_u64(43),
     )
     .unwrap();

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Turns criterion's results of `cargo bench --bench comparison` into the
-table and the chart of BENCHMARKS.md.
+table and the chart of benches/README.md.
 
     cargo bench --bench comparison
     python3 benches/chart.py            # needs matplotlib (pip install matplotlib)

@@ -17,7 +17,7 @@
 //! Targets (issue 6): apikeys generated >= 1,000x faster than
 //! api-keys-simplified at verifying, and within 1.3x of the floor; a cached
 //! chosen check within 2x of a generated one. `benches/chart.py` turns the
-//! results into BENCHMARKS.md's chart.
+//! results into the chart of benches/README.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use api_keys_simplified::{ApiKeyManagerV0, Environment, ExposeSecret, KeyStatus, SecureString};
@@ -51,7 +51,7 @@ fn service(path: &Path, policy: Policy, seed: u64) -> ApiKeys {
     ApiKeys::new(
         Arc::new(SqliteStore::open(path).unwrap()),
         policy,
-        apikeys_workspace::system_clock(),
+        std::sync::Arc::new(apikeys::SystemClock),
         ChaCha20Rng::seed_from_u64(seed),
     )
     .unwrap()
@@ -102,7 +102,7 @@ fn short(group: &mut BenchmarkGroup<'_, WallTime>) {
 fn comparison(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("apikeys.db");
-    let samples = apikeys_workspace::populate_sqlite(&db, KEYS, 1000, 1).unwrap();
+    let samples = apikeys_sqlite::testing::populate(&db, KEYS, 1000, 1).unwrap();
 
     // apikeys: generated secrets through the default policy, and a chosen
     // secret checked with the cache on (default) and off.

@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let keys: usize = args.next().ok_or(usage)?.parse()?;
     let samples: usize = args.next().map_or(Ok(100), |s| s.parse())?;
     let started = Instant::now();
-    let kept = apikeys_workspace::populate_sqlite(&path, keys, samples, 1)?;
+    let kept = apikeys_sqlite::testing::populate(&path, keys, samples, 1)?;
     eprintln!("{keys} keys in {:.1} s", started.elapsed().as_secs_f64());
     for s in kept {
         // Identifiers are UUIDs and secrets letters and digits: no escaping.

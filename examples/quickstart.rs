@@ -7,19 +7,13 @@ use apikeys::NewAccount;
 use apikeys::{
     Actor, ApiKey, ApiKeys, Channel, CredentialChange, MemoryStore, NewKey, Policy, Secret,
 };
-use apikeys_workspace::{os_rng, system_clock};
 use std::error::Error;
 use std::net::IpAddr;
 use std::sync::Arc;
 use time::macros::datetime;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let keys = ApiKeys::new(
-        Arc::new(MemoryStore::new()),
-        Policy::default(),
-        system_clock(),
-        os_rng(),
-    )?;
+    let keys = ApiKeys::production(Arc::new(MemoryStore::new()), Policy::default())?;
     let operator = Actor::Operator;
 
     step("A master account from 2021, before the 2023-06-06 cutover");

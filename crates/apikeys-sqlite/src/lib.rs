@@ -7,6 +7,8 @@ mod error;
 mod read_lock;
 mod schema;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use apikeys::store::BadRow;
 pub use apikeys::store::Unstorable;

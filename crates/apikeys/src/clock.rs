@@ -21,6 +21,21 @@ where
     }
 }
 
+/// The system's clock (feature `os`, on by default): the wall clock, in UTC.
+#[cfg(feature = "os")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+#[cfg(feature = "os")]
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        // The one place the domain crate reads the wall clock: the `os`
+        // feature's production clock, which callers choose to pass.
+        #[allow(clippy::disallowed_methods)]
+        OffsetDateTime::now_utc()
+    }
+}
+
 /// A clock that stands still until told to move: for tests and simulations.
 #[derive(Debug)]
 pub struct ManualClock(Mutex<OffsetDateTime>);

@@ -22,7 +22,26 @@ pub use account::{Account, AccountKind, Actor};
 pub use audit::{AuditEvent, AuditKind};
 pub use auth::{AuthError, Authenticated, Refusal, SecretSlot};
 pub use channel::{Channel, ChannelSet, ParseChannelError};
+#[cfg(feature = "os")]
+pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock};
+
+/// The operating system's CSPRNG (feature `os`, on by default), as the
+/// generator [`ApiKeys::new`] takes: `getrandom`'s `SysRng`, which panics
+/// rather than hand out weak randomness if the OS cannot give any.
+#[cfg(feature = "os")]
+pub type OsRng = rand_core::UnwrapErr<getrandom::SysRng>;
+
+/// A handle on the operating system's CSPRNG (see [`OsRng`]).
+#[cfg(feature = "os")]
+pub fn os_rng() -> OsRng {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+/// The workspace's README, whose examples are compiled and run as tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadme;
 pub use credentials::{IdentifierChoice, Secret, SecretChoice};
 pub use error::{Error, GraceError};
 pub use hashing::{Cost, HashingPolicy, SecretHash};

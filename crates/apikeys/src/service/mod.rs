@@ -78,8 +78,9 @@ impl std::fmt::Debug for ApiKeys {
 impl ApiKeys {
     /// A service over `store`, with a policy, a clock and a CSPRNG.
     ///
-    /// In production pass `OffsetDateTime::now_utc` as the clock and
-    /// `rand_core::UnwrapErr(getrandom::SysRng)` as the generator.
+    /// In production, [`ApiKeys::production`] passes the system clock and the
+    /// operating system's CSPRNG; tests pass a [`crate::ManualClock`] and a
+    /// seeded generator.
     ///
     /// Errors: [`Error::InvalidPolicy`] if the policy is out of bounds, and
     /// [`Error::Hashing`] if argon2 refuses its parameters.
@@ -114,6 +115,20 @@ impl ApiKeys {
             slow_checks: AtomicU64::new(0),
             cached_checks: AtomicU64::new(0),
         })
+    }
+
+    /// A service over `store` with the production set-up: the system clock
+    /// and the operating system's CSPRNG (feature `os`, on by default).
+    ///
+    /// Errors: as [`ApiKeys::new`].
+    #[cfg(feature = "os")]
+    pub fn production(store: Arc<DynStore>, policy: Policy) -> Result<Self, Error> {
+        Self::new(
+            store,
+            policy,
+            Arc::new(crate::clock::SystemClock),
+            crate::os_rng(),
+        )
     }
 
     /// The policy.
