@@ -13,7 +13,14 @@
 //!   CRC-32 checksum: letters and digits only, safe in URLs, Basic auth, FTP,
 //!   SOAP and mail; recognisable by secret scanners; a typo is refused
 //!   without any lookup.
-//! - A label has 1 to 64 characters and no control characters.
+//! - A chosen secret may not have the shape of a generated one (the prefix,
+//!   38 letters and digits, a valid checksum): authentication recognises
+//!   generated secrets by their shape and checks them without argon2, so a
+//!   person's secret must never look like one.
+//! - A label has 1 to 64 characters, and none that is invisible or moves
+//!   text around: no control characters, no format characters (bidi
+//!   controls, zero-width characters, the soft hyphen...) and no line or
+//!   paragraph separators.
 //! - A secret lives in [`Secret`], which zeroizes on drop, never prints, and
 //!   is read only through [`Secret::expose_secret`].
 
@@ -142,6 +149,14 @@ pub enum CredentialError {
         prefix = GENERATED_SECRET_PREFIX
     )]
     SecretBadChecksum,
+    /// The secret has the shape of a generated secret, checksum included.
+    /// Generated secrets are checked without argon2, recognised by their
+    /// shape; a chosen secret must not pass for one.
+    #[error(
+        "secret has the shape of a generated secret (prefix `{prefix}`, 38 letters and digits, a valid checksum): choose a secret of another shape, or have one generated",
+        prefix = GENERATED_SECRET_PREFIX
+    )]
+    SecretLooksGenerated,
     /// The label is empty or longer than 64 characters.
     #[error("label is {len} characters long: it must have 1 to 64")]
     LabelLength {
@@ -155,6 +170,18 @@ pub enum CredentialError {
     LabelControl {
         /// Its position, counted in characters from 0.
         position: usize,
+    },
+    /// The label holds an invisible character that changes how text reads:
+    /// a format character (bidi controls such as U+202E, zero-width
+    /// characters such as U+200B) or a line or paragraph separator.
+    #[error(
+        "label has an invisible character U+{code_point:04X} at position {position}: format characters (bidi controls, zero-width characters) and line or paragraph separators are not allowed"
+    )]
+    LabelInvisible {
+        /// Its position, counted in characters from 0.
+        position: usize,
+        /// The character's code point.
+        code_point: u32,
     },
 }
 
@@ -204,22 +231,37 @@ pub fn validate_secret(secret: &Secret, identifier: &str) -> Result<(), Credenti
     if !identifier.is_empty() && lower.contains(&identifier.to_ascii_lowercase()) {
         return Err(CredentialError::SecretContainsIdentifier);
     }
-    if generated_shape(s) == GeneratedShape::BadChecksum {
-        return Err(CredentialError::SecretBadChecksum);
+    match generated_shape(s) {
+        GeneratedShape::BadChecksum => Err(CredentialError::SecretBadChecksum),
+        GeneratedShape::Valid => Err(CredentialError::SecretLooksGenerated),
+        GeneratedShape::Other => Ok(()),
     }
-    Ok(())
 }
 
-/// Checks a key label: 1 to 64 characters, no control characters.
+/// Checks a key label: 1 to 64 characters, no control characters, no
+/// format characters (Unicode category Cf) and no line or paragraph
+/// separators (Zl, Zp).
 pub fn validate_label(label: &str) -> Result<(), CredentialError> {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
     let len = label.chars().count();
     if !(1..=MAX_LABEL_CHARS).contains(&len) {
         return Err(CredentialError::LabelLength { len });
     }
-    match label.chars().position(char::is_control) {
-        Some(position) => Err(CredentialError::LabelControl { position }),
-        None => Ok(()),
+    for (position, c) in label.chars().enumerate() {
+        if c.is_control() {
+            return Err(CredentialError::LabelControl { position });
+        }
+        if matches!(
+            c.general_category(),
+            G::Format | G::LineSeparator | G::ParagraphSeparator
+        ) {
+            return Err(CredentialError::LabelInvisible {
+                position,
+                code_point: u32::from(c),
+            });
+        }
     }
+    Ok(())
 }
 
 /// A generated identifier: a random UUID (version 4), lowercase and
@@ -333,7 +375,6 @@ mod tests {
         assert!(t.starts_with("akey"));
         assert!(t.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(generated_shape(t), GeneratedShape::Valid);
-        assert!(validate_secret(&s, "someone").is_ok());
         // A one-character typo is caught by the checksum.
         let mut typo = t.to_string().into_bytes();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
@@ -419,5 +460,39 @@ mod tests {
             validate_label("a\nb"),
             Err(CredentialError::LabelControl { position: 1 })
         );
+        // Bidi overrides, zero-width characters, the BOM, soft hyphen,
+        // separators: invisible, and able to make a label read otherwise.
+        for (c, cp) in [
+            ('\u{202E}', 0x202E),
+            ('\u{2066}', 0x2066),
+            ('\u{200B}', 0x200B),
+            ('\u{200D}', 0x200D),
+            ('\u{FEFF}', 0xFEFF),
+            ('\u{00AD}', 0x00AD),
+            ('\u{2028}', 0x2028),
+            ('\u{2029}', 0x2029),
+        ] {
+            let label = format!("pay{c}ments");
+            let e = validate_label(&label).unwrap_err();
+            assert_eq!(
+                e,
+                CredentialError::LabelInvisible {
+                    position: 3,
+                    code_point: cp
+                }
+            );
+            assert!(e.to_string().contains(&format!("U+{cp:04X}")), "{e}");
+        }
+        // Visible non-ASCII text is fine.
+        assert!(validate_label("Zahlungen – Büro 東京 🚀").is_ok());
+    }
+
+    #[test]
+    fn a_chosen_secret_may_not_pass_for_a_generated_one() {
+        let generated = generate_secret(&mut ChaCha20Rng::seed_from_u64(12));
+        let e = validate_secret(&generated, "someone").unwrap_err();
+        assert_eq!(e, CredentialError::SecretLooksGenerated);
+        assert!(e.to_string().contains("shape of a generated secret"));
+        assert!(!e.to_string().contains(generated.expose_secret()));
     }
 }

@@ -8,8 +8,11 @@
 //! - An empty list lets any address use the key. Otherwise a request from an
 //!   address outside every entry is refused, even with the right
 //!   credentials.
-//! - An IPv4-mapped IPv6 client address (`::ffff:a.b.c.d`) also matches the
-//!   IPv4 entries.
+//! - IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are IPv4: an entry in
+//!   `::ffff:0:0/96` is kept as the IPv4 network it maps, and a client
+//!   address in it is checked as the IPv4 address it maps. So the answer is
+//!   the same whether the server listens on IPv4 or on a dual-stack `[::]`
+//!   socket. An IPv4 client never matches an IPv6 entry, not even `::/0`.
 //! - The list is replaced whole, atomically, or entries are added and
 //!   removed; removing an absent entry is not an error. The policy bounds the
 //!   entries per key (default 100, never more than [`MAX_ENTRIES`]). A bad
@@ -19,7 +22,7 @@
 //! merged integer ranges per address family, so that a check is a binary
 //! search, about as cheap against 1,000 entries as against 10.
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -86,7 +89,7 @@ pub fn parse_entry(entry: &str) -> Result<IpNet, WhitelistError> {
         .map_err(|_| WhitelistError::BadEntry {
             entry: entry.chars().take(64).collect(),
         })?;
-    Ok(net.trunc())
+    Ok(canonical_net(net))
 }
 
 impl Whitelist {
@@ -96,7 +99,7 @@ impl Whitelist {
         entries: impl IntoIterator<Item = IpNet>,
         limit: usize,
     ) -> Result<Self, WhitelistError> {
-        let mut entries: Vec<IpNet> = entries.into_iter().map(|n| n.trunc()).collect();
+        let mut entries: Vec<IpNet> = entries.into_iter().map(canonical_net).collect();
         entries.sort_unstable();
         entries.dedup();
         if entries.len() > limit {
@@ -159,7 +162,7 @@ impl Whitelist {
     /// that is not there is not an error: removal is idempotent, so a retried
     /// request does no harm; the returned list shows what remains.
     pub fn without(&self, gone: impl IntoIterator<Item = IpNet>) -> Self {
-        let gone: Vec<IpNet> = gone.into_iter().map(|n| n.trunc()).collect();
+        let gone: Vec<IpNet> = gone.into_iter().map(canonical_net).collect();
         // A subset of a normalised list is normalised, and within any limit
         // the list was within.
         let kept = self
@@ -172,39 +175,48 @@ impl Whitelist {
     }
 
     /// Whether `ip` may use the key. An IPv4-mapped IPv6 address
-    /// (`::ffff:a.b.c.d`) is also checked as the IPv4 address it maps.
+    /// (`::ffff:a.b.c.d`) is checked as the IPv4 address it maps, and only
+    /// against the IPv4 entries.
     #[inline]
     pub fn allows(&self, ip: IpAddr) -> bool {
         if self.0.entries.is_empty() {
             return true;
         }
-        match ip {
+        match ip.to_canonical() {
             IpAddr::V4(a) => contains(&self.0.v4, u32::from(a)),
-            IpAddr::V6(a) => {
-                a.to_ipv4_mapped()
-                    .is_some_and(|v4| contains(&self.0.v4, u32::from(v4)))
-                    || contains(&self.0.v6, u128::from(a))
-            }
+            IpAddr::V6(a) => contains(&self.0.v6, u128::from(a)),
         }
     }
 
     /// Whether `ip` passes, and the most specific entry that lets it (a linear
     /// scan: this is for explaining, not for the hot path).
     pub fn explain(&self, ip: IpAddr) -> Explanation {
-        let mapped = match ip {
-            IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4),
-            IpAddr::V4(_) => None,
-        };
+        let ip = ip.to_canonical();
         let matched = self
             .entries()
             .iter()
-            .filter(|e| e.contains(&ip) || mapped.is_some_and(|m| e.contains(&m)))
+            .filter(|e| e.contains(&ip))
             .max_by_key(|e| e.prefix_len())
             .copied();
         Explanation {
             allowed: self.is_empty() || matched.is_some(),
             matched,
         }
+    }
+}
+
+/// `net` with its host bits cleared, and, if it lies inside the IPv4-mapped
+/// range `::ffff:0:0/96`, as the IPv4 network it maps.
+fn canonical_net(net: IpNet) -> IpNet {
+    let net = net.trunc();
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
     }
 }
 
@@ -303,6 +315,35 @@ mod tests {
                 matched: None
             }
         );
+    }
+
+    #[test]
+    fn mapped_entries_are_kept_as_ipv4() {
+        let w = wl(&["::ffff:203.0.113.7", "::ffff:10.0.0.0/104", "::ffff:0:0/96"]);
+        let shown: Vec<String> = w.entries().iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["0.0.0.0/0", "10.0.0.0/8", "203.0.113.7/32"]);
+        // Written either way, they are the same entry.
+        assert_eq!(wl(&["::ffff:203.0.113.7/128"]), wl(&["203.0.113.7"]));
+        assert!(w.allows(ip("10.9.9.9")) && w.allows(ip("::ffff:10.9.9.9")));
+        assert!(
+            !w.allows(ip("2001:db8::1")),
+            "0.0.0.0/0 admits no IPv6 client"
+        );
+    }
+
+    #[test]
+    fn an_ipv4_client_never_matches_an_ipv6_range() {
+        // `::/0` holds `::ffff:a.b.c.d`; a mapped client must still not pass
+        // as IPv6, or a dual-stack listener would admit what an IPv4 one
+        // refuses.
+        for entries in [&["::/0"][..], &["::/1"], &["::ffff:0:0/95"], &["::/80"]] {
+            let w = wl(entries);
+            for client in ["203.0.113.5", "::ffff:203.0.113.5"] {
+                assert!(!w.allows(ip(client)), "{entries:?} admitted {client}");
+                assert!(!w.explain(ip(client)).allowed, "{entries:?} {client}");
+            }
+        }
+        assert!(wl(&["::/0"]).allows(ip("2001:db8::1")));
     }
 
     #[test]
