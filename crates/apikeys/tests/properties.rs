@@ -40,7 +40,8 @@ fn whitelist_model(entries: &[ipnet::IpNet], ip: IpAddr) -> bool {
     fn as_v4(net: &ipnet::IpNet) -> ipnet::IpNet {
         match net.trunc() {
             ipnet::IpNet::V6(n) if n.prefix_len() >= 96 => match n.network().to_ipv4_mapped() {
-                Some(a) => ipnet::IpNet::V4(ipnet::Ipv4Net::new(a, n.prefix_len() - 96).unwrap()),
+                Some(a) => ipnet::Ipv4Net::new(a, n.prefix_len() - 96)
+                    .map_or(net.trunc(), ipnet::IpNet::V4),
                 None => ipnet::IpNet::V6(n),
             },
             other => other,
