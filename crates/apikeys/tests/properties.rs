@@ -145,11 +145,17 @@ proptest! {
         }
     }
 
-    /// Labels: 1 to 64 characters, no control characters.
+    /// Labels: 1 to 64 characters, none of Unicode's control (Cc), format
+    /// (Cf), line separator (Zl) or paragraph separator (Zp) categories.
     #[test]
-    fn label_validation_is_exact(s in any::<String>()) {
+    fn label_validation_is_exact(s in prop_oneof![any::<String>(), "[a-z \u{200b}-\u{200f}\u{2028}-\u{202e}\u{ad}\u{feff}]{0,70}"]) {
+        use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
         let n = s.chars().count();
-        prop_assert_eq!(validate_label(&s).is_ok(), (1..=64).contains(&n) && !s.chars().any(char::is_control));
+        let invisible = s.chars().any(|c| matches!(
+            c.general_category(),
+            G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator
+        ));
+        prop_assert_eq!(validate_label(&s).is_ok(), (1..=64).contains(&n) && !invisible);
     }
 
     /// Valid identifiers from the strategy are accepted.
