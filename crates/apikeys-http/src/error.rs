@@ -28,6 +28,8 @@ pub struct ApiError {
     message: String,
     /// `WWW-Authenticate` challenge, for 401s.
     challenge: Option<&'static str>,
+    /// `Retry-After`, in whole seconds, for 429s and 503s.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -38,6 +40,22 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many failed attempts from this address; try again after
+    /// `retry_after` (rounded up to whole seconds, at least one).
+    pub(crate) fn too_many(retry_after: time::Duration) -> Self {
+        let seconds = u64::try_from(retry_after.whole_seconds()).unwrap_or(0)
+            + u64::from(retry_after.subsec_nanoseconds() > 0);
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "too many failed attempts from this address: try again later",
+            )
         }
     }
 
@@ -139,6 +157,7 @@ impl From<AuthError> for ApiError {
                 "address_not_allowed",
                 format!("address not allowed: {client} is outside this key's IP whitelist"),
             ),
+            AuthError::Throttled { retry_after } => ApiError::too_many(*retry_after),
             AuthError::Unavailable(store) => ApiError::store_failed(store),
             _ => ApiError::internal(&e.to_string()),
         }
@@ -157,6 +176,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -10,6 +10,9 @@
 //! - Right credentials from an address outside the key's whitelist get
 //!   "address not allowed".
 //! - A sub-account's key authenticates as the sub-account, not its master.
+//! - Too many failures from one address are throttled (see
+//!   [`crate::throttle`]): such attempts get "throttled", with how long to
+//!   wait, and are not checked at all.
 //!
 //! The checks themselves are in [`crate::service`] (`ApiKeys::authenticate`).
 
@@ -61,6 +64,9 @@ pub enum Refusal {
         /// The channel the key is for.
         key_channel: Channel,
     },
+    /// The secret matched, but the key was changed or deleted while argon2
+    /// was checking it: the check answers for the key as it is now.
+    ChangedDuringCheck,
 }
 
 /// Why authentication did not succeed.
@@ -83,6 +89,14 @@ pub enum AuthError {
         /// The refused address.
         client: IpAddr,
     },
+    /// Too many failed attempts from this address (for this identifier, or
+    /// for all): refused before any lookup or argon2, whatever the
+    /// credentials. Try again after `retry_after`.
+    #[error("too many failed attempts: try again later")]
+    Throttled {
+        /// How long until the next attempt may be checked.
+        retry_after: time::Duration,
+    },
     /// The store failed: neither a yes nor a no (answer 503, not 401).
     #[error("authentication unavailable: the key store failed")]
     Unavailable(#[source] StoreError),
@@ -98,11 +112,12 @@ impl AuthError {
     }
 
     /// A stable code for the caller: `invalid_credentials`,
-    /// `address_not_allowed` or `unavailable`.
+    /// `address_not_allowed`, `throttled` or `unavailable`.
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::InvalidCredentials(_) => "invalid_credentials",
             AuthError::AddressNotAllowed { .. } => "address_not_allowed",
+            AuthError::Throttled { .. } => "throttled",
             AuthError::Unavailable(_) => "unavailable",
         }
     }

@@ -16,6 +16,7 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod whitelist;
 
 pub use account::{Account, AccountKind, Actor};
@@ -53,4 +54,5 @@ pub use service::{
     PendingCheck,
 };
 pub use store::{DynStore, MemoryStore, Store, StoreCall, StoreError, StoreExt};
+pub use throttle::{AddressThrottle, ThrottlePolicy};
 pub use whitelist::{Explanation, Whitelist};

@@ -100,6 +100,8 @@ pub struct Policy {
     pub max_grace: Duration,
     /// Hashing cost.
     pub hashing: HashingPolicy,
+    /// How failed authentications are throttled.
+    pub throttle: crate::throttle::ThrottlePolicy,
     /// How many verified chosen secrets each service remembers, so that
     /// their next checks skip argon2 (see [`crate::service::ApiKeys::authenticate`]);
     /// 0 turns the cache off. Default 10,000 entries, about 2 MB.
@@ -114,6 +116,7 @@ impl Default for Policy {
             max_whitelist_entries: 100,
             max_grace: Duration::days(30),
             hashing: HashingPolicy::default(),
+            throttle: crate::throttle::ThrottlePolicy::default(),
             verified_cache_capacity: 10_000,
         }
     }
@@ -174,6 +177,13 @@ impl Policy {
     #[must_use]
     pub fn hashing(mut self, hashing: HashingPolicy) -> Self {
         self.hashing = hashing;
+        self
+    }
+
+    /// This policy with another throttle.
+    #[must_use]
+    pub fn throttle(mut self, throttle: crate::throttle::ThrottlePolicy) -> Self {
+        self.throttle = throttle;
         self
     }
 

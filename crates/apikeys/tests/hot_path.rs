@@ -118,8 +118,9 @@ fn production_policy_chosen_secret() {
 }
 
 /// `begin_authentication` answers whatever needs no argon2, and says so
-/// (`NeedsArgon2`) for the rest, never running it: not even for a secret of
-/// the generated shape presented for a key whose secret was chosen.
+/// (`NeedsArgon2`) for the rest, never running it. A secret of the generated
+/// shape presented for a key whose secret was chosen is refused at once: no
+/// chosen secret has that shape.
 #[test]
 fn begin_authentication_never_runs_argon2() {
     use apikeys::credentials::generate_secret;
@@ -145,7 +146,7 @@ fn begin_authentication_never_runs_argon2() {
         )
         .unwrap();
     let other_generated = generate_secret(&mut rand_chacha::ChaCha20Rng::seed_from_u64(9));
-    let slow = |f: &Fixture| f.keys.check_stats().slow;
+    let slow = |f: &Fixture| f.keys.check_stats().argon2;
     let before = slow(&f);
     let fast = |channel, id: &str, secret: &str| match f
         .keys
@@ -176,12 +177,20 @@ fn begin_authentication_never_runs_argon2() {
         unknown.unwrap().unwrap_err().reason(),
         Some(Refusal::UnknownIdentifier)
     );
-    // Argon2 needed: a chosen secret not yet vouched for, a generated-shape
-    // secret against a chosen key, an unknown identifier with a chosen-shape
-    // secret (its dummy check).
+    // A generated-shape secret against a chosen key: refused, no argon2.
+    assert_eq!(
+        fast(Channel::Ftp, "chosen-ftp", other_generated.expose_secret())
+            .unwrap()
+            .unwrap_err()
+            .reason(),
+        Some(Refusal::WrongSecret)
+    );
+    // Argon2 needed: a chosen secret not yet vouched for, an unknown
+    // identifier or a generated key with a chosen-shape secret (the dummy
+    // check that gives the refusal its cost).
     assert!(fast(Channel::Ftp, "chosen-ftp", "chosen-secret-1").is_none());
-    assert!(fast(Channel::Ftp, "chosen-ftp", other_generated.expose_secret()).is_none());
     assert!(fast(Channel::Ftp, "nobody", "chosen-secret-1").is_none());
+    assert!(fast(Channel::Rest, &generated.key.identifier, "chosen-secret-1").is_none());
     assert_eq!(slow(&f), before, "no argon2 ran");
     // Once `authenticate` has verified it, the cache answers without argon2.
     f.keys

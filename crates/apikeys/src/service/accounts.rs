@@ -8,6 +8,10 @@
 //!   2200, a range every store keeps.
 //! - The operator may open any account; a master may open its own
 //!   sub-accounts; nobody else may open anything.
+//! - An account asking about an account or a key it may not manage gets
+//!   exactly the answer for one that does not exist ("not found"), decided
+//!   before anything else is looked at or any secret hashed: it learns
+//!   nothing about what others hold.
 //! - Opening a master created before the policy's cutover issues its default
 //!   keys, with generated credentials, in the same transaction; their
 //!   secrets are returned this once. Defaults apply once: a default key
@@ -83,11 +87,9 @@ impl ApiKeys {
     pub fn open_account(&self, actor: Actor, new: NewAccount) -> Result<OpenedAccount, Error> {
         let NewAccount { kind, created_at } = new;
         match (actor, kind) {
+            // Another's master looks exactly like one that does not exist.
             (Actor::Account(me), AccountKind::Sub { parent }) if me != parent => {
-                return Err(Error::Forbidden {
-                    actor,
-                    account: parent,
-                });
+                return Err(Error::AccountNotFound(parent));
             }
             (Actor::Account(me), AccountKind::Master) => {
                 return Err(Error::Forbidden { actor, account: me });
@@ -170,22 +172,26 @@ impl ApiKeys {
         Ok(self.store.audit_events(account_id, limit)?)
     }
 
+    /// The account, if the actor may manage it. One the actor may not see
+    /// is answered exactly as one that does not exist: an account learns
+    /// nothing about the others.
     pub(super) fn authorized_account(&self, actor: Actor, id: AccountId) -> Result<Account, Error> {
-        let account = self.store.account(id)?.ok_or(Error::AccountNotFound(id))?;
-        if actor.may_manage(&account) {
-            Ok(account)
-        } else {
-            Err(Error::Forbidden { actor, account: id })
+        match self.store.account(id)? {
+            Some(account) if actor.may_manage(&account) => Ok(account),
+            _ => Err(Error::AccountNotFound(id)),
         }
     }
 
+    /// The key, if the actor may manage its account; like
+    /// [`ApiKeys::authorized_account`], another's key is "not found".
     pub(super) fn authorized_key(&self, actor: Actor, id: KeyId) -> Result<KeyRecord, Error> {
         let key = self.store.key(id)?.ok_or(Error::KeyNotFound(id))?;
         match actor {
             Actor::Operator => {}
             Actor::Account(me) if me == key.account_id => {}
             Actor::Account(_) => {
-                self.authorized_account(actor, key.account_id)?;
+                self.authorized_account(actor, key.account_id)
+                    .map_err(|_| Error::KeyNotFound(id))?;
             }
         }
         Ok(key)

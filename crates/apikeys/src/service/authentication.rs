@@ -1,17 +1,31 @@
 //! Authentication: the hot path.
 //!
 //! Rules (the answers are described in [`crate::auth`]):
+//! - An attempt from an address that failed too often is refused first,
+//!   before any lookup (see [`crate::throttle`]).
 //! - A secret of the generated shape with a wrong checksum, an identifier
 //!   or a secret longer than any can be, is refused before any lookup.
-//! - A generated secret's hash is SHA-256: its check is one store lookup and
-//!   one digest. A chosen secret's is argon2, unless the verified-secret
-//!   cache vouches for it (see [`crate::cache`]).
-//! - An unknown identifier with a secret not of the generated shape costs an
-//!   argon2 run against a dummy hash, as a wrong chosen secret does, so that
-//!   timing does not tell which identifiers exist.
+//! - **The cost of a refusal depends only on the presented secret's
+//!   shape**, never on whether the identifier exists, what kind of secret
+//!   its key holds, or its channel:
+//!   - a secret of the generated shape never meets argon2: it is checked
+//!     against the key's SHA-256 hashes only (a chosen secret can never have
+//!     that shape, so it could not match an argon2 hash);
+//!   - any other secret costs exactly one argon2 verification: against the
+//!     key's argon2 hash, or, when there is none to check (an unknown
+//!     identifier, a key whose secret was generated), against a dummy hash.
+//!     The one exception: a key in a grace period whose two secrets are both
+//!     argon2 hashes costs two when the first does not match.
+//! - The verified-secret cache (see [`crate::cache`]) is asked about both of
+//!   a key's secrets before any argon2 runs, so a client still using its
+//!   previous secret during a grace period pays argon2 once, not on every
+//!   request.
 //! - The channel is checked after the secret, so that another channel's key
 //!   costs what a wrong secret costs; the whitelist only once the
 //!   credentials are right.
+//! - A check that ran argon2 reads the key again before it answers yes, and
+//!   refuses if the key changed or went away meanwhile: a deletion or a
+//!   rotation that returned beats a check that started before it.
 //! - After a successful argon2 check against a hash weaker than the policy,
 //!   the hash is replaced (best effort: a failure leaves the old, still
 //!   valid hash and is tried again next time).
@@ -21,7 +35,7 @@
 //! with a bound on how many run at once: [`ApiKeys::begin_authentication`]
 //! never runs argon2 and answers [`Check::NeedsArgon2`] when the verdict
 //! needs it; [`ApiKeys::finish_authentication`] runs it, without a second
-//! lookup. [`ApiKeys::authenticate`] does both.
+//! lookup of the identifier. [`ApiKeys::authenticate`] does both.
 
 use super::ApiKeys;
 use crate::auth::{AuthError, Authenticated, Refusal, SecretSlot};
@@ -31,8 +45,7 @@ use crate::credentials::{
     generated_shape,
 };
 use crate::hashing::{
-    Cost, HashingPolicy, Rehash, SecretHash, SecretOrigin, Verification, hash_secret, random_salt,
-    verify_secret,
+    Cost, Rehash, SecretHash, SecretOrigin, Verification, hash_secret, random_salt, verify_secret,
 };
 use crate::key::KeyRecord;
 use std::net::IpAddr;
@@ -58,29 +71,29 @@ pub enum Check {
     NeedsArgon2(Box<PendingCheck>),
 }
 
-/// A check waiting for its argon2 run. It holds the presented secret (in a
-/// [`Secret`], wiped on drop) and the key it was looked up against, so
-/// finishing it needs no second lookup.
+/// A check waiting for its argon2 run. It holds the presented credentials
+/// (the secret in a [`Secret`], wiped on drop) and the key they were looked
+/// up against, so finishing it needs no second lookup.
 #[derive(Debug)]
 pub struct PendingCheck {
     channel: Channel,
     client: IpAddr,
+    identifier: String,
     secret: Secret,
     /// `None` for an unknown identifier: the run is against the dummy hash.
     key: Option<KeyRecord>,
 }
 
-/// Whether a check may run argon2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// Answer only what needs no argon2.
-    WithoutArgon2,
-    /// Run argon2 where the verdict needs it.
-    WithArgon2,
-}
-
 /// What the secrets of a key said: which one matched, or why none did.
 type Verdict = Result<(SecretSlot, Rehash), Refusal>;
+
+/// What a check can tell without argon2.
+enum Fast {
+    /// The verdict.
+    Verdict(Verdict),
+    /// Argon2 must run: to check the secret, or to cost what it costs.
+    NeedsArgon2,
+}
 
 impl ApiKeys {
     /// Checks credentials presented on `channel` from `client`, running
@@ -90,7 +103,8 @@ impl ApiKeys {
     /// deleted key, another channel's key or an expired grace secret
     /// ([`AuthError::InvalidCredentials`], whose [`AuthError::reason`] tells
     /// the embedder which); [`AuthError::AddressNotAllowed`] only when the
-    /// credentials are right.
+    /// credentials are right; [`AuthError::Throttled`] when the address
+    /// failed too often.
     pub fn authenticate(
         &self,
         channel: Channel,
@@ -105,9 +119,9 @@ impl ApiKeys {
     }
 
     /// The first step of [`ApiKeys::authenticate`]: everything that needs no
-    /// argon2. It costs one store lookup and a SHA-256 (or a keyed hash of
-    /// the verified-secret cache), so it may run on the event loop of a
-    /// local store.
+    /// argon2. It costs at most one store lookup and a SHA-256 (or a keyed
+    /// hash of the verified-secret cache), so it may run on the event loop
+    /// of a local store.
     pub fn begin_authentication(
         &self,
         channel: Channel,
@@ -115,41 +129,44 @@ impl ApiKeys {
         secret: &str,
         client: IpAddr,
     ) -> Check {
+        if !self.throttle.is_idle()
+            && let Some(retry_after) = self.throttle.retry_after(identifier, client, self.now())
+        {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            return Check::Done(Err(AuthError::Throttled { retry_after }));
+        }
         let shape = generated_shape(secret);
         if shape == GeneratedShape::BadChecksum || secret.len() > LONGEST_SECRET {
-            return Check::Done(Err(AuthError::InvalidCredentials(Refusal::MalformedSecret)));
+            return Check::Done(self.refuse(identifier, client, Refusal::MalformedSecret));
         }
         if identifier.len() > MAX_IDENTIFIER_LEN {
-            return Check::Done(Err(AuthError::InvalidCredentials(
-                Refusal::UnknownIdentifier,
-            )));
+            return Check::Done(self.refuse(identifier, client, Refusal::UnknownIdentifier));
         }
         let key = match self.store.key_by_identifier(identifier) {
             Ok(key) => key,
             Err(e) => return Check::Done(Err(AuthError::Unavailable(e))),
         };
-        let Some(key) = key else {
-            return match shape {
-                // Same cost as a wrong chosen secret: the dummy argon2 run.
-                GeneratedShape::Other => Check::NeedsArgon2(Box::new(PendingCheck {
-                    channel,
-                    client,
-                    secret: Secret::new(secret),
-                    key: None,
-                })),
-                _ => Check::Done(Err(AuthError::InvalidCredentials(
-                    Refusal::UnknownIdentifier,
-                ))),
-            };
-        };
-        match self.judge(&key, secret, Mode::WithoutArgon2) {
-            Some(verdict) => Check::Done(self.conclude(&key, channel, secret, client, verdict)),
-            None => Check::NeedsArgon2(Box::new(PendingCheck {
+        let pending = |key| {
+            Check::NeedsArgon2(Box::new(PendingCheck {
                 channel,
                 client,
+                identifier: identifier.to_owned(),
                 secret: Secret::new(secret),
-                key: Some(key),
-            })),
+                key,
+            }))
+        };
+        let Some(key) = key else {
+            return match shape {
+                // The dummy argon2 run: what a wrong chosen secret costs.
+                GeneratedShape::Other => pending(None),
+                _ => Check::Done(self.refuse(identifier, client, Refusal::UnknownIdentifier)),
+            };
+        };
+        match self.judge_fast(&key, secret, shape) {
+            Fast::Verdict(verdict) => {
+                Check::Done(self.conclude(&key, channel, identifier, secret, client, verdict))
+            }
+            Fast::NeedsArgon2 => pending(Some(key)),
         }
     }
 
@@ -163,42 +180,99 @@ impl ApiKeys {
         let PendingCheck {
             channel,
             client,
+            identifier,
             secret,
             key,
         } = *pending;
         let secret = secret.expose_secret();
         let Some(key) = key else {
-            let _ = verify_secret(&self.policy.hashing, secret, &self.dummy_hash);
-            return Err(AuthError::InvalidCredentials(Refusal::UnknownIdentifier));
+            self.dummy_argon2(secret);
+            return self.refuse(&identifier, client, Refusal::UnknownIdentifier);
         };
-        // With argon2 allowed, every check reaches a verdict.
-        let verdict = self
-            .judge(&key, secret, Mode::WithArgon2)
-            .unwrap_or(Err(Refusal::WrongSecret));
-        self.conclude(&key, channel, secret, client, verdict)
+        let verdict = self.judge_argon2(&key, secret);
+        if verdict.is_ok() {
+            // Argon2 took a while: answer for the key as it is now.
+            match self.store.key(key.id) {
+                Ok(Some(now)) if now.version == key.version => {}
+                Ok(_) => return self.refuse(&identifier, client, Refusal::ChangedDuringCheck),
+                Err(e) => return Err(AuthError::Unavailable(e)),
+            }
+        }
+        self.conclude(&key, channel, &identifier, secret, client, verdict)
     }
 
-    /// Checks `secret` against the key's current secret, then its previous
-    /// one during a grace period. `None` if that needs argon2 and `mode`
-    /// forbids it.
-    fn judge(&self, key: &KeyRecord, secret: &str, mode: Mode) -> Option<Verdict> {
-        let current = self.verify(key, SecretSlot::Current, &key.secret_hash, secret, mode)?;
-        if let Verification::Match(rehash) = current {
-            return Some(Ok((SecretSlot::Current, rehash)));
+    /// What the key's secrets say without argon2: SHA-256 hashes are
+    /// checked, argon2 hashes only asked of the verified-secret cache (both
+    /// before any argon2 runs).
+    fn judge_fast(&self, key: &KeyRecord, secret: &str, shape: GeneratedShape) -> Fast {
+        for (slot, hash) in slots(key) {
+            let verification = match hash.cost() {
+                Cost::Fast => verify_secret(&self.policy.hashing, secret, hash),
+                // A generated-shape secret never meets argon2: no chosen
+                // secret has that shape.
+                Cost::Argon2 if shape != GeneratedShape::Other => continue,
+                Cost::Argon2 => match &self.cache {
+                    Some(cache) if cache.vouches(key.id, slot, key.version, hash, secret) => {
+                        self.stats.cached.fetch_add(1, Ordering::Relaxed);
+                        Verification::Match(Rehash::NotNeeded)
+                    }
+                    _ => continue,
+                },
+            };
+            if let Verification::Match(rehash) = verification {
+                return match self.in_force(key, slot, rehash) {
+                    // A refusal of a non-generated shape must cost its one
+                    // argon2 run: let the second step answer it.
+                    Err(_) if shape == GeneratedShape::Other => Fast::NeedsArgon2,
+                    verdict => Fast::Verdict(verdict),
+                };
+            }
         }
-        let Some(previous) = &key.previous_secret else {
-            return Some(Err(Refusal::WrongSecret));
-        };
-        Some(
-            match self.verify(key, SecretSlot::Previous, &previous.hash, secret, mode)? {
-                // The clock is read only here, where the answer depends on it.
-                Verification::Match(_) if self.now() < previous.expires_at => {
-                    Ok((SecretSlot::Previous, Rehash::NotNeeded))
+        match shape {
+            GeneratedShape::Other => Fast::NeedsArgon2,
+            _ => Fast::Verdict(Err(Refusal::WrongSecret)),
+        }
+    }
+
+    /// The argon2 step: each argon2 hash of the key in turn (SHA-256 ones
+    /// were checked already), or the dummy if there is none, so that the
+    /// refusal costs what it costs everywhere.
+    fn judge_argon2(&self, key: &KeyRecord, secret: &str) -> Verdict {
+        let mut ran = false;
+        for (slot, hash) in slots(key).filter(|(_, h)| h.cost() == Cost::Argon2) {
+            ran = true;
+            self.stats.argon2.fetch_add(1, Ordering::Relaxed);
+            let verification = verify_secret(&self.policy.hashing, secret, hash);
+            if let Verification::Match(rehash) = verification {
+                if let Some(cache) = &self.cache
+                    && rehash == Rehash::NotNeeded
+                {
+                    cache.remember(key.id, slot, key.version, hash, secret);
                 }
-                Verification::Match(_) => Err(Refusal::GraceExpired),
-                Verification::Mismatch => Err(Refusal::WrongSecret),
-            },
-        )
+                return self.in_force(key, slot, rehash);
+            }
+        }
+        if !ran {
+            self.dummy_argon2(secret);
+        }
+        Err(Refusal::WrongSecret)
+    }
+
+    /// A match on `slot`, if that secret is still in force.
+    fn in_force(&self, key: &KeyRecord, slot: SecretSlot, rehash: Rehash) -> Verdict {
+        match (slot, &key.previous_secret) {
+            (SecretSlot::Current, _) => Ok((SecretSlot::Current, rehash)),
+            // The clock is read only here, where the answer depends on it.
+            (SecretSlot::Previous, Some(p)) if self.now() < p.expires_at => {
+                Ok((SecretSlot::Previous, Rehash::NotNeeded))
+            }
+            (SecretSlot::Previous, _) => Err(Refusal::GraceExpired),
+        }
+    }
+
+    fn dummy_argon2(&self, secret: &str) {
+        self.stats.argon2.fetch_add(1, Ordering::Relaxed);
+        let _ = verify_secret(&self.policy.hashing, secret, &self.dummy_hash);
     }
 
     /// The answer, once the secrets have spoken: the channel, then the
@@ -207,6 +281,7 @@ impl ApiKeys {
         &self,
         key: &KeyRecord,
         channel: Channel,
+        identifier: &str,
         secret: &str,
         client: IpAddr,
         verdict: Verdict,
@@ -214,12 +289,20 @@ impl ApiKeys {
         // Checked after the secret, so that another channel's key costs the
         // same as a wrong secret.
         if key.channel != channel {
-            return Err(AuthError::InvalidCredentials(Refusal::WrongChannel {
-                key_channel: key.channel,
-            }));
+            return self.refuse(
+                identifier,
+                client,
+                Refusal::WrongChannel {
+                    key_channel: key.channel,
+                },
+            );
         }
-        let (matched, rehash) = verdict.map_err(AuthError::InvalidCredentials)?;
+        let (matched, rehash) = match verdict {
+            Ok(v) => v,
+            Err(refusal) => return self.refuse(identifier, client, refusal),
+        };
         if !key.whitelist.allows(client) {
+            self.count_failure(identifier, client);
             return Err(AuthError::AddressNotAllowed {
                 key_id: key.id,
                 client,
@@ -230,6 +313,8 @@ impl ApiKeys {
         if rehash == Rehash::Needed {
             self.upgrade_hash(key, secret);
         }
+        self.throttle.succeeded(identifier, client);
+        self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
         Ok(Authenticated {
             account_id: key.account_id,
             key_id: key.id,
@@ -238,38 +323,20 @@ impl ApiKeys {
         })
     }
 
-    /// Checks `secret` against one of the key's stored hashes, through the
-    /// verified-secret cache when the hash is an argon2 one. `None` if that
-    /// needs argon2 and `mode` forbids it.
-    fn verify(
+    /// An invalid-credentials refusal, counted against the client.
+    fn refuse(
         &self,
-        key: &KeyRecord,
-        slot: SecretSlot,
-        stored: &SecretHash,
-        secret: &str,
-        mode: Mode,
-    ) -> Option<Verification> {
-        let hashing: &HashingPolicy = &self.policy.hashing;
-        if stored.cost() == Cost::Fast {
-            return Some(verify_secret(hashing, secret, stored));
-        }
-        if let Some(cache) = &self.cache
-            && cache.vouches(key.id, slot, key.version, stored, secret)
-        {
-            self.cached_checks.fetch_add(1, Ordering::Relaxed);
-            return Some(Verification::Match(Rehash::NotNeeded));
-        }
-        if mode == Mode::WithoutArgon2 {
-            return None;
-        }
-        self.slow_checks.fetch_add(1, Ordering::Relaxed);
-        let verdict = verify_secret(hashing, secret, stored);
-        if let Some(cache) = &self.cache
-            && verdict == Verification::Match(Rehash::NotNeeded)
-        {
-            cache.remember(key.id, slot, key.version, stored, secret);
-        }
-        Some(verdict)
+        identifier: &str,
+        client: IpAddr,
+        refusal: Refusal,
+    ) -> Result<Authenticated, AuthError> {
+        self.count_failure(identifier, client);
+        Err(AuthError::InvalidCredentials(refusal))
+    }
+
+    fn count_failure(&self, identifier: &str, client: IpAddr) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        self.throttle.failed(identifier, client, self.now());
     }
 
     /// Best effort: a failed upgrade leaves the old, still valid hash, and is
@@ -285,4 +352,13 @@ impl ApiKeys {
                 .upgrade_secret_hash(key.id, &key.secret_hash, &upgraded);
         }
     }
+}
+
+/// The key's secrets in the order they are checked: current, then previous.
+fn slots(key: &KeyRecord) -> impl Iterator<Item = (SecretSlot, &SecretHash)> {
+    std::iter::once((SecretSlot::Current, &key.secret_hash)).chain(
+        key.previous_secret
+            .as_ref()
+            .map(|p| (SecretSlot::Previous, &p.hash)),
+    )
 }

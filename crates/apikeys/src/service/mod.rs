@@ -32,6 +32,7 @@ use crate::id::AccountId;
 use crate::key::KeyRecord;
 use crate::policy::Policy;
 use crate::store::{DynStore, Entity, Existing, StoreError};
+use crate::throttle::Throttle;
 use rand_core::CryptoRng;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -54,17 +55,37 @@ pub struct ApiKeys {
     dummy_hash: SecretHash,
     /// `None` when the policy turns the cache off.
     cache: Option<VerifiedCache>,
-    slow_checks: AtomicU64,
-    cached_checks: AtomicU64,
+    throttle: Throttle,
+    stats: Counters,
 }
 
-/// Counters of the secret checks a service made, for metrics and tests.
+/// The counters behind [`CheckStats`].
+#[derive(Default)]
+struct Counters {
+    argon2: AtomicU64,
+    cached: AtomicU64,
+    throttled: AtomicU64,
+    refused: AtomicU64,
+    succeeded: AtomicU64,
+}
+
+/// Counters of the authentications a service checked, exact, for metrics
+/// and tests (logs may be sampled; these never are).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckStats {
-    /// Checks against an argon2 hash that ran argon2.
-    pub slow: u64,
-    /// Checks against an argon2 hash answered by the verified-secret cache.
+    /// Argon2 verifications run: against a stored hash, or the dummy hash
+    /// that gives a refusal its cost.
+    pub argon2: u64,
+    /// Checks of a chosen secret answered by the verified-secret cache.
     pub cached: u64,
+    /// Attempts refused by the throttle, unchecked.
+    pub throttled: u64,
+    /// Attempts checked and refused (invalid credentials, address not
+    /// allowed).
+    pub refused: u64,
+    /// Successful authentications.
+    pub succeeded: u64,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -106,14 +127,14 @@ impl ApiKeys {
             capacity => VerifiedCache::new(&cache_key, capacity),
         };
         Ok(ApiKeys {
+            throttle: Throttle::new(policy.throttle.clone()),
             store,
             policy,
             clock,
             rng: Mutex::new(rng),
             dummy_hash,
             cache,
-            slow_checks: AtomicU64::new(0),
-            cached_checks: AtomicU64::new(0),
+            stats: Counters::default(),
         })
     }
 
@@ -136,12 +157,15 @@ impl ApiKeys {
         &self.policy
     }
 
-    /// How many argon2 checks this service ran, and how many the
-    /// verified-secret cache answered instead.
+    /// What this service's authentications cost and answered so far.
     pub fn check_stats(&self) -> CheckStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CheckStats {
-            slow: self.slow_checks.load(Ordering::Relaxed),
-            cached: self.cached_checks.load(Ordering::Relaxed),
+            argon2: load(&self.stats.argon2),
+            cached: load(&self.stats.cached),
+            throttled: load(&self.stats.throttled),
+            refused: load(&self.stats.refused),
+            succeeded: load(&self.stats.succeeded),
         }
     }
 

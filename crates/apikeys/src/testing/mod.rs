@@ -28,29 +28,36 @@ use time::macros::datetime;
 /// The instant a fixture's clock starts at: 2025-01-01T00:00:00Z.
 pub const START: OffsetDateTime = datetime!(2025-01-01 0:00 UTC);
 
-/// A service ready for tests, with its clock.
+/// A service ready for tests, with its clock and its store.
 pub struct Fixture {
     /// The service.
     pub keys: ApiKeys,
     /// Its clock, to move time.
     pub clock: Arc<ManualClock>,
+    /// Its store, to look behind the service's back (or share with another
+    /// fixture, of another seed).
+    pub store: Arc<DynStore>,
 }
 
 impl Fixture {
-    /// A service over `store` with [`Policy::fast_for_tests`], a clock at
-    /// [`START`] and a generator seeded with `seed`.
+    /// A service over `store` with [`Policy::fast_for_tests`] without
+    /// throttling (tests refuse the same credentials from one address over
+    /// and over), a clock at [`START`] and a generator seeded with `seed`.
+    /// Tests of the throttle pass a policy of their own to
+    /// [`Fixture::with_policy`].
     ///
     /// Two fixtures sharing one store need different seeds, or their ids
     /// collide.
     pub fn new(store: Arc<DynStore>, seed: u64) -> Self {
-        Self::with_policy(store, seed, Policy::fast_for_tests())
+        let policy = Policy::fast_for_tests().throttle(crate::ThrottlePolicy::off());
+        Self::with_policy(store, seed, policy)
     }
 
     /// As [`Fixture::new`], with another policy.
     pub fn with_policy(store: Arc<DynStore>, seed: u64, policy: Policy) -> Self {
         let clock = Arc::new(ManualClock::new(START));
         let keys = match ApiKeys::new(
-            store,
+            store.clone(),
             policy,
             clock.clone(),
             ChaCha20Rng::seed_from_u64(seed),
@@ -58,7 +65,7 @@ impl Fixture {
             Ok(k) => k,
             Err(e) => unreachable_in_tests(e),
         };
-        Fixture { keys, clock }
+        Fixture { keys, clock, store }
     }
 }
 
