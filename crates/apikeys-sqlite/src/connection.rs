@@ -134,7 +134,44 @@ pub(crate) fn classify_open_error(path: &Path, source: rusqlite::Error) -> OpenE
 
 /// Opens the write connection of a file database, creating the file if
 /// needed, and turns WAL mode on.
+/// Creates the database file, if it does not exist yet, readable and
+/// writable by its owner only (0600, whatever the umask). SQLite gives the
+/// `-wal` and `-shm` files it creates later the database file's mode, so
+/// they are private too. An existing file is left as it is (see
+/// [`crate::SqliteStore::readable_by_others`]).
+fn create_private(path: &Path) -> Result<(), OpenError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            // The umask may have taken bits off, never added any; set the
+            // mode anyway, so that it is exactly 0600.
+            Ok(file) => file
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| OpenError::Create {
+                    path: path.to_path_buf(),
+                    source: e,
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // Let SQLite report a missing directory or a permission problem
+            // in its own words, as for any other file.
+            Err(_) => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection, OpenError> {
+    create_private(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;

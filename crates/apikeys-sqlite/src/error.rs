@@ -21,6 +21,15 @@ pub enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A new database file could not be made private (mode 0600).
+    #[error("cannot create SQLite database `{path}` readable by its owner only: {source}")]
+    Create {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file exists but is not a SQLite database, or is damaged.
     #[error("`{path}` is not a SQLite database or is corrupt: {source}")]
     NotADatabase {
@@ -84,6 +93,7 @@ impl OpenError {
     pub fn path(&self) -> &std::path::Path {
         match self {
             OpenError::Open { path, .. }
+            | OpenError::Create { path, .. }
             | OpenError::NotADatabase { path, .. }
             | OpenError::ReadOnly { path, .. }
             | OpenError::NewerSchema { path, .. }

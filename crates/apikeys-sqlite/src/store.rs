@@ -95,6 +95,32 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
+    /// The files of the database (the file itself, its `-wal` and `-shm`)
+    /// that users other than the owner may read or write, with their modes.
+    /// A file this crate created is private (0600); one made otherwise may
+    /// not be, and holds every key's hash and every account: the server
+    /// warns about each. Empty in memory, and on systems without Unix
+    /// permissions.
+    pub fn readable_by_others(&self) -> Vec<(PathBuf, u32)> {
+        let mut exposed = Vec::new();
+        #[cfg(unix)]
+        if let Some(path) = &self.path {
+            use std::os::unix::fs::PermissionsExt;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let file = PathBuf::from(file);
+                if let Ok(meta) = std::fs::metadata(&file) {
+                    let mode = meta.permissions().mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        exposed.push((file, mode));
+                    }
+                }
+            }
+        }
+        exposed
+    }
+
     /// Opens many accounts, each with its initial keys and audit events, in
     /// one transaction: all of them or none.
     ///

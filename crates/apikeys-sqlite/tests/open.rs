@@ -238,6 +238,79 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
     assert_eq!(old, 0, "the old table is gone");
 }
 
+// ----- files at rest ----------------------------------------------------------
+
+/// Opens a new store at the path in `APIKEYS_SQLITE_TEST_PATH`, writes to it
+/// (so that its -wal and -shm exist) and prints each file's mode.
+#[test]
+fn worker_private_files() {
+    if !is_worker("worker_private_files") {
+        return;
+    }
+    let path = std::path::PathBuf::from(std::env::var("APIKEYS_SQLITE_TEST_PATH").unwrap());
+    let store = SqliteStore::open(&path).unwrap();
+    let a = master(60);
+    store.create_account(&a, &[], &[opened(&a)]).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        println!("MODE {suffix} {mode:o}");
+    }
+}
+
+/// Whatever the umask (even 000, which makes files world-writable by
+/// default), a database the store creates, and its -wal and -shm, are
+/// readable and writable by their owner only.
+#[test]
+fn new_files_are_private_whatever_the_umask() {
+    if is_worker("worker_private_files") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let worker = common::worker("worker_private_files");
+    let program = worker.get_program().to_owned();
+    let args: Vec<_> = worker.get_args().map(ToOwned::to_owned).collect();
+    for umask in ["000", "022"] {
+        let _ = std::fs::remove_file(&path);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(&program)
+            .args(&args)
+            .env(common::WORKER, "worker_private_files")
+            .env("APIKEYS_SQLITE_TEST_PATH", &path)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let modes: Vec<&str> = printed.lines().filter_map(|l| after(l, "MODE ")).collect();
+        assert_eq!(
+            modes,
+            [" 600", "-wal 600", "-shm 600"],
+            "umask {umask}: {printed}"
+        );
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+/// A database file that others may read is reported, so that the server can
+/// warn about it.
+#[test]
+fn files_readable_by_others_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.readable_by_others(), vec![]);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(store.readable_by_others(), vec![(path.clone(), 0o644)]);
+    assert_eq!(
+        SqliteStore::open_in_memory().unwrap().readable_by_others(),
+        vec![]
+    );
+}
+
 // ----- read-only files -----------------------------------------------------
 
 /// Opens the file named by the environment and prints the outcome (run as
