@@ -3,6 +3,7 @@
 mod accounts;
 pub mod admin;
 mod authn;
+pub mod client_addr;
 pub mod dto;
 pub mod error;
 mod extract;
