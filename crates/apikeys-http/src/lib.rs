@@ -11,6 +11,7 @@ mod keys;
 mod meta;
 #[cfg(feature = "server")]
 pub mod postgres_vault;
+pub mod server;
 #[cfg(feature = "server")]
 pub mod sqlite_vault;
 mod state;
