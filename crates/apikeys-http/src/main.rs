@@ -214,7 +214,7 @@ fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
             (Arc::new(store), admin, true, description)
         }
         Backend::Postgres { url, pool, schema } => {
-            let mut options = Options::new(pool);
+            let mut options = Options::default().pool_size(pool);
             if let Some(schema) = &schema {
                 options = options.schema(schema.clone());
             }

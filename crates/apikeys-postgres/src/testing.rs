@@ -120,7 +120,7 @@ impl TestSchema {
     /// # Panics
     /// If it cannot connect: this is for tests.
     pub fn store(&self, pool_size: u32) -> PostgresStore {
-        self.store_with(Options::new(pool_size))
+        self.store_with(Options::default().pool_size(pool_size))
     }
 
     /// A store in this schema with other options (the schema is set here).

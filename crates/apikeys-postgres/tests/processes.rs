@@ -13,7 +13,7 @@ use apikeys::{
     Account, AccountId, AccountKind, AuditEvent, Channel, KeyId, KeyRecord, Store, StoreError,
 };
 use apikeys_postgres::testing::{TestSchema, URL_VAR};
-use apikeys_postgres::{PostgresStore, schema};
+use apikeys_postgres::{Options, PostgresStore, schema};
 use postgres::{Client, NoTls};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,7 +149,10 @@ fn processes_migrate_a_new_schema_at_once() {
         let schema = env(SCHEMA);
         let mut barrier = client();
         wait_at(&mut barrier, env(LOCK).parse().unwrap(), 0);
-        match PostgresStore::connect_with_schema(&env(URL_VAR), &schema, 1) {
+        match PostgresStore::connect_with(
+            &env(URL_VAR),
+            Options::default().pool_size(1).schema(&schema),
+        ) {
             Ok(_) => println!("RESULT open ok"),
             Err(e) => println!("RESULT open failed: {e}"),
         }
@@ -210,7 +213,11 @@ fn race_child() {
     let schema = env(SCHEMA);
     let i: u8 = env(INDEX).parse().unwrap();
     let class: i32 = env(LOCK).parse().unwrap();
-    let store = PostgresStore::connect_with_schema(&env(URL_VAR), &schema, 2).unwrap();
+    let store = PostgresStore::connect_with(
+        &env(URL_VAR),
+        Options::default().pool_size(2).schema(&schema),
+    )
+    .unwrap();
     let mut barrier = client();
     for round in 0..ROUNDS {
         // Every child wants the same identifier, in its own case, for its
