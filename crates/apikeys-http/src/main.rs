@@ -249,11 +249,9 @@ async fn run(args: Args, opened: Opened) -> Result<(), Box<dyn Error>> {
     } = opened;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    let config = Config {
-        trust_proxy: args.trust_proxy,
-        inline_checks,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .trust_proxy(args.trust_proxy)
+        .inline_checks(inline_checks);
     let app = router(keys, admin.token, config);
 
     // On stdout, not in the log: the generated token is shown this once.

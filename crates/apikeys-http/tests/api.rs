@@ -562,10 +562,7 @@ fn whitelist_ipv4_normalised_and_enforced() {
 
 #[test]
 fn whitelist_behind_a_trusted_proxy_ipv4_ipv6_and_mapped() {
-    let config = Config {
-        trust_proxy: true,
-        ..Config::default()
-    };
+    let config = Config::default().trust_proxy(true);
     let server = Server::start_with("127.0.0.1:0", config, Policy::fast_for_tests());
     let account = s(&open_master(&server, NEW)["account"], "id");
     let key = create_key(&server, &account, json!({"channel": "http"}));
@@ -1102,10 +1099,7 @@ fn failing_store() -> (
 fn store_failure_is_503() {
     for inline_checks in [false, true] {
         let (store, failing) = failing_store();
-        let config = Config {
-            inline_checks,
-            ..Config::default()
-        };
+        let config = Config::default().inline_checks(inline_checks);
         let server = Server::start_on(store, "127.0.0.1:0", config, Policy::fast_for_tests());
         let account = s(&open_master(&server, NEW)["account"], "id");
         let key = create_key(&server, &account, json!({"channel": "rest"}));
@@ -1249,11 +1243,9 @@ fn flood(inline_checks: bool, wrong_secret: fn(usize) -> String) {
         t: 3,
         p: 1,
     };
-    let config = Config {
-        argon2_concurrency: 1,
-        inline_checks,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .argon2_concurrency(1)
+        .inline_checks(inline_checks);
     let server = std::sync::Arc::new(Server::start_with("127.0.0.1:0", config, policy));
     let account = s(&open_master(&server, NEW)["account"], "id");
     create_key(
