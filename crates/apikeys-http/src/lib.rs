@@ -8,13 +8,9 @@ pub mod error;
 mod extract;
 mod keys;
 mod meta;
-#[cfg(feature = "server")]
-pub mod postgres_vault;
-#[cfg(feature = "server")]
-pub mod sqlite_vault;
 mod state;
 
-pub use admin::{AdminToken, AdminTokenError, AdminTokenVault, MemoryVault, resolve_admin_token};
+pub use admin::{AdminToken, AdminTokenError};
 pub use error::{ApiError, ErrorBody};
 
 use apikeys::ApiKeys;

@@ -1,4 +1,6 @@
-//! End to end over a real socket: the whole API, every error status.
+//! The whole API, every error status, through the router in-process (see
+//! `common`): what a socket would add is the server's, tested by
+//! `apikeys-server`.
 
 // Test code: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -496,7 +498,7 @@ fn whitelist_ipv4_normalised_and_enforced() {
         json!({"entries": ["198.51.100.7/32", "203.0.113.0/24", "2001:db8::1/128"]})
     );
     assert_eq!(server.get(&whitelist).admin().send().expect(200), set);
-    // The test client is 127.0.0.1: outside the list.
+    // The test peer is 127.0.0.1: outside the list.
     let msg = authenticate(&server, "rest", &identifier, &secret)
         .expect_error(403, "address_not_allowed");
     assert!(msg.contains("127.0.0.1"), "{msg}");
@@ -563,7 +565,7 @@ fn whitelist_ipv4_normalised_and_enforced() {
 #[test]
 fn whitelist_behind_a_trusted_proxy_ipv4_ipv6_and_mapped() {
     let config = Config::default().trust_proxy(true);
-    let server = Server::start_with("127.0.0.1:0", config, Policy::fast_for_tests());
+    let server = Server::start_with(config, Policy::fast_for_tests());
     let account = s(&open_master(&server, NEW)["account"], "id");
     let key = create_key(&server, &account, json!({"channel": "http"}));
     let (key_id, identifier, secret) = (s(&key, "id"), s(&key, "identifier"), s(&key, "secret"));
@@ -606,7 +608,13 @@ fn whitelist_behind_a_trusted_proxy_ipv4_ipv6_and_mapped() {
 
 #[test]
 fn whitelist_ipv6_peer_on_loopback() {
-    let server = Server::start_with("[::1]:0", Config::default(), Policy::fast_for_tests());
+    // A peer on IPv6 loopback, as a client connecting to [::1] would be.
+    let server = Server::start_from(
+        "[::1]:50000",
+        std::sync::Arc::new(apikeys::MemoryStore::new()),
+        Config::default(),
+        Policy::fast_for_tests(),
+    );
     let account = s(&open_master(&server, NEW)["account"], "id");
     let key = create_key(&server, &account, json!({"channel": "rest"}));
     let (key_id, identifier, secret) = (s(&key, "id"), s(&key, "identifier"), s(&key, "secret"));
@@ -1100,7 +1108,7 @@ fn store_failure_is_503() {
     for inline_checks in [false, true] {
         let (store, failing) = failing_store();
         let config = Config::default().inline_checks(inline_checks);
-        let server = Server::start_on(store, "127.0.0.1:0", config, Policy::fast_for_tests());
+        let server = Server::start_on(store, config, Policy::fast_for_tests());
         let account = s(&open_master(&server, NEW)["account"], "id");
         let key = create_key(&server, &account, json!({"channel": "rest"}));
         let chosen = create_key(
@@ -1246,7 +1254,7 @@ fn flood(inline_checks: bool, wrong_secret: fn(usize) -> String) {
     let config = Config::default()
         .argon2_concurrency(1)
         .inline_checks(inline_checks);
-    let server = std::sync::Arc::new(Server::start_with("127.0.0.1:0", config, policy));
+    let server = std::sync::Arc::new(Server::start_with(config, policy));
     let account = s(&open_master(&server, NEW)["account"], "id");
     create_key(
         &server,
