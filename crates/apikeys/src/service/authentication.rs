@@ -5,7 +5,7 @@
 //!   or a secret longer than any can be, is refused before any lookup.
 //! - A generated secret's hash is SHA-256: its check is one store lookup and
 //!   one digest. A chosen secret's is argon2, unless the verified-secret
-//!   cache vouches for it (see [`crate::cache`]).
+//!   cache vouches for it (see `cache.rs`).
 //! - An unknown identifier with a secret not of the generated shape costs an
 //!   argon2 run against a dummy hash, as a wrong chosen secret does, so that
 //!   timing does not tell which identifiers exist.
