@@ -45,11 +45,11 @@ pub struct Config {
     /// SHA-256, microseconds) on the event loop instead of handing it to a
     /// blocking thread, which costs more than the check itself. Right for a
     /// store that answers from memory or a local file (the memory and SQLite
-    /// stores; the server turns it on over SQLite); wrong for one that waits
-    /// on the network: a round trip would hold an async worker, and
-    /// `apikeys-postgres`' synchronous client cannot run on one at all (the
-    /// server leaves it off over PostgreSQL). Default off. Argon2 never runs
-    /// inline either way.
+    /// stores; `apikeys-server` turns it on over SQLite); wrong for one that
+    /// waits on the network: a round trip would hold an async worker, and
+    /// `apikeys-postgres`' synchronous client cannot run on one at all
+    /// (`apikeys-server` leaves it off over PostgreSQL). Default off. Argon2
+    /// never runs inline either way.
     pub inline_checks: bool,
     /// How many other blocking calls (store I/O, generated-secret checks)
     /// may run at once (default 64).
