@@ -1,9 +1,9 @@
 //! The admin token that guards the management API.
 //!
 //! Decisions:
-//! - Only a SHA-256 digest of the token is kept, in memory and (where a
-//!   server keeps a generated token between starts, as `apikeys-server`
-//!   does) in its [`AdminToken::stored_form`]; presented tokens are hashed
+//! - Only a SHA-256 digest of the token is kept: in memory, and, where a
+//!   server keeps a generated token between starts (as `apikeys-server`
+//!   does), as its [`AdminToken::stored_form`]. Presented tokens are hashed
 //!   and compared in constant time. A generated token has about 190 random
 //!   bits, so a fast hash is as good as argon2 against a leaked digest, and
 //!   checking it costs a microsecond instead of argon2's tens of
