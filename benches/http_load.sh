@@ -21,7 +21,7 @@ TARGET_RATIO="0.7"
 
 . benches/server.sh
 ensure_tools
-cargo build --release --quiet -p apikeys-http --bin apikeys-server
+cargo build --release --quiet -p apikeys-server
 start_server "$WORK/bench.sqlite3"
 
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }

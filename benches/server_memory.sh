@@ -16,7 +16,7 @@ KEYS="${KEYS:-1000000}"
 DURATION="${DURATION:-10}"
 . benches/server.sh
 ensure_tools
-cargo build --release --quiet -p apikeys-http --bin apikeys-server
+cargo build --release --quiet -p apikeys-server
 cargo build --release --quiet --example populate
 
 "$RELEASE/examples/populate" "$WORK/keys.sqlite3" "$KEYS" 100 >"$WORK/samples.jsonl"

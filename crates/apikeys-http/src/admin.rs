@@ -1,21 +1,17 @@
-//! The admin token that guards the management API, and where its hash is
-//! kept between starts.
+//! The admin token that guards the management API.
 //!
 //! Decisions:
-//! - Only a SHA-256 digest of the token is kept, in memory and (for a
-//!   generated token) in the vault; presented tokens are hashed and compared
-//!   in constant time. A generated token has about 190 random bits, so a fast
-//!   hash is as good as argon2 against a leaked digest, and checking it costs
-//!   a microsecond instead of argon2's tens of milliseconds and megabytes on
-//!   every management request.
-//! - A token given in `APIKEYS_ADMIN_TOKEN` may have less entropy, so its
-//!   digest is never written anywhere: it lives in memory for that run only.
-//!   It must have 16 to 256 printable ASCII characters. It takes precedence
-//!   over a stored token, which it leaves untouched.
-//! - Without the variable, the first start generates a token, prints it once
-//!   and stores its digest (create-if-absent, so two servers starting at once
-//!   on one database agree on one token); later starts use the stored digest
-//!   and print nothing.
+//! - Only a SHA-256 digest of the token is kept: in memory, and, where a
+//!   server keeps a generated token between starts (as `apikeys-server`
+//!   does), as its [`AdminToken::stored_form`]. Presented tokens are hashed
+//!   and compared in constant time. A generated token has about 190 random
+//!   bits, so a fast hash is as good as argon2 against a leaked digest, and
+//!   checking it costs a microsecond instead of argon2's tens of
+//!   milliseconds and megabytes on every management request.
+//! - A chosen token (`AdminToken::from_chosen`) must have 16 to 256
+//!   printable ASCII characters, so that it travels in a header.
+//! - Where the digest is kept is not the router's business: it takes an
+//!   `AdminToken`, however it was obtained.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,7 +22,6 @@ use axum::http::request::Parts;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 use subtle::ConstantTimeEq;
 
 /// The header naming the account a management request acts as.
@@ -46,7 +41,8 @@ impl fmt::Debug for AdminToken {
     }
 }
 
-/// A bad admin token, or a vault that failed.
+/// A chosen admin token that breaks the rules, or a stored form that cannot
+/// be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdminTokenError {
@@ -64,12 +60,9 @@ pub enum AdminTokenError {
         /// Its position, counted in characters from 0.
         position: usize,
     },
-    /// The vault holds something that is not a stored token.
+    /// A stored form that [`AdminToken::stored_form`] did not write.
     #[error("the stored admin token is unreadable: expected `sha256$` and 64 hex digits")]
     CorruptStored,
-    /// The vault failed.
-    #[error("the admin token vault failed")]
-    Vault(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl AdminToken {
@@ -99,7 +92,8 @@ impl AdminToken {
         (Self::digest_of(secret.expose_secret()), secret)
     }
 
-    /// The form a vault keeps: `sha256$` and 64 lowercase hex digits.
+    /// The form to keep between starts: `sha256$` and 64 lowercase hex
+    /// digits (the digest, never the token).
     pub fn stored_form(&self) -> String {
         let mut out = String::with_capacity(STORED_PREFIX.len() + 64);
         out.push_str(STORED_PREFIX);
@@ -140,89 +134,6 @@ fn hex_value(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
     }
-}
-
-/// Where the digest of a generated admin token is kept between starts.
-///
-/// The domain's `Store` has no place for server settings, so the server
-/// keeps its own: [`MemoryVault`] for tests, a table in the SQLite file or
-/// in the PostgreSQL schema the store uses for the server (`SqliteVault`,
-/// `PostgresVault`, feature `server`).
-pub trait AdminTokenVault: Send + Sync {
-    /// The stored form of the token, or `None` if none was stored.
-    fn load(&self) -> Result<Option<String>, AdminTokenError>;
-
-    /// Stores `stored` if no token is stored yet, and says whether it did
-    /// (create-if-absent: of two servers starting at once, one wins).
-    fn store_if_absent(&self, stored: &str) -> Result<bool, AdminTokenError>;
-}
-
-/// A vault in memory, for tests.
-#[derive(Debug, Default)]
-pub struct MemoryVault(Mutex<Option<String>>);
-
-impl AdminTokenVault for MemoryVault {
-    fn load(&self) -> Result<Option<String>, AdminTokenError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone())
-    }
-
-    fn store_if_absent(&self, stored: &str) -> Result<bool, AdminTokenError> {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_some() {
-            return Ok(false);
-        }
-        *slot = Some(stored.to_owned());
-        Ok(true)
-    }
-}
-
-/// The admin token of this run, and the token to print if it was just
-/// generated.
-#[derive(Debug)]
-pub struct ResolvedToken {
-    /// The token to check requests against.
-    pub token: AdminToken,
-    /// The newly generated token, to show the operator once; `None` when the
-    /// token came from the environment or the vault.
-    pub generated: Option<Secret>,
-}
-
-/// Decides the admin token of this run: the chosen one if given, else the
-/// stored one, else a new one generated and stored (see the module's docs).
-pub fn resolve_admin_token(
-    vault: &dyn AdminTokenVault,
-    chosen: Option<&str>,
-    rng: &mut (impl CryptoRng + ?Sized),
-) -> Result<ResolvedToken, AdminTokenError> {
-    if let Some(chosen) = chosen {
-        return Ok(ResolvedToken {
-            token: AdminToken::from_chosen(chosen)?,
-            generated: None,
-        });
-    }
-    if let Some(stored) = vault.load()? {
-        return Ok(ResolvedToken {
-            token: AdminToken::from_stored(&stored)?,
-            generated: None,
-        });
-    }
-    let (token, secret) = AdminToken::generate(rng);
-    if vault.store_if_absent(&token.stored_form())? {
-        return Ok(ResolvedToken {
-            token,
-            generated: Some(secret),
-        });
-    }
-    // Another server stored its token first: use that one, print nothing.
-    let stored = vault.load()?.ok_or(AdminTokenError::CorruptStored)?;
-    Ok(ResolvedToken {
-        token: AdminToken::from_stored(&stored)?,
-        generated: None,
-    })
 }
 
 /// A management request that presented the admin token, acting as the
@@ -307,24 +218,6 @@ mod tests {
             Err(AdminTokenError::Character { position: 3 })
         ));
         assert!(AdminToken::from_chosen("correct-horse-battery").is_ok());
-    }
-
-    #[test]
-    fn generated_once_then_loaded() {
-        let vault = MemoryVault::default();
-        let mut rng = ChaCha20Rng::seed_from_u64(2);
-        let first = resolve_admin_token(&vault, None, &mut rng).unwrap();
-        let secret = first.generated.expect("first start generates");
-        let second = resolve_admin_token(&vault, None, &mut rng).unwrap();
-        assert!(second.generated.is_none());
-        assert!(second.token.verify(secret.expose_secret()));
-        // The environment's token wins, and leaves the stored one alone.
-        let env = resolve_admin_token(&vault, Some("from-the-environment"), &mut rng).unwrap();
-        assert!(env.generated.is_none());
-        assert!(env.token.verify("from-the-environment"));
-        assert!(!env.token.verify(secret.expose_secret()));
-        let third = resolve_admin_token(&vault, None, &mut rng).unwrap();
-        assert!(third.token.verify(secret.expose_secret()));
     }
 
     #[test]

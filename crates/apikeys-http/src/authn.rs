@@ -48,11 +48,12 @@ impl FromRequestParts<AppState> for ClientAddr {
                 )
             });
         }
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
+        // axum's extractor, not the extension itself: it also finds the
+        // address a test mocks with `MockConnectInfo`.
+        ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
             .map(|ConnectInfo(peer)| ClientAddr(peer.ip()))
-            .ok_or_else(|| {
+            .map_err(|_| {
                 ApiError::internal(
                     "no peer address: serve the router with `apikeys_http::serve` \
                      (into_make_service_with_connect_info)",

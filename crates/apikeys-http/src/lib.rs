@@ -9,14 +9,10 @@ pub mod error;
 mod extract;
 mod keys;
 mod meta;
-#[cfg(feature = "server")]
-pub mod postgres_vault;
 pub mod server;
-#[cfg(feature = "server")]
-pub mod sqlite_vault;
 mod state;
 
-pub use admin::{AdminToken, AdminTokenError, AdminTokenVault, MemoryVault, resolve_admin_token};
+pub use admin::{AdminToken, AdminTokenError};
 pub use error::{ApiError, ErrorBody};
 
 use apikeys::ApiKeys;
@@ -32,8 +28,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// How the router behaves. `Config::default()` suits a server on its own;
-/// set `trust_proxy` behind a reverse proxy.
-#[derive(Clone, Debug)]
+/// chainable setters named after the fields change one value
+/// (`Config::default().trust_proxy(true)` behind a reverse proxy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Take the client address from the first `X-Forwarded-For` entry
     /// instead of the TCP peer. Only behind a proxy that sets it: anyone
@@ -49,11 +47,11 @@ pub struct Config {
     /// SHA-256, microseconds) on the event loop instead of handing it to a
     /// blocking thread, which costs more than the check itself. Right for a
     /// store that answers from memory or a local file (the memory and SQLite
-    /// stores; the server turns it on over SQLite); wrong for one that waits
-    /// on the network: a round trip would hold an async worker, and
-    /// `apikeys-postgres`' synchronous client cannot run on one at all (the
-    /// server leaves it off over PostgreSQL). Default off. Argon2 never runs
-    /// inline either way.
+    /// stores; `apikeys-server` turns it on over SQLite); wrong for one that
+    /// waits on the network: a round trip would hold an async worker, and
+    /// `apikeys-postgres`' synchronous client cannot run on one at all
+    /// (`apikeys-server` leaves it off over PostgreSQL). Default off. Argon2
+    /// never runs inline either way.
     pub inline_checks: bool,
     /// How many other blocking calls (store I/O, generated-secret checks)
     /// may run at once (default 64).
@@ -69,6 +67,44 @@ impl Default for Config {
             blocking_concurrency: 64,
             inline_checks: false,
         }
+    }
+}
+
+impl Config {
+    /// This configuration with the proxy's address trusted or not.
+    #[must_use]
+    pub fn trust_proxy(mut self, trust: bool) -> Self {
+        self.trust_proxy = trust;
+        self
+    }
+
+    /// This configuration with another body limit, in bytes.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// This configuration with another argon2 concurrency (0 counts as 1).
+    #[must_use]
+    pub fn argon2_concurrency(mut self, at_once: usize) -> Self {
+        self.argon2_concurrency = at_once;
+        self
+    }
+
+    /// This configuration with argon2-free checks on the event loop or not.
+    #[must_use]
+    pub fn inline_checks(mut self, inline: bool) -> Self {
+        self.inline_checks = inline;
+        self
+    }
+
+    /// This configuration with another bound on other blocking calls (0
+    /// counts as 1).
+    #[must_use]
+    pub fn blocking_concurrency(mut self, at_once: usize) -> Self {
+        self.blocking_concurrency = at_once;
+        self
     }
 }
 
@@ -163,4 +199,33 @@ where
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_setters() {
+        let d = Config::default();
+        assert!(!d.trust_proxy && !d.inline_checks);
+        assert_eq!((d.body_limit, d.blocking_concurrency), (64 * 1024, 64));
+        assert!(d.argon2_concurrency >= 1);
+        let c = Config::default()
+            .trust_proxy(true)
+            .body_limit(1024)
+            .argon2_concurrency(3)
+            .inline_checks(true)
+            .blocking_concurrency(5);
+        assert_eq!(
+            (
+                c.trust_proxy,
+                c.body_limit,
+                c.argon2_concurrency,
+                c.inline_checks,
+                c.blocking_concurrency
+            ),
+            (true, 1024, 3, true, 5)
+        );
+    }
 }

@@ -122,10 +122,7 @@ mod tests {
 
     fn state(argon2_concurrency: usize) -> AppState {
         let fixture = Fixture::new(Arc::new(MemoryStore::new()), 1);
-        let config = Config {
-            argon2_concurrency,
-            ..Config::default()
-        };
+        let config = Config::default().argon2_concurrency(argon2_concurrency);
         AppState::new(
             Arc::new(fixture.keys),
             AdminToken::from_chosen("a-token-for-the-tests").unwrap(),

@@ -13,7 +13,7 @@
 
 use apikeys::NewAccount;
 use apikeys::{AccountId, Actor, ApiKeys, Channel, KeyId, ManualClock, NewKey, Policy, Store};
-use apikeys_postgres::PostgresStore;
+use apikeys_postgres::{Options, PostgresStore};
 use criterion::Criterion;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -91,7 +91,10 @@ fn bench(c: &mut Criterion, url: &str) {
         url: url.to_string(),
         name: format!("apikeys_bench_{}", std::process::id()),
     };
-    let store = Arc::new(PostgresStore::connect_with_schema(url, &schema.name, 4).unwrap());
+    let store = Arc::new(
+        PostgresStore::connect_with(url, Options::default().pool_size(4).schema(&schema.name))
+            .unwrap(),
+    );
     let mut rng = ChaCha20Rng::seed_from_u64(42);
     bulk_load(&schema, &mut rng);
 

@@ -3,8 +3,8 @@
 //!
 //! Once a store is connected, every failure reaches callers as an
 //! [`apikeys::StoreError`]; the backend ones carry a [`DatabaseError`],
-//! [`BadRow`](crate::BadRow) or [`Unstorable`] as their `source`, which callers can downcast
-//! to.
+//! [`BadRow`](crate::BadRow) or [`Unstorable`](crate::Unstorable) as their
+//! `source`, which callers can downcast to.
 
 use std::fmt;
 use std::time::Duration;

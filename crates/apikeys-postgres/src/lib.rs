@@ -37,38 +37,59 @@ pub const DEFAULT_APPLICATION_NAME: &str = "apikeys-postgres";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How [`PostgresStore::connect_with`] connects: pool size, schema, timeout.
-#[derive(Clone, Debug)]
+/// `Options::default()` is the production setting; chainable setters named
+/// after the fields change one value
+/// (`Options::default().pool_size(4).schema("apikeys")`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
-    pool_size: u32,
-    schema: Option<String>,
-    checkout_timeout: Duration,
+    /// The most connections the pool opens (default 16). Zero is refused
+    /// at connect ([`ConnectError::InvalidPoolSize`]).
+    pub pool_size: u32,
+    /// The schema the tables go in, created if needed (default `None`: the
+    /// connection's default schema, usually `public`). Each connection of
+    /// the pool starts with `search_path=<schema>`, set in its startup
+    /// packet, so no request pays for it. Names are 1 to 63 lowercase ASCII
+    /// letters, digits and underscores, starting with a letter or an
+    /// underscore; any other is refused at connect
+    /// ([`ConnectError::InvalidSchema`]).
+    pub schema: Option<String>,
+    /// How long an operation waits for a connection from the pool (all busy,
+    /// or the server unreachable) before failing with
+    /// [`DatabaseError::Unavailable`] (default 5 s; less than a millisecond
+    /// counts as one millisecond).
+    pub checkout_timeout: Duration,
 }
 
-impl Options {
-    /// A pool of at most `pool_size` connections, the database's default
-    /// schema, and a checkout timeout of 5 seconds.
-    pub fn new(pool_size: u32) -> Self {
+impl Default for Options {
+    fn default() -> Self {
         Options {
-            pool_size,
+            pool_size: 16,
             schema: None,
             checkout_timeout: Duration::from_secs(5),
         }
     }
+}
 
-    /// Keeps the tables in `schema`, created if needed (see
-    /// [`PostgresStore::connect_with_schema`]).
+impl Options {
+    /// These options with another pool size.
+    #[must_use]
+    pub fn pool_size(mut self, pool_size: u32) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// These options with the tables in `schema`.
     #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
         self
     }
 
-    /// How long an operation waits for a connection from the pool (all busy,
-    /// or the server unreachable) before failing with
-    /// [`DatabaseError::Unavailable`]. At least one millisecond.
+    /// These options with another checkout timeout.
     #[must_use]
     pub fn checkout_timeout(mut self, timeout: Duration) -> Self {
-        self.checkout_timeout = timeout.max(Duration::from_millis(1));
+        self.checkout_timeout = timeout;
         self
     }
 }
@@ -96,33 +117,22 @@ impl fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to the database at `url` (e.g.
     /// `postgres://apikeys@db.internal:5432/platform`, or the `key=value`
-    /// form), creates or upgrades the schema, and opens a pool of at most
-    /// `pool_size` connections. The tables go into the connection's default
-    /// schema (usually `public`), named `apikeys_*`.
-    pub fn connect(url: &str, pool_size: u32) -> Result<Self, ConnectError> {
-        Self::connect_with(url, Options::new(pool_size))
+    /// form) with the default [`Options`], creates or upgrades the schema,
+    /// and opens a pool of at most 16 connections. The tables go into the
+    /// connection's default schema (usually `public`), named `apikeys_*`.
+    pub fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(url, Options::default())
     }
 
-    /// As [`PostgresStore::connect`], with the tables in `schema`, created if
-    /// needed: each connection of the pool starts with
-    /// `search_path=<schema>`, set in its startup packet, so no request pays
-    /// for it. Schema names are 1 to 63 lowercase ASCII letters, digits and
-    /// underscores, starting with a letter or an underscore.
-    pub fn connect_with_schema(
-        url: &str,
-        schema: &str,
-        pool_size: u32,
-    ) -> Result<Self, ConnectError> {
-        Self::connect_with(url, Options::new(pool_size).schema(schema))
-    }
-
-    /// Connects with every option spelled out.
+    /// As [`PostgresStore::connect`], with other options.
     pub fn connect_with(url: &str, options: Options) -> Result<Self, ConnectError> {
         let Options {
             pool_size,
             schema,
             checkout_timeout,
         } = options;
+        // A public field can hold anything: r2d2 needs a non-zero timeout.
+        let checkout_timeout = checkout_timeout.max(Duration::from_millis(1));
         if pool_size == 0 {
             return Err(ConnectError::InvalidPoolSize(pool_size));
         }
@@ -677,5 +687,26 @@ impl Store for PostgresStore {
                 .map(codec::event_from_row)
                 .collect::<Result<Vec<_>, _>>()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_default_to_production_and_chain() {
+        let d = Options::default();
+        assert_eq!(d.pool_size, 16);
+        assert_eq!(d.schema, None);
+        assert_eq!(d.checkout_timeout, Duration::from_secs(5));
+        let o = Options::default()
+            .pool_size(4)
+            .schema("apikeys")
+            .checkout_timeout(Duration::from_millis(250));
+        assert_eq!(
+            (o.pool_size, o.schema.as_deref(), o.checkout_timeout),
+            (4, Some("apikeys"), Duration::from_millis(250))
+        );
     }
 }

@@ -252,7 +252,10 @@ fn an_outage_fails_cleanly_and_the_store_recovers() {
     let timeout = Duration::from_millis(500);
     let store = PostgresStore::connect_with(
         &proxy.url(&db),
-        Options::new(4).schema(db.name()).checkout_timeout(timeout),
+        Options::default()
+            .pool_size(4)
+            .schema(db.name())
+            .checkout_timeout(timeout),
     )
     .unwrap();
     let mut ids = Ids(ChaCha20Rng::seed_from_u64(10));
@@ -323,8 +326,11 @@ fn a_commit_whose_answer_is_lost_is_resolved() {
         return;
     };
     let proxy = Proxy::start(&db);
-    let store =
-        PostgresStore::connect_with(&proxy.url(&db), Options::new(2).schema(db.name())).unwrap();
+    let store = PostgresStore::connect_with(
+        &proxy.url(&db),
+        Options::default().pool_size(2).schema(db.name()),
+    )
+    .unwrap();
     let mut ids = Ids(ChaCha20Rng::seed_from_u64(11));
     let a = master(ids.account());
     store.create_account(&a, &[], &[]).unwrap();
@@ -379,7 +385,8 @@ fn a_commit_lost_with_the_server_waits_for_the_answer() {
     let proxy = Proxy::start(&db);
     let store = PostgresStore::connect_with(
         &proxy.url(&db),
-        Options::new(2)
+        Options::default()
+            .pool_size(2)
             .schema(db.name())
             .checkout_timeout(Duration::from_millis(300)),
     )

@@ -12,8 +12,8 @@ use apikeys::testing::records;
 use apikeys::{
     Account, AccountId, AccountKind, AuditEvent, Channel, KeyId, KeyRecord, Store, StoreError,
 };
-use apikeys_postgres::testing::{TestSchema, URL_VAR};
-use apikeys_postgres::{PostgresStore, schema};
+use apikeys_postgres::testing::{TestSchema, URL_VAR, test_url};
+use apikeys_postgres::{Options, PostgresStore, schema};
 use postgres::{Client, NoTls};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,8 +30,18 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
+/// The test server: the parent decides it (`test_url`) and hands it to its
+/// children in [`URL_VAR`].
+fn url() -> String {
+    if std::env::var(ROLE).is_ok() {
+        env(URL_VAR)
+    } else {
+        test_url().expect("the parent runs only when the server answers")
+    }
+}
+
 fn client() -> Client {
-    let mut config: postgres::Config = env(URL_VAR).parse().unwrap();
+    let mut config: postgres::Config = url().parse().unwrap();
     config.application_name("apikeys-test-processes");
     config.connect(NoTls).unwrap()
 }
@@ -111,6 +121,7 @@ fn spawn_children(test: &str, role: &str, schema: &str) -> Vec<Child> {
             Command::new(std::env::current_exe().unwrap())
                 .args([test, "--exact", "--nocapture", "--test-threads=1"])
                 .env(ROLE, role)
+                .env(URL_VAR, url())
                 .env(SCHEMA, schema)
                 .env(INDEX, i.to_string())
                 .env(LOCK, lock_class(schema).to_string())
@@ -149,7 +160,7 @@ fn processes_migrate_a_new_schema_at_once() {
         let schema = env(SCHEMA);
         let mut barrier = client();
         wait_at(&mut barrier, env(LOCK).parse().unwrap(), 0);
-        match PostgresStore::connect_with_schema(&env(URL_VAR), &schema, 1) {
+        match PostgresStore::connect_with(&url(), Options::default().pool_size(1).schema(&schema)) {
             Ok(_) => println!("RESULT open ok"),
             Err(e) => println!("RESULT open failed: {e}"),
         }
@@ -210,7 +221,9 @@ fn race_child() {
     let schema = env(SCHEMA);
     let i: u8 = env(INDEX).parse().unwrap();
     let class: i32 = env(LOCK).parse().unwrap();
-    let store = PostgresStore::connect_with_schema(&env(URL_VAR), &schema, 2).unwrap();
+    let store =
+        PostgresStore::connect_with(&url(), Options::default().pool_size(2).schema(&schema))
+            .unwrap();
     let mut barrier = client();
     for round in 0..ROUNDS {
         // Every child wants the same identifier, in its own case, for its

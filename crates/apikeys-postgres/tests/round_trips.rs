@@ -23,7 +23,11 @@ fn key_by_identifier_is_one_round_trip() {
     };
     let proxy = Proxy::start(&db);
     let store = Arc::new(
-        PostgresStore::connect_with(&proxy.url(&db), Options::new(1).schema(db.name())).unwrap(),
+        PostgresStore::connect_with(
+            &proxy.url(&db),
+            Options::default().pool_size(1).schema(db.name()),
+        )
+        .unwrap(),
     );
     let f = Fixture::new(store.clone(), 1);
     let a = f
@@ -63,8 +67,11 @@ fn authentication_is_one_round_trip() {
         return;
     };
     let proxy = Proxy::start(&db);
-    let store =
-        PostgresStore::connect_with(&proxy.url(&db), Options::new(1).schema(db.name())).unwrap();
+    let store = PostgresStore::connect_with(
+        &proxy.url(&db),
+        Options::default().pool_size(1).schema(db.name()),
+    )
+    .unwrap();
     let f = Fixture::new(Arc::new(store), 2);
     let a = f
         .keys

@@ -109,7 +109,9 @@ fn a_newer_schema_is_refused_naming_both_versions() {
             &[&newer],
         )
         .unwrap();
-    let err = PostgresStore::connect_with_schema(db.url(), db.name(), 1).unwrap_err();
+    let err =
+        PostgresStore::connect_with(db.url(), Options::default().pool_size(1).schema(db.name()))
+            .unwrap_err();
     assert!(
         matches!(err, ConnectError::NewerSchema { found, supported } if found == newer && supported == schema::LATEST),
         "{err:?}"
@@ -126,19 +128,29 @@ fn a_newer_schema_is_refused_naming_both_versions() {
 #[test]
 fn bad_arguments_are_refused_before_connecting() {
     // No server needed for these.
-    let err = PostgresStore::connect("postgres://u@127.0.0.1:1/x", 0).unwrap_err();
+    let err = PostgresStore::connect_with(
+        "postgres://u@127.0.0.1:1/x",
+        Options::default().pool_size(0),
+    )
+    .unwrap_err();
     assert!(matches!(err, ConnectError::InvalidPoolSize(0)), "{err:?}");
     assert_eq!(
         err.to_string(),
         "the connection pool size must be at least 1, not 0"
     );
-    let err = PostgresStore::connect_with_schema("postgres://u@127.0.0.1:1/x", "Bad-Name\"", 1)
-        .unwrap_err();
+    let err = PostgresStore::connect_with(
+        "postgres://u@127.0.0.1:1/x",
+        Options::default().pool_size(1).schema("Bad-Name\""),
+    )
+    .unwrap_err();
     assert!(matches!(err, ConnectError::InvalidSchema { .. }), "{err:?}");
     assert!(err.to_string().contains("`Bad-Name\"`"));
     assert!(err.to_string().contains("lowercase ASCII letters"));
-    let err =
-        PostgresStore::connect("postgres://secret-password@127.0.0.1:99999999/x", 1).unwrap_err();
+    let err = PostgresStore::connect_with(
+        "postgres://secret-password@127.0.0.1:99999999/x",
+        Options::default().pool_size(1),
+    )
+    .unwrap_err();
     assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err:?}");
     assert!(!err.to_string().contains("secret-password"));
     // A parser error that quotes the string: the password is hidden, in the
@@ -148,7 +160,7 @@ fn bad_arguments_are_refused_before_connecting() {
         "postgres://app:s3cret-pw@db/x?bogus_option=1",
         "host=db password=s3cret-pw bogus=1",
     ] {
-        let err = PostgresStore::connect(url, 1).unwrap_err();
+        let err = PostgresStore::connect_with(url, Options::default().pool_size(1)).unwrap_err();
         assert!(
             matches!(err, ConnectError::InvalidUrl { .. }),
             "{url}: {err:?}"
@@ -163,8 +175,11 @@ fn bad_arguments_are_refused_before_connecting() {
 #[test]
 fn an_unreachable_server_is_a_connect_error() {
     // Port 1 on loopback: nothing listens there.
-    let err =
-        PostgresStore::connect("postgres://u@127.0.0.1:1/x?connect_timeout=2", 1).unwrap_err();
+    let err = PostgresStore::connect_with(
+        "postgres://u@127.0.0.1:1/x?connect_timeout=2",
+        Options::default().pool_size(1),
+    )
+    .unwrap_err();
     assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
     assert!(err.to_string().starts_with("cannot connect to PostgreSQL"));
     assert!(err.source().is_some(), "the client's error is kept");
@@ -181,7 +196,7 @@ fn the_default_schema_works_too() {
         .batch_execute(&format!("CREATE SCHEMA {}", db.name()))
         .unwrap();
     let url = format!("{}&options=-csearch_path%3D{}", db.url(), db.name());
-    let store = PostgresStore::connect_with(&url, Options::new(2)).unwrap();
+    let store = PostgresStore::connect_with(&url, Options::default().pool_size(2)).unwrap();
     assert_eq!(store.schema(), None);
     let a = master(2);
     store.create_account(&a, &[], &[]).unwrap();

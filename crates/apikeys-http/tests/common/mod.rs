@@ -1,139 +1,87 @@
-//! Test support: the router served on a real socket in a background
-//! runtime, and a tiny blocking HTTP/1.1 client.
+//! Test support: the router called in-process with
+//! `tower::ServiceExt::oneshot`, on a runtime of its own, with the peer
+//! address mocked (`MockConnectInfo`): no socket, no port.
 //!
-//! The client is hand-written over `std::net::TcpStream` (one request per
-//! connection, `Connection: close`) rather than a crate: the tests need
-//! nothing more, and it adds no dependency to the build.
+//! Each request is spawned onto the runtime's two workers, as a server would
+//! run it, so that tests about what holds a worker (the argon2 flood) still
+//! mean what they say.
 
 // Test support: failing loudly is its job.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[cfg(feature = "server")]
-pub mod binary;
-
 use apikeys::testing::Fixture;
 use apikeys::{ApiKeys, DynStore, ManualClock, MemoryStore, Policy};
 use apikeys_http::{AdminToken, Config};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::Request;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use tower::ServiceExt;
 
-/// The admin token every test server uses.
+/// The admin token every test router uses.
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
-/// A server running on its own runtime, stopped on drop.
+/// The peer address of the tests' requests, unless a test picks another.
+pub const PEER: &str = "127.0.0.1:50000";
+
+/// The router over a service, and the runtime its requests run on.
 pub struct Server {
-    pub addr: SocketAddr,
+    /// The peer address every request comes from.
+    pub peer: SocketAddr,
     pub clock: Arc<ManualClock>,
-    /// The service it serves. Also keeps the store alive until the runtime
-    /// is gone: a PostgreSQL store's connections cannot close inside it.
+    /// The service it serves.
     pub keys: Arc<ApiKeys>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    app: Router,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
-    /// On 127.0.0.1, default config, fast hashing, in-memory store.
+    /// From [`PEER`], default config, fast hashing, in-memory store.
     pub fn start() -> Self {
-        Self::start_with("127.0.0.1:0", Config::default(), Policy::fast_for_tests())
+        Self::start_with(Config::default(), Policy::fast_for_tests())
     }
 
-    /// On `bind`, with this config and policy.
-    pub fn start_with(bind: &str, config: Config, policy: Policy) -> Self {
-        Self::start_on(Arc::new(MemoryStore::new()), bind, config, policy)
+    /// From [`PEER`], with this config and policy.
+    pub fn start_with(config: Config, policy: Policy) -> Self {
+        Self::start_on(Arc::new(MemoryStore::new()), config, policy)
     }
 
-    /// Over `store`, on `bind`, with this config and policy.
-    pub fn start_on(store: Arc<DynStore>, bind: &str, config: Config, policy: Policy) -> Self {
-        Self::start_fixture(Fixture::with_policy(store, 7, policy), bind, config)
+    /// From [`PEER`], over `store`, with this config and policy.
+    pub fn start_on(store: Arc<DynStore>, config: Config, policy: Policy) -> Self {
+        Self::start_from(PEER, store, config, policy)
     }
 
-    /// Serves `fixture`'s service on `bind`, with this config. (Servers
-    /// sharing one store need fixtures of different seeds.)
-    pub fn start_fixture(fixture: Fixture, bind: &str, config: Config) -> Self {
-        let clock = fixture.clock.clone();
+    /// Requests from `peer` (e.g. `[::1]:50000`), over `store`.
+    pub fn start_from(peer: &str, store: Arc<DynStore>, config: Config, policy: Policy) -> Self {
+        let fixture = Fixture::with_policy(store, 7, policy);
+        let peer: SocketAddr = peer.parse().unwrap();
         let keys = Arc::new(fixture.keys);
         let app = apikeys_http::router(
             keys.clone(),
             AdminToken::from_chosen(TOKEN).unwrap(),
             config,
-        );
-        let bind: SocketAddr = bind.parse().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                apikeys_http::serve(listener, app, async {
-                    let _ = shutdown_rx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        )
+        .layer(MockConnectInfo(peer));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         Server {
-            addr,
-            clock,
+            peer,
+            clock: fixture.clock,
             keys,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
+            app,
+            runtime,
         }
     }
 
-    pub fn request(&self, method: &str, path: &str) -> Req {
-        Req::new(self.addr, method, path)
-    }
-
-    pub fn get(&self, path: &str) -> Req {
-        self.request("GET", path)
-    }
-
-    pub fn post(&self, path: &str, body: Value) -> Req {
-        self.request("POST", path).json(&body)
-    }
-
-    pub fn put(&self, path: &str, body: Value) -> Req {
-        self.request("PUT", path).json(&body)
-    }
-
-    pub fn delete(&self, path: &str) -> Req {
-        self.request("DELETE", path)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// A request being built.
-pub struct Req {
-    addr: SocketAddr,
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    pub fn new(addr: SocketAddr, method: &str, path: &str) -> Self {
+    pub fn request(&self, method: &str, path: &str) -> Req<'_> {
         Req {
-            addr,
+            server: self,
             method: method.into(),
             path: path.into(),
             headers: Vec::new(),
@@ -141,6 +89,33 @@ impl Req {
         }
     }
 
+    pub fn get(&self, path: &str) -> Req<'_> {
+        self.request("GET", path)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Req<'_> {
+        self.request("POST", path).json(&body)
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> Req<'_> {
+        self.request("PUT", path).json(&body)
+    }
+
+    pub fn delete(&self, path: &str) -> Req<'_> {
+        self.request("DELETE", path)
+    }
+}
+
+/// A request being built.
+pub struct Req<'a> {
+    server: &'a Server,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Req<'_> {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -165,28 +140,43 @@ impl Req {
         self.header("Content-Type", content_type)
     }
 
+    /// Runs the request through the router, on one of the runtime's
+    /// workers, and reads the whole answer.
     pub fn send(self) -> Response {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.method,
-            self.path,
-            self.addr,
-            self.body.len()
-        );
+        let mut request = Request::builder()
+            .method(self.method.as_str())
+            .uri(self.path.as_str());
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            request = request.header(name, value);
         }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        // The server may answer (413) and close before reading a large body.
-        let _ = stream.write_all(&self.body);
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        Response::parse(&raw)
+        let request = request.body(Body::from(self.body)).unwrap();
+        let app = self.server.app.clone();
+        let runtime = &self.server.runtime;
+        runtime
+            .block_on(runtime.spawn(async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status().as_u16();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_ascii_lowercase(),
+                            v.to_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap()
+                    .to_vec();
+                Response {
+                    status,
+                    headers,
+                    body,
+                }
+            }))
+            .unwrap()
     }
 }
 
@@ -199,41 +189,6 @@ pub struct Response {
 }
 
 impl Response {
-    fn parse(raw: &[u8]) -> Self {
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete response head");
-        let head = std::str::from_utf8(&raw[..split]).unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .map(|l| {
-                let (n, v) = l.split_once(':').unwrap();
-                (n.trim().to_ascii_lowercase(), v.trim().to_string())
-            })
-            .collect();
-        let mut body = raw[split + 4..].to_vec();
-        if headers
-            .iter()
-            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
-        {
-            body = dechunk(&body);
-        }
-        Response {
-            status,
-            headers,
-            body,
-        }
-    }
-
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -278,21 +233,6 @@ impl Response {
         let message = body["message"].as_str().expect("a message").to_string();
         assert!(!message.is_empty());
         message
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size_text = std::str::from_utf8(&body[..line_end]).unwrap();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
     }
 }
 

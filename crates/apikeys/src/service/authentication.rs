@@ -16,7 +16,7 @@
 //!     identifier, a key whose secret was generated), against a dummy hash.
 //!     The one exception: a key in a grace period whose two secrets are both
 //!     argon2 hashes costs two when the first does not match.
-//! - The verified-secret cache (see [`crate::cache`]) is asked about both of
+//! - The verified-secret cache (see `cache.rs`) is asked about both of
 //!   a key's secrets before any argon2 runs, so a client still using its
 //!   previous secret during a grace period pays argon2 once, not on every
 //!   request.

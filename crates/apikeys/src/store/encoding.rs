@@ -9,7 +9,7 @@
 //!
 //! | value | encoding |
 //! |---|---|
-//! | ids ([`AccountId`](crate::AccountId), [`KeyId`](crate::KeyId)) | their 16 bytes (`as_bytes` / `from_bytes`) |
+//! | ids ([`AccountId`], [`KeyId`]) | their 16 bytes (`as_bytes` / `from_bytes`) |
 //! | instants | signed 64-bit nanoseconds since 1970-01-01T00:00:00Z ([`instant_to_nanos`]): exact, and ordered as integers |
 //! | versions | signed 64-bit integers, at least 1 ([`version_to_i64`]) |
 //! | channels, audit kinds, account kinds | their stable codes (`code()`, parsed back with `FromStr`) |

@@ -3,8 +3,9 @@
 //! and a server whose database sessions are killed under load answers
 //! clearly, recovers, and loses nothing it acknowledged.
 //!
-//! Each test works in a throw-away schema (`TestSchema`); without
-//! `APIKEYS_TEST_POSTGRES_URL` each prints one line saying it is skipped.
+//! Each test works in a throw-away schema (`TestSchema`); without a
+//! PostgreSQL server they are skipped, saying so (see
+//! `apikeys_postgres::testing`).
 
 // Test code: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -32,7 +33,6 @@ fn server(db: &TestSchema, seed: u64, pool: u32) -> Server {
     // PostgreSQL.
     Server::start_fixture(
         Fixture::with_policy(store, seed, Policy::fast_for_tests()),
-        "127.0.0.1:0",
         Config::default(),
     )
 }

@@ -86,6 +86,55 @@ fn binary_serves_sqlite_prints_the_token_once_and_stops_on_sigterm() {
     assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
 }
 
+/// A SQLite file whose admin token was stored by the release that kept it
+/// in the router's crate keeps that token: the binary starts on it, prints
+/// nothing and accepts that token only.
+#[test]
+fn binary_keeps_a_token_stored_by_the_previous_release() {
+    use rand_core::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("apikeys.sqlite3");
+    // The key store's tables, as that release's first start made them.
+    drop(apikeys_sqlite::SqliteStore::open(&db).unwrap());
+    // Its token: generated, and kept with that release's statements, verbatim.
+    let (token, secret) =
+        apikeys_http::AdminToken::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(9));
+    let old = rusqlite::Connection::open(&db).unwrap();
+    old.execute(
+        "CREATE TABLE IF NOT EXISTS apikeys_http_settings \
+         (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        [],
+    )
+    .unwrap();
+    old.execute(
+        "INSERT INTO apikeys_http_settings (name, value) VALUES (?1, ?2) \
+         ON CONFLICT(name) DO NOTHING",
+        rusqlite::params!["admin_token", token.stored_form()],
+    )
+    .unwrap();
+    drop(old);
+
+    let mut server = start(&["--db".into(), db.into_os_string()], None);
+    assert!(
+        server.printed.is_empty(),
+        "no new token is generated: {:?}",
+        server.printed
+    );
+    let unknown = "/v1/accounts/acc_0123456789abcdef0123456789abcdef";
+    Req::new(server.addr, "GET", unknown)
+        .header(
+            "Authorization",
+            &format!("Bearer {}", secret.expose_secret()),
+        )
+        .send()
+        .expect_error(404, "account_not_found");
+    Req::new(server.addr, "GET", unknown)
+        .header("Authorization", "Bearer wrong-token-wrong-token")
+        .send()
+        .expect_error(401, "unauthorized");
+    server.stop();
+}
+
 #[test]
 fn binary_serves_postgres_prints_the_token_once_and_stops_on_sigterm() {
     let Some(db) = TestSchema::new("binary_postgres") else {

@@ -1,21 +1,12 @@
-//! `apikeys-server`: the HTTP API on the SQLite store, or on PostgreSQL.
-//!
-//! ```sh
-//! cargo run -p apikeys-http              # 127.0.0.1:8080, ./apikeys.sqlite3
-//! cargo run -p apikeys-http -- --postgres postgres://apikeys@db.internal:5432/platform
-//! cargo run -p apikeys-http -- --help
-//! ```
-//!
-//! With `--postgres` (or `APIKEYS_POSTGRES_URL`) the keys, and the admin
-//! token's digest, live in PostgreSQL (`--postgres-schema` picks a schema,
-//! `--postgres-pool` the pool's size), so that servers on several machines
-//! share them; `--db` is then ignored.
+#![doc = include_str!("../README.md")]
 
+mod admin_token;
+
+use admin_token::{
+    PostgresAdminTokenStore, ResolvedToken, SqliteAdminTokenStore, resolve_admin_token,
+};
 use apikeys::{ApiKeys, DynStore, Policy};
-use apikeys_http::admin::ResolvedToken;
-use apikeys_http::postgres_vault::PostgresVault;
-use apikeys_http::sqlite_vault::SqliteVault;
-use apikeys_http::{Config, resolve_admin_token, router, serve};
+use apikeys_http::{Config, router, serve};
 use apikeys_postgres::{Options, PostgresStore};
 use apikeys_sqlite::SqliteStore;
 use clap::Parser;
@@ -144,7 +135,7 @@ fn main() -> ExitCode {
     };
     let fail = |e: &(dyn Error + 'static)| fail(e, url.as_ref());
 
-    // Opening the store and the vault blocks, and the PostgreSQL client runs
+    // Opening the stores blocks, and the PostgreSQL client runs
     // a small runtime of its own, which cannot start inside ours: so this
     // happens before ours starts.
     let opened = match open(backend) {
@@ -207,22 +198,21 @@ fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
     let (store, admin, inline_checks, description): (Arc<DynStore>, _, _, _) = match backend {
         Backend::Sqlite(path) => {
             let store = SqliteStore::open(&path)?;
-            let vault = SqliteVault::open(&path)?;
-            let admin = resolve_admin_token(&vault, chosen.as_deref(), &mut os_rng())?;
+            let tokens = SqliteAdminTokenStore::open(&path)?;
+            let admin = resolve_admin_token(&tokens, chosen.as_deref(), &mut os_rng())?;
             // SQLite answers a lookup from a local file in microseconds.
             let description = format!("sqlite {}", path.display());
             (Arc::new(store), admin, true, description)
         }
         Backend::Postgres { url, pool, schema } => {
-            let mut options = Options::new(pool);
-            if let Some(schema) = &schema {
-                options = options.schema(schema.clone());
-            }
-            // First the store: it creates the schema the vault's table goes in.
+            let mut options = Options::default().pool_size(pool);
+            options.schema.clone_from(&schema);
+            // First the key store: it creates the schema the token's table
+            // goes in.
             let store = PostgresStore::connect_with(&url.0, options)?;
-            let vault = PostgresVault::connect(&url.0, store.schema())?;
-            let admin = resolve_admin_token(&vault, chosen.as_deref(), &mut os_rng())?;
-            drop(vault);
+            let tokens = PostgresAdminTokenStore::connect(&url.0, store.schema())?;
+            let admin = resolve_admin_token(&tokens, chosen.as_deref(), &mut os_rng())?;
+            drop(tokens);
             let description = describe_postgres(&url.0, schema.as_deref(), pool);
             // A lookup is a network round trip: never on an async worker.
             (Arc::new(store), admin, false, description)
@@ -249,11 +239,9 @@ async fn run(args: Args, opened: Opened) -> Result<(), Box<dyn Error>> {
     } = opened;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    let config = Config {
-        trust_proxy: args.trust_proxy,
-        inline_checks,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .trust_proxy(args.trust_proxy)
+        .inline_checks(inline_checks);
     let app = router(keys, admin.token, config);
 
     // On stdout, not in the log: the generated token is shown this once.

@@ -1,5 +1,5 @@
-//! Test support for the real `apikeys-server` binary (feature `server`):
-//! start it, read what it prints, stop it with SIGTERM.
+//! Test support for the real `apikeys-server` binary: start it, read what it
+//! prints, stop it with SIGTERM.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};

@@ -1,8 +1,6 @@
-//! The server's admin-token vault on PostgreSQL: a table of its own in the
-//! schema the store uses, through one short-lived connection of its own (the
-//! domain's `Store` has no place for server settings, and should not: they
-//! are not the domain's). The server uses it once, at start-up, then drops
-//! it.
+//! The admin token kept in PostgreSQL: a table of its own in the schema the
+//! key store uses, through one short-lived connection of its own. The server
+//! uses it once, at start-up, then drops it.
 //!
 //! ```sql
 //! CREATE TABLE IF NOT EXISTS apikeys_http_settings (name text PRIMARY KEY, value text NOT NULL)
@@ -15,12 +13,10 @@
 //! runtime: open and use it outside any async context (before the server's
 //! runtime starts, or on a blocking thread).
 
-use crate::admin::{AdminTokenError, AdminTokenVault};
+use super::{AdminTokenStore, AdminTokenStoreError, ROW, TABLE};
 use postgres::{Client, Config, NoTls};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-const ROW: &str = "admin_token";
 
 /// Serialises creating the table across servers starting at once:
 /// `CREATE TABLE IF NOT EXISTS` alone can still fail on a race in the
@@ -31,23 +27,23 @@ const CREATE_LOCK: i64 = 0x6170_696b_6579_7368; // "apikeysh"
 /// (the store's default too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An [`AdminTokenVault`] in a PostgreSQL database.
-pub struct PostgresVault {
+/// An [`AdminTokenStore`] in a PostgreSQL database.
+pub struct PostgresAdminTokenStore {
     client: Mutex<Client>,
     /// `apikeys_http_settings`, qualified by the schema if one was given.
     table: String,
 }
 
-impl std::fmt::Debug for PostgresVault {
+impl std::fmt::Debug for PostgresAdminTokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresVault")
+        f.debug_struct("PostgresAdminTokenStore")
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
 }
 
-fn vault_error(e: postgres::Error) -> AdminTokenError {
-    AdminTokenError::Vault(Box::new(e))
+fn database_error(e: postgres::Error) -> AdminTokenStoreError {
+    AdminTokenStoreError::Database(Box::new(e))
 }
 
 /// `name` as a quoted SQL identifier.
@@ -55,35 +51,35 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-impl PostgresVault {
+impl PostgresAdminTokenStore {
     /// Connects to the database at `url` and creates the settings table if
     /// needed, in `schema` (which must exist: the server connects the store
     /// first, which creates it) or, without one, in the connection's
     /// default schema, as the store does.
     ///
     /// Errors never repeat `url`, which may hold a password.
-    pub fn connect(url: &str, schema: Option<&str>) -> Result<Self, AdminTokenError> {
-        let mut config: Config = url.parse().map_err(vault_error)?;
+    pub fn connect(url: &str, schema: Option<&str>) -> Result<Self, AdminTokenStoreError> {
+        let mut config: Config = url.parse().map_err(database_error)?;
         if config.get_application_name().is_none() {
             config.application_name(apikeys_postgres::DEFAULT_APPLICATION_NAME);
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let mut client = config.connect(NoTls).map_err(vault_error)?;
+        let mut client = config.connect(NoTls).map_err(database_error)?;
         let table = match schema {
-            Some(s) => format!("{}.apikeys_http_settings", quote_ident(s)),
-            None => "apikeys_http_settings".to_owned(),
+            Some(s) => format!("{}.{TABLE}", quote_ident(s)),
+            None => TABLE.to_owned(),
         };
-        let mut tx = client.transaction().map_err(vault_error)?;
+        let mut tx = client.transaction().map_err(database_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
-            .map_err(vault_error)?;
+            .map_err(database_error)?;
         tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (name text PRIMARY KEY, value text NOT NULL)"
         ))
-        .map_err(vault_error)?;
-        tx.commit().map_err(vault_error)?;
-        Ok(PostgresVault {
+        .map_err(database_error)?;
+        tx.commit().map_err(database_error)?;
+        Ok(PostgresAdminTokenStore {
             client: Mutex::new(client),
             table,
         })
@@ -94,19 +90,21 @@ impl PostgresVault {
     }
 }
 
-impl AdminTokenVault for PostgresVault {
-    fn load(&self) -> Result<Option<String>, AdminTokenError> {
+impl AdminTokenStore for PostgresAdminTokenStore {
+    fn load(&self) -> Result<Option<String>, AdminTokenStoreError> {
         let row = self
             .client()
             .query_opt(
                 &format!("SELECT value FROM {} WHERE name = $1", self.table),
                 &[&ROW],
             )
-            .map_err(vault_error)?;
-        row.map(|r| r.try_get(0)).transpose().map_err(vault_error)
+            .map_err(database_error)?;
+        row.map(|r| r.try_get(0))
+            .transpose()
+            .map_err(database_error)
     }
 
-    fn store_if_absent(&self, stored: &str) -> Result<bool, AdminTokenError> {
+    fn store_if_absent(&self, stored: &str) -> Result<bool, AdminTokenStoreError> {
         let inserted = self
             .client()
             .execute(
@@ -116,15 +114,18 @@ impl AdminTokenVault for PostgresVault {
                 ),
                 &[&ROW, &stored],
             )
-            .map_err(vault_error)?;
+            .map_err(database_error)?;
         Ok(inserted == 1)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
-    use crate::admin::resolve_admin_token;
+    use crate::admin_token::resolve_admin_token;
+    use apikeys_http::AdminToken;
     use apikeys_postgres::testing::TestSchema;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -138,15 +139,15 @@ mod tests {
 
     #[test]
     fn create_if_absent_and_persisted_in_the_schema() {
-        let Some((db, _store)) = schema_with_store("vault_persisted") else {
+        let Some((db, _store)) = schema_with_store("token_store_persisted") else {
             return;
         };
-        let vault = PostgresVault::connect(db.url(), Some(db.name())).unwrap();
-        assert_eq!(vault.load().unwrap(), None);
-        assert!(vault.store_if_absent("sha256$first").unwrap());
-        assert!(!vault.store_if_absent("sha256$second").unwrap());
-        drop(vault);
-        let again = PostgresVault::connect(db.url(), Some(db.name())).unwrap();
+        let store = PostgresAdminTokenStore::connect(db.url(), Some(db.name())).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        assert!(store.store_if_absent("sha256$first").unwrap());
+        assert!(!store.store_if_absent("sha256$second").unwrap());
+        drop(store);
+        let again = PostgresAdminTokenStore::connect(db.url(), Some(db.name())).unwrap();
         assert_eq!(again.load().unwrap().as_deref(), Some("sha256$first"));
         // In the test's schema, not in the default one.
         let n: i64 = db
@@ -161,11 +162,40 @@ mod tests {
         assert_eq!(n, 1);
     }
 
+    /// A schema whose token was stored by the release that kept it in the
+    /// router's crate (its statements, verbatim) keeps that token.
+    #[test]
+    fn a_token_stored_by_the_previous_release_is_kept() {
+        let Some((db, _store)) = schema_with_store("token_store_old") else {
+            return;
+        };
+        let (token, secret) = AdminToken::generate(&mut ChaCha20Rng::seed_from_u64(5));
+        let mut old = db.client();
+        let table = format!("\"{}\".apikeys_http_settings", db.name());
+        old.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (name text PRIMARY KEY, value text NOT NULL)"
+        ))
+        .unwrap();
+        old.execute(
+            &format!(
+                "INSERT INTO {table} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+            ),
+            &[&"admin_token", &token.stored_form()],
+        )
+        .unwrap();
+        drop(old);
+        let store = PostgresAdminTokenStore::connect(db.url(), Some(db.name())).unwrap();
+        let resolved =
+            resolve_admin_token(&store, None, &mut ChaCha20Rng::seed_from_u64(6)).unwrap();
+        assert!(resolved.generated.is_none(), "no new token is generated");
+        assert!(resolved.token.verify(secret.expose_secret()));
+    }
+
     /// Servers starting at once on one database agree on one token: one
     /// generates and stores it, the others read it.
     #[test]
     fn servers_starting_at_once_agree_on_one_token() {
-        let Some((db, _store)) = schema_with_store("vault_race") else {
+        let Some((db, _store)) = schema_with_store("token_store_race") else {
             return;
         };
         let resolved: Vec<_> = std::thread::scope(|s| {
@@ -173,9 +203,10 @@ mod tests {
                 .map(|i| {
                     let db = &db;
                     s.spawn(move || {
-                        let vault = PostgresVault::connect(db.url(), Some(db.name())).unwrap();
+                        let store =
+                            PostgresAdminTokenStore::connect(db.url(), Some(db.name())).unwrap();
                         let mut rng = ChaCha20Rng::seed_from_u64(i);
-                        resolve_admin_token(&vault, None, &mut rng).unwrap()
+                        resolve_admin_token(&store, None, &mut rng).unwrap()
                     })
                 })
                 .collect();
@@ -192,13 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_server_is_a_vault_error_without_the_password() {
-        let err = PostgresVault::connect(
+    fn unreachable_server_is_a_database_error_without_the_password() {
+        let err = PostgresAdminTokenStore::connect(
             "postgres://apikeys:hunter2-secret@127.0.0.1:1/nowhere?connect_timeout=2",
             None,
         )
         .unwrap_err();
-        assert!(matches!(err, AdminTokenError::Vault(_)), "{err:?}");
+        assert!(matches!(err, AdminTokenStoreError::Database(_)), "{err:?}");
         let mut text = err.to_string();
         let mut source = std::error::Error::source(&err);
         while let Some(s) = source {
