@@ -8,9 +8,9 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::state::{AppState, Lane};
+use crate::state::AppState;
 use apikeys::{
-    AccountId, AccountKind, Channel, IdentifierChoice, NewAccount, NewKey, SecretChoice,
+    AccountId, AccountKind, Channel, Cost, IdentifierChoice, NewAccount, NewKey, SecretChoice,
 };
 use axum::Json;
 use axum::extract::State;
@@ -66,7 +66,7 @@ pub(crate) async fn open_account(
         .transpose()?;
     let new = NewAccount { kind, created_at };
     let opened = state
-        .blocking(Lane::Fast, move |k| k.open_account(actor, new))
+        .run(Cost::Fast, move |k| k.open_account(actor, new))
         .await??;
     Ok((
         StatusCode::CREATED,
@@ -99,7 +99,7 @@ pub(crate) async fn get_account(
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<Json<AccountView>, ApiError> {
     let account = state
-        .blocking(Lane::Fast, move |k| k.account(actor, id))
+        .run(Cost::Fast, move |k| k.account(actor, id))
         .await??;
     Ok(Json(AccountView::from(&account)))
 }
@@ -125,9 +125,7 @@ pub(crate) async fn list_keys(
     Admin(actor): Admin,
     ApiPath(id): ApiPath<AccountId>,
 ) -> Result<Json<KeysView>, ApiError> {
-    let keys = state
-        .blocking(Lane::Fast, move |k| k.keys(actor, id))
-        .await??;
+    let keys = state.run(Cost::Fast, move |k| k.keys(actor, id)).await??;
     Ok(Json(KeysView {
         keys: keys.iter().map(KeyView::from).collect(),
     }))
@@ -170,9 +168,9 @@ pub(crate) async fn create_key(
         label: req.label,
     };
     // A chosen secret is hashed with argon2: that runs in the argon2 lane.
-    let lane = Lane::for_cost(new.cost());
+    let cost = new.cost();
     let issued = state
-        .blocking(lane, move |k| k.create_key(actor, id, new))
+        .run(cost, move |k| k.create_key(actor, id, new))
         .await??;
     Ok((StatusCode::CREATED, Json(KeyView::from(issued))))
 }
@@ -210,7 +208,7 @@ pub(crate) async fn audit(
         ));
     }
     let events = state
-        .blocking(Lane::Fast, move |k| k.audit(actor, id, limit))
+        .run(Cost::Fast, move |k| k.audit(actor, id, limit))
         .await??;
     Ok(Json(AuditView {
         events: events.iter().map(AuditEventView::from).collect(),

@@ -8,8 +8,14 @@
 //!   bits, so a fast hash is as good as argon2 against a leaked digest, and
 //!   checking it costs a microsecond instead of argon2's tens of
 //!   milliseconds and megabytes on every management request.
-//! - A chosen token (`AdminToken::from_chosen`) must have 16 to 256
-//!   printable ASCII characters, so that it travels in a header.
+//! - A chosen token (`AdminToken::from_chosen`) must have 32 to 256
+//!   printable ASCII characters: long enough that guessing it online is
+//!   hopeless, and fit to travel in a header.
+//! - Wrong tokens are throttled per client address, by the same rules as
+//!   authentication's per-address count (with the per-identifier allowance):
+//!   past it, 429 with `Retry-After`, and the token is not even checked.
+//!   Each wrong token is logged with the peer's address, at most a few lines
+//!   a second.
 //! - Where the digest is kept is not the router's business: it takes an
 //!   `AdminToken`, however it was obtained.
 
@@ -47,7 +53,7 @@ impl fmt::Debug for AdminToken {
 #[non_exhaustive]
 pub enum AdminTokenError {
     /// A chosen token is too short or too long.
-    #[error("the admin token is {len} characters long: it must have 16 to 256")]
+    #[error("the admin token is {len} characters long: it must have 32 to 256")]
     Length {
         /// Its length in characters.
         len: usize,
@@ -66,11 +72,11 @@ pub enum AdminTokenError {
 }
 
 impl AdminToken {
-    /// The token chosen by the operator (from `APIKEYS_ADMIN_TOKEN`): 16 to
+    /// The token chosen by the operator (from `APIKEYS_ADMIN_TOKEN`): 32 to
     /// 256 printable ASCII characters.
     pub fn from_chosen(token: &str) -> Result<Self, AdminTokenError> {
         let len = token.chars().count();
-        if !(16..=256).contains(&len) {
+        if !(32..=256).contains(&len) {
             return Err(AdminTokenError::Length { len });
         }
         if let Some(position) = token.chars().position(|c| !('\x21'..='\x7e').contains(&c)) {
@@ -148,6 +154,11 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let client = state.client_address(parts).await?;
+        let now = state.sync().now();
+        if let Some(retry_after) = state.admin_throttle().retry_after(client, now) {
+            return Err(ApiError::too_many(retry_after));
+        }
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -159,6 +170,10 @@ impl FromRequestParts<AppState> for Admin {
                 )
             })?;
         if !state.admin_token().verify(presented) {
+            state.admin_throttle().failed(client, now);
+            if let Some(left_out) = state.admin_log().admit() {
+                tracing::warn!(%client, similar_lines_left_out = left_out, "wrong admin token");
+            }
             return Err(ApiError::unauthorized("wrong admin token"));
         }
         let actor = match parts.headers.get(ACTING_ACCOUNT_HEADER) {
@@ -214,10 +229,14 @@ mod tests {
             Err(AdminTokenError::Length { len: 5 })
         ));
         assert!(matches!(
-            AdminToken::from_chosen("has a space in the middle"),
+            AdminToken::from_chosen("has a space in the middle of it, too long"),
             Err(AdminTokenError::Character { position: 3 })
         ));
-        assert!(AdminToken::from_chosen("correct-horse-battery").is_ok());
+        assert!(matches!(
+            AdminToken::from_chosen("correct-horse-battery-staple"),
+            Err(AdminTokenError::Length { len: 28 })
+        ));
+        assert!(AdminToken::from_chosen("correct-horse-battery-staple-and-more").is_ok());
     }
 
     #[test]

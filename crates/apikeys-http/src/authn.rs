@@ -6,19 +6,20 @@ use crate::accounts::parse_channel;
 use crate::dto::{AuthenticateRequest, AuthenticatedView, HttpCredentials};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::state::{AppState, Lane};
-use apikeys::{Channel, Check, Secret};
+use crate::facade::CheckError;
+use crate::state::AppState;
+use apikeys::{Channel, Secret};
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use base64ct::{Base64, Encoding};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 const BASIC_CHALLENGE: &str = "Basic realm=\"apikeys\"";
 
-/// The client's address: the TCP peer's, or, when the server trusts a proxy
-/// in front of it, the first `X-Forwarded-For` entry.
+/// The client's address: the TCP peer's, or, behind a trusted proxy, the
+/// right-most untrusted forwarding entry (see [`crate::client_addr`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClientAddr(pub IpAddr);
 
@@ -29,48 +30,15 @@ impl FromRequestParts<AppState> for ClientAddr {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.trust_proxy()
-            && let Some(value) = parts.headers.get("x-forwarded-for")
-        {
-            let first = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-                .unwrap_or_default();
-            return first.parse().map(ClientAddr).map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_forwarded_for",
-                    format!(
-                        "X-Forwarded-For's first entry `{}` is not an IP address",
-                        first.chars().take(64).collect::<String>()
-                    ),
-                )
-            });
-        }
-        // axum's extractor, not the extension itself: it also finds the
-        // address a test mocks with `MockConnectInfo`.
-        ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .map(|ConnectInfo(peer)| ClientAddr(peer.ip()))
-            .map_err(|_| {
-                ApiError::internal(
-                    "no peer address: serve the router with `apikeys_http::serve` \
-                     (into_make_service_with_connect_info)",
-                )
-            })
+        state.client_address(parts).await.map(ClientAddr)
     }
 }
 
-/// Checks credentials and logs the outcome without the secret (nor the
-/// identifier of a refusal: people paste secrets into it).
-///
-/// First the argon2-free check (a store lookup and a SHA-256, or the
-/// verified-secret cache): on the event loop when the store is local
-/// (`Config::inline_checks`), else in the fast lane. Only if the verdict
-/// needs argon2 does the check go to the argon2 lane, which few run at once.
-/// The domain decides that from the stored hash, not from the secret's
-/// shape, which an attacker chooses.
+/// Checks credentials through the service's async face (argon2-free step
+/// first, argon2 only if needed, in its bounded lane) and logs the outcome
+/// without the secret (nor the identifier of a refusal: people paste
+/// secrets into it). Refusals are logged at most a few lines a second; the
+/// service counts every one.
 async fn check(
     state: &AppState,
     channel: Channel,
@@ -78,34 +46,22 @@ async fn check(
     secret: Secret,
     client: IpAddr,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
-    let first = if state.inline_checks() {
-        state
-            .keys()
-            .begin_authentication(channel, &identifier, secret.expose_secret(), client)
-    } else {
-        state
-            .blocking(Lane::Fast, move |k| {
-                k.begin_authentication(channel, &identifier, secret.expose_secret(), client)
-            })
-            .await?
-    };
-    let outcome = match first {
-        Check::Done(outcome) => outcome,
-        Check::NeedsArgon2(pending) => {
-            state
-                .blocking(Lane::Argon2, move |k| k.finish_authentication(pending))
-                .await?
-        }
-    };
-    match outcome {
+    match state
+        .keys()
+        .authenticate(channel, identifier, secret, client)
+        .await
+    {
         Ok(who) => {
             tracing::debug!(%channel, key_id = %who.key_id, %client, matched = ?who.matched, "authenticated");
             Ok(Json(AuthenticatedView::from(who)))
         }
-        Err(e) => {
-            tracing::info!(%channel, %client, code = e.code(), reason = ?e.reason(), "authentication refused");
+        Err(CheckError::Refused(e)) => {
+            if let Some(left_out) = state.refusal_log().admit() {
+                tracing::info!(%channel, %client, code = e.code(), reason = ?e.reason(), similar_lines_left_out = left_out, "authentication refused");
+            }
             Err(e.into())
         }
+        Err(CheckError::Busy(busy)) => Err(busy.into()),
     }
 }
 
@@ -118,7 +74,8 @@ async fn check(
         (status = 400, description = "Bad input (e.g. unknown channel)", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`: right credentials, address outside the whitelist", body = ErrorBody),
-        (status = 503, description = "The store failed: neither yes nor no", body = ErrorBody),
+        (status = 429, description = "`throttled`: too many failures from this address; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The store failed, or the argon2 lane is full (`busy`, with `Retry-After`): neither yes nor no", body = ErrorBody),
     )
 )]
 pub(crate) async fn authenticate(
@@ -137,7 +94,8 @@ pub(crate) async fn authenticate(
         (status = 200, description = "This account, this key", body = AuthenticatedView),
         (status = 401, description = "`invalid_credentials` (also when Basic credentials are missing)", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`", body = ErrorBody),
-        (status = 503, description = "The store failed", body = ErrorBody),
+        (status = 429, description = "`throttled`: too many failures from this address; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The store failed, or the argon2 lane is full (`busy`)", body = ErrorBody),
     ),
     security(("rest_basic" = []))
 )]
@@ -198,7 +156,8 @@ fn basic_credentials(headers: &axum::http::HeaderMap) -> Result<(String, Secret)
         (status = 200, description = "This account, this key", body = AuthenticatedView),
         (status = 401, description = "`invalid_credentials` (also when a parameter is missing)", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`", body = ErrorBody),
-        (status = 503, description = "The store failed", body = ErrorBody),
+        (status = 429, description = "`throttled`: too many failures from this address; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The store failed, or the argon2 lane is full (`busy`)", body = ErrorBody),
     )
 )]
 pub(crate) async fn http_whoami(

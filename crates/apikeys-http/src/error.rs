@@ -30,6 +30,8 @@ pub struct ApiError {
     challenge: Option<&'static str>,
     /// `Retry-After`, in whole seconds, for 429s and 503s.
     retry_after: Option<u64>,
+    /// Whether to close the connection after this answer.
+    close: bool,
 }
 
 impl ApiError {
@@ -41,7 +43,14 @@ impl ApiError {
             message: message.into(),
             challenge: None,
             retry_after: None,
+            close: false,
         }
+    }
+
+    /// This error, and the connection closed after it.
+    pub(crate) fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// 429: too many failed attempts from this address; try again after
@@ -144,6 +153,31 @@ impl From<Error> for ApiError {
     }
 }
 
+impl From<crate::facade::Busy> for ApiError {
+    fn from(busy: crate::facade::Busy) -> Self {
+        use crate::facade::Busy;
+        match busy {
+            Busy::Argon2Lane { retry_after } => ApiError {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the server is busy checking secrets: try again shortly",
+                )
+            },
+            Busy::Address { retry_after } => ApiError {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "throttled",
+                    "too many checks in progress from this address: wait for them to finish",
+                )
+            },
+            other => ApiError::internal(&other.to_string()),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match &e {
@@ -176,6 +210,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(seconds) = self.retry_after {
             response

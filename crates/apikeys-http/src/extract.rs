@@ -37,9 +37,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 "expected a JSON body with `Content-Type: application/json`",
             ));
         }
-        let body = Bytes::from_request(req, state)
+        let config = state.config();
+        let body = tokio::time::timeout(config.body_timeout, Bytes::from_request(req, state))
             .await
-            .map_err(|rejection| body_rejection(&rejection, state.body_limit()))?;
+            .map_err(|_| body_too_slow(config.body_timeout))?
+            .map_err(|rejection| body_rejection(&rejection, config.body_limit))?;
         serde_json::from_slice(&body)
             .map(ApiJson)
             .map_err(|e| match e.classify() {
@@ -72,6 +74,20 @@ fn is_json(headers: &HeaderMap) -> bool {
                 && subtype
                     .get(subtype.len() - 5..)
                     .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
+}
+
+/// 408, and the connection closed: a client that trickles its body is not
+/// waited for, and what it still sends is not read.
+fn body_too_slow(deadline: std::time::Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the body did not arrive within {} s",
+            deadline.as_secs_f64()
+        ),
+    )
+    .closing()
 }
 
 fn body_rejection(rejection: &BytesRejection, limit: usize) -> ApiError {

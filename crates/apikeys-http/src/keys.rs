@@ -4,8 +4,8 @@ use crate::admin::Admin;
 use crate::dto::{ChangeCredentialsRequest, KeyView, WhitelistBody, whitelist_view};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::state::{AppState, Lane};
-use apikeys::{CredentialChange, Grace, IdentifierChoice, KeyId, SecretChoice};
+use crate::state::AppState;
+use apikeys::{Cost, CredentialChange, Grace, IdentifierChoice, KeyId, SecretChoice};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,9 +32,7 @@ pub(crate) async fn get_key(
     Admin(actor): Admin,
     ApiPath(id): ApiPath<KeyId>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let key = state
-        .blocking(Lane::Fast, move |k| k.key(actor, id))
-        .await??;
+    let key = state.run(Cost::Fast, move |k| k.key(actor, id)).await??;
     Ok(Json(KeyView::from(&key)))
 }
 
@@ -60,7 +58,7 @@ pub(crate) async fn delete_key(
     ApiPath(id): ApiPath<KeyId>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .blocking(Lane::Fast, move |k| k.delete_key(actor, id))
+        .run(Cost::Fast, move |k| k.delete_key(actor, id))
         .await??;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -110,9 +108,9 @@ pub(crate) async fn change_credentials(
             .grace_seconds
             .map(|seconds| Grace::For(Duration::seconds(seconds))),
     };
-    let lane = Lane::for_cost(change.cost());
+    let cost = change.cost();
     let issued = state
-        .blocking(lane, move |k| k.change_credentials(actor, id, change))
+        .run(cost, move |k| k.change_credentials(actor, id, change))
         .await??;
     Ok(Json(KeyView::from(issued)))
 }
@@ -139,7 +137,7 @@ pub(crate) async fn get_whitelist(
     ApiPath(id): ApiPath<KeyId>,
 ) -> Result<Json<WhitelistBody>, ApiError> {
     let whitelist = state
-        .blocking(Lane::Fast, move |k| k.whitelist(actor, id))
+        .run(Cost::Fast, move |k| k.whitelist(actor, id))
         .await??;
     Ok(Json(WhitelistBody {
         entries: whitelist_view(&whitelist),
@@ -177,7 +175,7 @@ pub(crate) async fn put_whitelist(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::from(apikeys::Error::from(e)))?;
     let whitelist = state
-        .blocking(Lane::Fast, move |k| k.set_whitelist(actor, id, entries))
+        .run(Cost::Fast, move |k| k.set_whitelist(actor, id, entries))
         .await??;
     Ok(Json(WhitelistBody {
         entries: whitelist_view(&whitelist),

@@ -7,21 +7,25 @@ pub mod client_addr;
 pub mod dto;
 pub mod error;
 mod extract;
+pub mod facade;
 mod keys;
+mod log_limit;
 mod meta;
 pub mod server;
 mod state;
 
 pub use admin::{AdminToken, AdminTokenError};
+pub use client_addr::{ForwardedHeader, TrustedProxies};
 pub use error::{ApiError, ErrorBody};
+pub use facade::{AsyncApiKeys, Busy, CheckError, Lanes, StoreCalls};
+pub use server::{ServeOptions, serve};
 
 use apikeys::ApiKeys;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use state::AppState;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -29,52 +33,39 @@ use utoipa_axum::routes;
 
 /// How the router behaves. `Config::default()` suits a server on its own;
 /// chainable setters named after the fields change one value
-/// (`Config::default().trust_proxy(true)` behind a reverse proxy).
+/// (`Config::default().lanes(Lanes::default().store_calls(StoreCalls::Inline))`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Take the client address from the first `X-Forwarded-For` entry
-    /// instead of the TCP peer. Only behind a proxy that sets it: anyone
-    /// else could claim any address and walk past the IP whitelists.
-    pub trust_proxy: bool,
-    /// The largest request body, in bytes (default 64 KiB); larger is 413.
+    /// The proxies whose forwarding headers are believed (default none: the
+    /// client address is the TCP peer's). See [`client_addr`].
+    pub trusted_proxies: TrustedProxies,
+    /// The largest request body, in bytes (default 64 KiB); larger is 413,
+    /// at once when `Content-Length` says so.
     pub body_limit: usize,
-    /// How many requests may run argon2 at once (hashing or verifying a
-    /// chosen secret): default, the number of cores. Others wait their turn
-    /// as futures, holding no thread and no argon2 memory.
-    pub argon2_concurrency: usize,
-    /// Run the argon2-free part of authentication (one store lookup and a
-    /// SHA-256, microseconds) on the event loop instead of handing it to a
-    /// blocking thread, which costs more than the check itself. Right for a
-    /// store that answers from memory or a local file (the memory and SQLite
-    /// stores; `apikeys-server` turns it on over SQLite); wrong for one that
-    /// waits on the network: a round trip would hold an async worker, and
-    /// `apikeys-postgres`' synchronous client cannot run on one at all
-    /// (`apikeys-server` leaves it off over PostgreSQL). Default off. Argon2
-    /// never runs inline either way.
-    pub inline_checks: bool,
-    /// How many other blocking calls (store I/O, generated-secret checks)
-    /// may run at once (default 64).
-    pub blocking_concurrency: usize,
+    /// How long a client may take to send a request body (default 10 s);
+    /// past that, 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// The lanes calls run in (see [`facade`]).
+    pub lanes: Lanes,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            trust_proxy: false,
+            trusted_proxies: TrustedProxies::default(),
             body_limit: 64 * 1024,
-            argon2_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
-            blocking_concurrency: 64,
-            inline_checks: false,
+            body_timeout: Duration::from_secs(10),
+            lanes: Lanes::default(),
         }
     }
 }
 
 impl Config {
-    /// This configuration with the proxy's address trusted or not.
+    /// This configuration with other trusted proxies.
     #[must_use]
-    pub fn trust_proxy(mut self, trust: bool) -> Self {
-        self.trust_proxy = trust;
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
         self
     }
 
@@ -85,25 +76,17 @@ impl Config {
         self
     }
 
-    /// This configuration with another argon2 concurrency (0 counts as 1).
+    /// This configuration with another body deadline.
     #[must_use]
-    pub fn argon2_concurrency(mut self, at_once: usize) -> Self {
-        self.argon2_concurrency = at_once;
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 
-    /// This configuration with argon2-free checks on the event loop or not.
+    /// This configuration with other lanes.
     #[must_use]
-    pub fn inline_checks(mut self, inline: bool) -> Self {
-        self.inline_checks = inline;
-        self
-    }
-
-    /// This configuration with another bound on other blocking calls (0
-    /// counts as 1).
-    #[must_use]
-    pub fn blocking_concurrency(mut self, at_once: usize) -> Self {
-        self.blocking_concurrency = at_once;
+    pub fn lanes(mut self, lanes: Lanes) -> Self {
+        self.lanes = lanes;
         self
     }
 }
@@ -175,30 +158,18 @@ pub fn router(keys: Arc<ApiKeys>, admin: AdminToken, config: Config) -> Router {
     let (routes, doc) = api_routes().split_for_parts();
     let openapi_json = serde_json::to_vec(&doc).unwrap_or_default();
     let body_limit = config.body_limit;
+    let keys = AsyncApiKeys::new(keys, config.lanes.clone());
+    let state = AppState::new(keys, admin, config, openapi_json);
     routes
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            meta::guard_request,
+        ))
         .layer(axum::middleware::from_fn(meta::log_request))
-        .with_state(AppState::new(keys, admin, config, openapi_json))
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
-pub async fn serve<F>(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: F,
-) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+        .with_state(state)
 }
 
 #[cfg(test)]
@@ -208,24 +179,34 @@ mod tests {
     #[test]
     fn config_defaults_and_setters() {
         let d = Config::default();
-        assert!(!d.trust_proxy && !d.inline_checks);
-        assert_eq!((d.body_limit, d.blocking_concurrency), (64 * 1024, 64));
-        assert!(d.argon2_concurrency >= 1);
+        assert_eq!(d.trusted_proxies, TrustedProxies::default());
+        assert_eq!(
+            (d.body_limit, d.body_timeout),
+            (64 * 1024, Duration::from_secs(10))
+        );
+        assert_eq!(d.lanes.store_calls, StoreCalls::BlockingPool);
+        let proxies = TrustedProxies {
+            networks: vec!["10.0.0.0/8".parse().unwrap()],
+            header: ForwardedHeader::Forwarded,
+        };
         let c = Config::default()
-            .trust_proxy(true)
+            .trusted_proxies(proxies.clone())
             .body_limit(1024)
-            .argon2_concurrency(3)
-            .inline_checks(true)
-            .blocking_concurrency(5);
+            .body_timeout(Duration::from_secs(2))
+            .lanes(
+                Lanes::default()
+                    .argon2_concurrency(3)
+                    .store_calls(StoreCalls::Inline),
+            );
         assert_eq!(
             (
-                c.trust_proxy,
+                c.trusted_proxies,
                 c.body_limit,
-                c.argon2_concurrency,
-                c.inline_checks,
-                c.blocking_concurrency
+                c.body_timeout,
+                c.lanes.argon2_concurrency,
+                c.lanes.store_calls
             ),
-            (true, 1024, 3, true, 5)
+            (proxies, 1024, Duration::from_secs(2), 3, StoreCalls::Inline)
         );
     }
 }

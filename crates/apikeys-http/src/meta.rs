@@ -55,6 +55,78 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
+/// The headers a request may carry once only: a second copy would be read
+/// differently by different layers (a proxy, this server), so the request
+/// is refused naming it.
+const SINGLE_HEADERS: [header::HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::HeaderName::from_static(crate::admin::ACTING_ACCOUNT_HEADER),
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+];
+
+/// Refuses, before any handler reads anything, requests that are ambiguous
+/// or too big: a header that identifies or frames the request given twice
+/// (400 naming it), a body framed by both `Transfer-Encoding` and
+/// `Content-Length` (400: request smuggling's favourite), and a declared
+/// `Content-Length` over the body limit (413 at once, the body unread and
+/// the connection closed).
+pub(crate) async fn guard_request(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let headers = req.headers();
+    for name in &SINGLE_HEADERS {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return ApiError::bad_request(
+                "duplicate_header",
+                format!(
+                    "the {} header is given more than once: send it once",
+                    display_name(name)
+                ),
+            )
+            .closing()
+            .into_response();
+        }
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return ApiError::bad_request(
+            "ambiguous_length",
+            "the request has both Transfer-Encoding and Content-Length: send one",
+        )
+        .closing()
+        .into_response();
+    }
+    let limit = state.config().body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes, the most this server accepts"),
+        )
+        .closing()
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// A header's name as people write it.
+fn display_name(name: &header::HeaderName) -> &'static str {
+    match name.as_str() {
+        "authorization" => "Authorization",
+        "x-acting-account" => "X-Acting-Account",
+        "content-length" => "Content-Length",
+        _ => "Transfer-Encoding",
+    }
+}
+
 /// Logs each request's method, path, status and duration at debug level.
 /// Never the query string: the HTTP channel carries a password in it.
 pub(crate) async fn log_request(req: Request, next: Next) -> Response {

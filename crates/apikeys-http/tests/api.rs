@@ -562,9 +562,19 @@ fn whitelist_ipv4_normalised_and_enforced() {
     authenticate(&server, "rest", &identifier, &secret).expect(200);
 }
 
+/// Behind trusted proxies the client is the right-most forwarding entry
+/// that is not a proxy: what a client writes into the header itself (to the
+/// left) can never pass a whitelist for it.
 #[test]
 fn whitelist_behind_a_trusted_proxy_ipv4_ipv6_and_mapped() {
-    let config = Config::default().trust_proxy(true);
+    let proxies = apikeys_http::TrustedProxies {
+        networks: vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ],
+        ..Default::default()
+    };
+    let config = Config::default().trusted_proxies(proxies.clone());
     let server = Server::start_with(config, Policy::fast_for_tests());
     let account = s(&open_master(&server, NEW)["account"], "id");
     let key = create_key(&server, &account, json!({"channel": "http"}));
@@ -577,23 +587,31 @@ fn whitelist_behind_a_trusted_proxy_ipv4_ipv6_and_mapped() {
         .admin()
         .send()
         .expect(200);
-    let from = |forwarded: &str| {
-        server
-            .post(
-                "/v1/authenticate",
-                json!({"channel": "http", "identifier": identifier, "secret": secret}),
-            )
-            .header("X-Forwarded-For", forwarded)
-            .send()
+    let auth = || {
+        server.post(
+            "/v1/authenticate",
+            json!({"channel": "http", "identifier": identifier, "secret": secret}),
+        )
     };
+    let from = |forwarded: &str| auth().header("X-Forwarded-For", forwarded).send();
     from("203.0.113.7").expect(200);
+    // A proxy hop (10.0.0.1) after the client is skipped.
     from("203.0.113.7, 10.0.0.1").expect(200);
+    // The client wrote an address of its own; the edge proxy appended the
+    // real one: the real one is checked.
+    from("1.2.3.4, 203.0.113.7").expect(200);
+    from("203.0.113.7, 198.51.100.1").expect_error(403, "address_not_allowed");
     from("2001:db8::42").expect(200);
     from("::ffff:203.0.113.8").expect(200);
     from("198.51.100.1").expect_error(403, "address_not_allowed");
     from("2001:db9::1").expect_error(403, "address_not_allowed");
-    from("10.0.0.1, 203.0.113.7").expect_error(403, "address_not_allowed");
     from("garbage").expect_error(400, "invalid_forwarded_for");
+    // Every line of the header counts, in order.
+    auth()
+        .header("X-Forwarded-For", "203.0.113.7")
+        .header("X-Forwarded-For", "198.51.100.1")
+        .send()
+        .expect_error(403, "address_not_allowed");
     // Without the header: the TCP peer (127.0.0.1), outside the list.
     authenticate(&server, "http", &identifier, &secret).expect_error(403, "address_not_allowed");
     // The HTTP style takes the same address.
@@ -604,6 +622,31 @@ fn whitelist_behind_a_trusted_proxy_ipv4_ipv6_and_mapped() {
         .header("X-Forwarded-For", "2001:db8::1")
         .send()
         .expect(200);
+    // A peer that is not a trusted proxy: its header is never read.
+    let direct = Server::start_from(
+        "192.0.2.50:40000",
+        std::sync::Arc::new(apikeys::MemoryStore::new()),
+        Config::default().trusted_proxies(proxies),
+        Policy::fast_for_tests(),
+    );
+    let account = s(&open_master(&direct, NEW)["account"], "id");
+    let key = create_key(&direct, &account, json!({"channel": "http"}));
+    direct
+        .put(
+            &format!("/v1/keys/{}/whitelist", s(&key, "id")),
+            json!({"entries": ["203.0.113.0/24"]}),
+        )
+        .admin()
+        .send()
+        .expect(200);
+    direct
+        .post(
+            "/v1/authenticate",
+            json!({"channel": "http", "identifier": s(&key, "identifier"), "secret": s(&key, "secret")}),
+        )
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .expect_error(403, "address_not_allowed");
 }
 
 #[test]
@@ -844,7 +887,12 @@ fn acting_account_allowed_and_refused() {
 
 #[test]
 fn admin_token_is_required() {
-    let server = Server::start();
+    // Many wrong tokens from one address: the throttle is off here, and
+    // tested below.
+    let server = Server::start_with(
+        Config::default(),
+        Policy::fast_for_tests().throttle(apikeys::ThrottlePolicy::off()),
+    );
     let account = s(&open_master(&server, NEW)["account"], "id");
     let paths = [
         ("POST", "/v1/accounts".to_string()),
@@ -903,6 +951,40 @@ fn admin_token_is_required() {
     // Health and the document need no token.
     server.get("/healthz").send().expect(200);
     server.get("/openapi.json").send().expect(200);
+}
+
+/// Guessing the admin token from one address is throttled like guessing a
+/// secret: past five wrong tokens every attempt is a 429 with `Retry-After`,
+/// the right token included; another address is not held up.
+#[test]
+fn wrong_admin_tokens_are_throttled_per_address() {
+    let proxies = apikeys_http::TrustedProxies {
+        networks: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    let server = Server::start_with(
+        Config::default().trusted_proxies(proxies),
+        Policy::fast_for_tests(),
+    );
+    let from = |client: &str, token: &str| {
+        server
+            .get("/v1/accounts/acc_0123456789abcdef0123456789abcdef")
+            .header("X-Forwarded-For", client)
+            .header("Authorization", &format!("Bearer {token}"))
+            .send()
+    };
+    for n in 0..6 {
+        from("203.0.113.66", &format!("guess-number-{n:030}")).expect_error(401, "unauthorized");
+    }
+    for n in 6..100 {
+        let r = from("203.0.113.66", &format!("guess-number-{n:030}"));
+        r.expect_error(429, "throttled");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    from("203.0.113.66", common::TOKEN).expect_error(429, "throttled");
+    from("198.51.100.1", common::TOKEN).expect_error(404, "account_not_found");
+    server.clock.advance(time::Duration::seconds(1));
+    from("203.0.113.66", common::TOKEN).expect_error(404, "account_not_found");
 }
 
 #[test]
@@ -1106,16 +1188,20 @@ fn failing_store() -> (
 /// a yes nor a no), and its error's details stay in the log.
 #[test]
 fn store_failure_is_503() {
-    for inline_checks in [false, true] {
+    for inline_checks in [
+        apikeys_http::StoreCalls::BlockingPool,
+        apikeys_http::StoreCalls::Inline,
+    ] {
         let (store, failing) = failing_store();
-        let config = Config::default().inline_checks(inline_checks);
+        let config =
+            Config::default().lanes(apikeys_http::Lanes::default().store_calls(inline_checks));
         let server = Server::start_on(store, config, Policy::fast_for_tests());
         let account = s(&open_master(&server, NEW)["account"], "id");
         let key = create_key(&server, &account, json!({"channel": "rest"}));
         let chosen = create_key(
             &server,
             &account,
-            json!({"channel": "http", "identifier": format!("chosen-{inline_checks}"), "secret": "chosen-secret-1"}),
+            json!({"channel": "http", "identifier": format!("chosen-{inline_checks:?}"), "secret": "chosen-secret-1"}),
         );
         failing.store(true, std::sync::atomic::Ordering::SeqCst);
         let msg = authenticate(&server, "rest", &s(&key, "identifier"), &s(&key, "secret"))
@@ -1242,9 +1328,7 @@ fn generated_shape_secrets_against_a_chosen_key_never_meet_argon2() {
             p: 1,
         });
     for inline_checks in [false, true] {
-        let config = Config::default()
-            .argon2_concurrency(1)
-            .inline_checks(inline_checks);
+        let config = Config::default().lanes(flood_lanes(inline_checks));
         let server = std::sync::Arc::new(Server::start_with(config, policy.clone()));
         let account = s(&open_master(&server, NEW)["account"], "id");
         create_key(
@@ -1279,6 +1363,22 @@ fn generated_shape_secrets_against_a_chosen_key_never_meet_argon2() {
     }
 }
 
+/// One argon2 at a time, and room for a whole flood from one address to
+/// wait: these tests measure what a full lane holds up (the lane's own
+/// bounds are tested in `lanes.rs`).
+fn flood_lanes(inline_checks: bool) -> apikeys_http::Lanes {
+    apikeys_http::Lanes::default()
+        .argon2_concurrency(1)
+        .argon2_queue(1000)
+        .argon2_wait(std::time::Duration::from_secs(60))
+        .argon2_per_address(1000)
+        .store_calls(if inline_checks {
+            apikeys_http::StoreCalls::Inline
+        } else {
+            apikeys_http::StoreCalls::BlockingPool
+        })
+}
+
 fn flood(inline_checks: bool, wrong_secret: fn(usize) -> String) {
     // One source floods: the throttle would answer it after five failures,
     // and this measures the lanes, not the throttle.
@@ -1289,9 +1389,7 @@ fn flood(inline_checks: bool, wrong_secret: fn(usize) -> String) {
         t: 3,
         p: 1,
     };
-    let config = Config::default()
-        .argon2_concurrency(1)
-        .inline_checks(inline_checks);
+    let config = Config::default().lanes(flood_lanes(inline_checks));
     let server = std::sync::Arc::new(Server::start_with(config, policy));
     let account = s(&open_master(&server, NEW)["account"], "id");
     create_key(
@@ -1340,5 +1438,71 @@ fn flood(inline_checks: bool, wrong_secret: fn(usize) -> String) {
     assert!(
         flood_rest > one_argon2 * 4,
         "the flood ({flood_rest:?} after) should still have been running"
+    );
+}
+
+/// Requests a proxy and this server could read differently, or that would
+/// make the server read a body it will refuse, are refused first: a header
+/// that identifies or frames the request given twice, both
+/// `Transfer-Encoding` and `Content-Length`, a declared length over the
+/// limit. A body that does not arrive in time gets 408.
+#[test]
+fn ambiguous_oversized_and_slow_requests_are_refused() {
+    let server = Server::start_with(
+        Config::default()
+            .body_limit(1024)
+            .body_timeout(std::time::Duration::from_millis(200)),
+        Policy::fast_for_tests(),
+    );
+    let account = s(&open_master(&server, NEW)["account"], "id");
+    let path = format!("/v1/accounts/{account}");
+    let msg = server
+        .get(&path)
+        .admin()
+        .header("Authorization", "Bearer something-else-entirely-0123456789")
+        .send()
+        .expect_error(400, "duplicate_header");
+    assert!(msg.contains("Authorization"), "{msg}");
+    let other = s(&open_master(&server, NEW)["account"], "id");
+    let r = server
+        .get(&path)
+        .acting(&account)
+        .header("X-Acting-Account", &other)
+        .send();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(
+        r.expect_error(400, "duplicate_header")
+            .contains("X-Acting-Account")
+    );
+    server
+        .post("/v1/authenticate", json!({}))
+        .header("Transfer-Encoding", "chunked")
+        .header("Content-Length", "2")
+        .send()
+        .expect_error(400, "ambiguous_length");
+    // Declared too big: refused at once, the body never read (here it
+    // would never even arrive).
+    let started = std::time::Instant::now();
+    server
+        .request("POST", "/v1/authenticate")
+        .stalled_body("application/json")
+        .header("Content-Length", "10000000")
+        .send()
+        .expect_error(413, "payload_too_large");
+    assert!(started.elapsed() < std::time::Duration::from_millis(150));
+    // A body that never comes: 408 after the deadline, and the connection
+    // is to be closed.
+    let started = std::time::Instant::now();
+    let r = server
+        .request("POST", "/v1/authenticate")
+        .stalled_body("application/json")
+        .send();
+    let waited = started.elapsed();
+    assert_eq!(r.header("connection"), Some("close"));
+    r.expect_error(408, "request_timeout");
+    assert!(
+        waited >= std::time::Duration::from_millis(190)
+            && waited < std::time::Duration::from_secs(3),
+        "{waited:?}"
     );
 }

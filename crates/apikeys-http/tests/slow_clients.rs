@@ -19,6 +19,24 @@ struct Running {
 }
 
 fn start(options: ServeOptions) -> Running {
+    start_app(options, || {
+        Router::new().route("/healthz", get(|| async { "ok" }))
+    })
+}
+
+/// The API's own router over a memory store, served by the loop.
+fn start_api(options: ServeOptions) -> Running {
+    start_app(options, || {
+        let f = apikeys::testing::Fixture::new(std::sync::Arc::new(apikeys::MemoryStore::new()), 1);
+        apikeys_http::router(
+            std::sync::Arc::new(f.keys),
+            apikeys_http::AdminToken::from_chosen("an-admin-token-for-these-tests-only").unwrap(),
+            apikeys_http::Config::default().body_limit(1024),
+        )
+    })
+}
+
+fn start_app(options: ServeOptions, app: fn() -> Router) -> Running {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -31,8 +49,7 @@ fn start(options: ServeOptions) -> Running {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = Router::new().route("/healthz", get(|| async { "ok" }));
-            serve(listener, app, options, async {
+            serve(listener, app(), options, async {
                 let _ = stop_rx.await;
             })
             .await
@@ -175,4 +192,45 @@ fn shutdown_with_stuck_clients_ends_within_the_grace() {
     eprintln!("shutdown with 200 stuck clients: {took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     drop(stuck);
+}
+
+fn raw(addr: SocketAddr, request: &[u8]) -> (String, Duration) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(request).unwrap();
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Over a real socket: a body framed twice is a 400, and a declared body
+/// over the limit is a 413 sent at once, without waiting for the body; both
+/// close the connection.
+#[test]
+fn framing_attacks_are_refused_on_the_wire() {
+    let server = start_api(ServeOptions::default());
+    let (answer, _) = raw(
+        server.addr,
+        b"POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let (answer, took) = raw(
+        server.addr,
+        b"POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
 }

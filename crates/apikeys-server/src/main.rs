@@ -6,10 +6,13 @@ use admin_token::{
     PostgresAdminTokenStore, ResolvedToken, SqliteAdminTokenStore, resolve_admin_token,
 };
 use apikeys::{ApiKeys, DynStore, Policy};
-use apikeys_http::{Config, router, serve};
+use apikeys_http::{
+    Config, ForwardedHeader, Lanes, ServeOptions, StoreCalls, TrustedProxies, router, serve,
+};
 use apikeys_postgres::{Options, PostgresStore};
 use apikeys_sqlite::SqliteStore;
 use clap::Parser;
+use ipnet::IpNet;
 use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
@@ -26,7 +29,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The apikeys HTTP API on a SQLite file, or on PostgreSQL.
 ///
 /// The management API needs `Authorization: Bearer <admin token>`. The
-/// token comes from APIKEYS_ADMIN_TOKEN (16 to 256 printable ASCII
+/// token comes from APIKEYS_ADMIN_TOKEN (32 to 256 printable ASCII
 /// characters); without it, the first start generates one, prints it once
 /// and keeps only its SHA-256 digest in the database (the SQLite file, or
 /// PostgreSQL with --postgres), and later starts use that. Logs go to stderr
@@ -72,11 +75,45 @@ struct Args {
         requires = "postgres"
     )]
     postgres_schema: Option<String>,
-    /// Take the client address of authentication requests from the first
-    /// X-Forwarded-For entry. Only behind a proxy that sets it: otherwise
-    /// anyone could claim any address and pass the IP whitelists.
-    #[arg(long, env = "APIKEYS_TRUST_PROXY")]
-    trust_proxy: bool,
+    /// A reverse proxy whose forwarding header is believed: an address or a
+    /// network in CIDR notation; repeat the flag for several (the variable
+    /// takes them comma-separated). Behind it, the client address is the
+    /// right-most forwarding entry that is not a trusted proxy. Without any,
+    /// the client address is the TCP peer's and forwarding headers are
+    /// ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "APIKEYS_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_proxy
+    )]
+    trusted_proxies: Vec<IpNet>,
+    /// Which header the trusted proxies write: x-forwarded-for, or forwarded
+    /// (RFC 7239). The other is ignored.
+    #[arg(
+        long,
+        env = "APIKEYS_FORWARDED_HEADER",
+        value_name = "HEADER",
+        default_value = "x-forwarded-for",
+        value_parser = parse_forwarded_header
+    )]
+    forwarded_header: ForwardedHeader,
+}
+
+/// An address or a network, as a trusted proxy.
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    apikeys::whitelist::parse_entry(text.trim()).map_err(|e| e.to_string())
+}
+
+fn parse_forwarded_header(text: &str) -> Result<ForwardedHeader, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "x-forwarded-for" => Ok(ForwardedHeader::XForwardedFor),
+        "forwarded" => Ok(ForwardedHeader::Forwarded),
+        other => Err(format!(
+            "`{other}` is not a forwarding header: use x-forwarded-for or forwarded"
+        )),
+    }
 }
 
 /// A database URL: it may hold a password, so it prints as hidden.
@@ -135,9 +172,15 @@ fn main() -> ExitCode {
     };
     let fail = |e: &(dyn Error + 'static)| fail(e, url.as_ref());
 
-    // Opening the stores blocks, and the PostgreSQL client runs
-    // a small runtime of its own, which cannot start inside ours: so this
-    // happens before ours starts.
+    // The port first: if it is taken, nothing is generated or stored, so a
+    // first start that fails here loses no admin token.
+    let listener = match bind(args.listen) {
+        Ok(l) => l,
+        Err(e) => return fail(e.as_ref()),
+    };
+    // Opening the stores blocks, and the PostgreSQL client runs a small
+    // runtime of its own, which cannot start inside ours: so this happens
+    // before ours starts.
     let opened = match open(backend) {
         Ok(o) => o,
         Err(e) => return fail(e.as_ref()),
@@ -150,7 +193,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let keys = opened.keys.clone();
-    let result = runtime.block_on(run(args, opened));
+    let result = runtime.block_on(run(args, listener, opened));
     // Likewise, PostgreSQL connections cannot close inside our runtime: the
     // service, which owns the pool, is dropped last, after the runtime and
     // every task holding a clone of it.
@@ -160,6 +203,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e.as_ref()),
     }
+}
+
+/// Binds the listening socket, naming the address if it cannot.
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Box<dyn Error>> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 fn fail(e: &(dyn Error + 'static), url: Option<&DatabaseUrl>) -> ExitCode {
@@ -185,8 +236,8 @@ fn fail(e: &(dyn Error + 'static), url: Option<&DatabaseUrl>) -> ExitCode {
 struct Opened {
     keys: Arc<ApiKeys>,
     admin: ResolvedToken,
-    /// See `Config::inline_checks`.
-    inline_checks: bool,
+    /// Where authentication's store calls run: inline over a local file.
+    store_calls: StoreCalls,
     /// For the log: the file, or the server and schema (never a password).
     store: String,
 }
@@ -195,14 +246,22 @@ fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
     let chosen = std::env::var("APIKEYS_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    let (store, admin, inline_checks, description): (Arc<DynStore>, _, _, _) = match backend {
+    let (store, admin, store_calls, description): (Arc<DynStore>, _, _, _) = match backend {
         Backend::Sqlite(path) => {
+            create_private_directory(&path)?;
             let store = SqliteStore::open(&path)?;
+            for (file, mode) in store.readable_by_others() {
+                tracing::warn!(
+                    file = %file.display(),
+                    mode = format!("{mode:o}"),
+                    "THE KEY DATABASE IS READABLE BY OTHER USERS: it holds every key's hash and every account; run `chmod 600` on it"
+                );
+            }
             let tokens = SqliteAdminTokenStore::open(&path)?;
-            let admin = resolve_admin_token(&tokens, chosen.as_deref(), &mut os_rng())?;
+            let admin = resolve_admin_token(&tokens, chosen.as_deref(), &mut apikeys::os_rng())?;
             // SQLite answers a lookup from a local file in microseconds.
             let description = format!("sqlite {}", path.display());
-            (Arc::new(store), admin, true, description)
+            (Arc::new(store), admin, StoreCalls::Inline, description)
         }
         Backend::Postgres { url, pool, schema } => {
             let mut options = Options::default().pool_size(pool);
@@ -211,37 +270,67 @@ fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
             // goes in.
             let store = PostgresStore::connect_with(&url.0, options)?;
             let tokens = PostgresAdminTokenStore::connect(&url.0, store.schema())?;
-            let admin = resolve_admin_token(&tokens, chosen.as_deref(), &mut os_rng())?;
+            let admin = resolve_admin_token(&tokens, chosen.as_deref(), &mut apikeys::os_rng())?;
             drop(tokens);
             let description = describe_postgres(&url.0, schema.as_deref(), pool);
             // A lookup is a network round trip: never on an async worker.
-            (Arc::new(store), admin, false, description)
+            (
+                Arc::new(store),
+                admin,
+                StoreCalls::BlockingPool,
+                description,
+            )
         }
     };
-    // The one place the wall clock is read: the domain takes it as a parameter.
-    #[allow(clippy::disallowed_methods)]
-    let clock = Arc::new(time::OffsetDateTime::now_utc);
-    let keys = ApiKeys::new(store, Policy::default(), clock, os_rng())?;
+    let keys = ApiKeys::production(store, Policy::default())?;
     Ok(Opened {
         keys: Arc::new(keys),
         admin,
-        inline_checks,
+        store_calls,
         store: description,
     })
 }
 
-async fn run(args: Args, opened: Opened) -> Result<(), Box<dyn Error>> {
+/// Creates the database's directory if it is missing, readable by its
+/// owner only (0700, whatever the umask). An existing directory is left
+/// alone.
+fn create_private_directory(db: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+async fn run(
+    args: Args,
+    listener: std::net::TcpListener,
+    opened: Opened,
+) -> Result<(), Box<dyn Error>> {
     let Opened {
         keys,
         admin,
-        inline_checks,
+        store_calls,
         store,
     } = opened;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
+    let proxies = TrustedProxies {
+        networks: args.trusted_proxies.clone(),
+        header: args.forwarded_header,
+    };
     let config = Config::default()
-        .trust_proxy(args.trust_proxy)
-        .inline_checks(inline_checks);
+        .trusted_proxies(proxies)
+        .lanes(Lanes::default().store_calls(store_calls));
     let app = router(keys, admin.token, config);
 
     // On stdout, not in the log: the generated token is shown this once.
@@ -253,9 +342,14 @@ async fn run(args: Args, opened: Opened) -> Result<(), Box<dyn Error>> {
     }
     drop(admin.generated);
     println!("apikeys-server listening on http://{addr}");
-    tracing::info!(%addr, %store, trust_proxy = args.trust_proxy, "listening");
+    let trusted: Vec<String> = args
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(%addr, %store, trusted_proxies = ?trusted, "listening");
 
-    serve(listener, app, shutdown_signal()).await?;
+    serve(listener, app, ServeOptions::default(), shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -284,10 +378,6 @@ fn describe_postgres(url: &str, schema: Option<&str>, pool: u32) -> String {
         config.get_user().unwrap_or("(default)"),
         schema.unwrap_or("(default)"),
     )
-}
-
-fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
-    rand_core::UnwrapErr(getrandom::SysRng)
 }
 
 /// Ctrl-C or SIGTERM.

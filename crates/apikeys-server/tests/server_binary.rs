@@ -62,10 +62,13 @@ fn token_printed_once_then_kept(args: &[OsString]) -> String {
     second.stop();
 
     // With APIKEYS_ADMIN_TOKEN: that token, nothing printed.
-    let mut third = start(args, Some("operator-chosen-token-1"));
+    let mut third = start(args, Some("operator-chosen-token-0123456789-abc"));
     assert!(third.printed.is_empty(), "{:?}", third.printed);
     Req::new(third.addr, "GET", &format!("/v1/accounts/{account}"))
-        .header("Authorization", "Bearer operator-chosen-token-1")
+        .header(
+            "Authorization",
+            "Bearer operator-chosen-token-0123456789-abc",
+        )
         .send()
         .expect(200);
     Req::new(third.addr, "GET", &format!("/v1/accounts/{account}"))
@@ -302,6 +305,6 @@ fn binary_refuses_a_short_admin_token() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("16 to 256"), "{stderr}");
+    assert!(stderr.contains("32 to 256"), "{stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
 }

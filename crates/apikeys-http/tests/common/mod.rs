@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 /// The admin token every test router uses.
-pub const TOKEN: &str = "test-admin-token-0123456789";
+pub const TOKEN: &str = "test-admin-token-0123456789-abcdefghij";
 
 /// The peer address of the tests' requests, unless a test picks another.
 pub const PEER: &str = "127.0.0.1:50000";
@@ -86,6 +86,7 @@ impl Server {
             path: path.into(),
             headers: Vec::new(),
             body: Vec::new(),
+            stalled: false,
         }
     }
 
@@ -113,6 +114,21 @@ pub struct Req<'a> {
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    stalled: bool,
+}
+
+/// A request body whose data never comes.
+struct Stalled;
+
+impl axum::body::HttpBody for Stalled {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
 }
 
 impl Req<'_> {
@@ -135,6 +151,12 @@ impl Req<'_> {
         self.raw_body("application/json", serde_json::to_vec(body).unwrap())
     }
 
+    /// A body that never arrives: the stream stays pending.
+    pub fn stalled_body(mut self, content_type: &str) -> Self {
+        self.stalled = true;
+        self.header("Content-Type", content_type)
+    }
+
     pub fn raw_body(mut self, content_type: &str, body: Vec<u8>) -> Self {
         self.body = body;
         self.header("Content-Type", content_type)
@@ -149,7 +171,12 @@ impl Req<'_> {
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-        let request = request.body(Body::from(self.body)).unwrap();
+        let body = if self.stalled {
+            Body::new(Stalled)
+        } else {
+            Body::from(self.body)
+        };
+        let request = request.body(body).unwrap();
         let app = self.server.app.clone();
         let runtime = &self.server.runtime;
         runtime

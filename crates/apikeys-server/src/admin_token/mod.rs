@@ -157,9 +157,14 @@ mod tests {
         assert!(second.generated.is_none());
         assert!(second.token.verify(secret.expose_secret()));
         // The environment's token wins, and leaves the stored one alone.
-        let env = resolve_admin_token(&store, Some("from-the-environment"), &mut rng).unwrap();
+        let env = resolve_admin_token(
+            &store,
+            Some("from-the-environment-0123456789abcdef"),
+            &mut rng,
+        )
+        .unwrap();
         assert!(env.generated.is_none());
-        assert!(env.token.verify("from-the-environment"));
+        assert!(env.token.verify("from-the-environment-0123456789abcdef"));
         assert!(!env.token.verify(secret.expose_secret()));
         let third = resolve_admin_token(&store, None, &mut rng).unwrap();
         assert!(third.token.verify(secret.expose_secret()));
@@ -170,7 +175,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let store = MemoryAdminTokenStore::default();
         let err = resolve_admin_token(&store, Some("short"), &mut rng).unwrap_err();
-        assert!(err.to_string().contains("16 to 256"), "{err}");
+        assert!(err.to_string().contains("32 to 256"), "{err}");
         assert!(store.store_if_absent("sha256$not-hex").unwrap());
         let err = resolve_admin_token(&store, None, &mut rng).unwrap_err();
         assert!(

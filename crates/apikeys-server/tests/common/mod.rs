@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The admin token every test server uses.
-pub const TOKEN: &str = "test-admin-token-0123456789";
+pub const TOKEN: &str = "test-admin-token-0123456789-abcdefghij";
 
 /// The router served on a loopback port by its own runtime, stopped on drop.
 pub struct Server {
@@ -51,9 +51,14 @@ impl Server {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                apikeys_http::serve(listener, app, async {
-                    let _ = shutdown_rx.await;
-                })
+                apikeys_http::serve(
+                    listener,
+                    app,
+                    apikeys_http::ServeOptions::default(),
+                    async {
+                        let _ = shutdown_rx.await;
+                    },
+                )
                 .await
                 .unwrap();
             });
