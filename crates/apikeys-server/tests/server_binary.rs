@@ -308,3 +308,78 @@ fn binary_refuses_a_short_admin_token() {
     assert!(stderr.contains("32 to 256"), "{stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
 }
+
+/// A first start on a taken port fails before generating or storing a
+/// token: the next start, on a free port, generates the token and shows it,
+/// so the operator never loses it.
+#[test]
+fn a_taken_port_loses_no_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite3");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let output = command()
+        .args(["--listen", &port, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {port}")),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("admin token"),
+        "a token was printed by a start that could not serve"
+    );
+    assert!(!db.exists(), "the failed start created the database");
+    drop(taken);
+    let mut first = start(&["--db".as_ref(), db.as_os_str()], None);
+    let token = first
+        .generated_token()
+        .expect("the first start that serves generates and shows the token");
+    Req::new(
+        first.addr,
+        "GET",
+        "/v1/accounts/acc_0123456789abcdef0123456789abcdef",
+    )
+    .header("Authorization", &format!("Bearer {token}"))
+    .send()
+    .expect_error(404, "account_not_found");
+    first.stop();
+}
+
+/// The database, its -wal and -shm and the directory the server creates for
+/// them are private whatever the umask; a database others can read is
+/// warned about at every start.
+#[test]
+fn files_at_rest_are_private_and_exposure_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new-dir").join("db.sqlite3");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // umask 000 would make everything world-readable by default.
+    let mut running =
+        common::binary::start_via_shell("umask 000", &["--db".as_ref(), db.as_os_str()]);
+    Req::new(running.addr, "GET", "/healthz").send().expect(200);
+    running.stop();
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if file.exists() {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+    assert_eq!(mode(&db), 0o600);
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut again = start(&["--db".as_ref(), db.as_os_str()], None);
+    again.stop();
+    assert!(
+        again
+            .log()
+            .contains("THE KEY DATABASE IS READABLE BY OTHER USERS"),
+        "{}",
+        again.log()
+    );
+}

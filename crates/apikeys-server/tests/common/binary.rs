@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 const SERVER_VARIABLES: &[&str] = &[
     "APIKEYS_LISTEN",
     "APIKEYS_DB",
-    "APIKEYS_TRUST_PROXY",
+    "APIKEYS_TRUSTED_PROXIES",
+    "APIKEYS_FORWARDED_HEADER",
     "APIKEYS_ADMIN_TOKEN",
     "APIKEYS_POSTGRES_URL",
     "APIKEYS_POSTGRES_POOL",
@@ -53,15 +54,34 @@ pub fn start<S: AsRef<OsStr>>(args: &[S], admin_token: Option<&str>) -> Running 
 /// As [`start`], with these environment variables set.
 pub fn start_with<S: AsRef<OsStr>>(args: &[S], vars: &[(&str, &str)]) -> Running {
     let mut command = command();
-    command
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(["--listen", "127.0.0.1:0"]).args(args);
     for (name, value) in vars {
         command.env(name, value);
     }
+    run(command)
+}
+
+/// As [`start`], run by `sh -c '<prelude>; exec <binary> …'` (to set a
+/// umask, say).
+pub fn start_via_shell<S: AsRef<OsStr>>(prelude: &str, args: &[S]) -> Running {
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(command().get_program())
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args);
+    for var in SERVER_VARIABLES {
+        shell.env_remove(var);
+    }
+    run(shell)
+}
+
+fn run(mut command: Command) -> Running {
+    command
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();

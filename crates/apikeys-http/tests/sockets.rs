@@ -1,7 +1,8 @@
-//! Slow and stuck clients against the serving loop, over real sockets (the
-//! loop is what is under test): headers that never end, idle keep-alive
-//! connections, more connections than allowed, and a shutdown with stuck
-//! clients still connected.
+//! The serving loop over real sockets (the loop and the listening socket are
+//! what is under test): slow and stuck clients (headers that never end,
+//! idle keep-alive connections, more connections than allowed, a shutdown
+//! with stuck clients still connected), framing attacks on the wire, and
+//! the same answers on an IPv4 and a dual-stack listener.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apikeys_http::server::{ServeOptions, serve};
@@ -9,6 +10,7 @@ use axum::Router;
 use axum::routing::get;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Running {
@@ -19,24 +21,24 @@ struct Running {
 }
 
 fn start(options: ServeOptions) -> Running {
-    start_app(options, || {
-        Router::new().route("/healthz", get(|| async { "ok" }))
-    })
+    start_app(
+        "127.0.0.1:0",
+        options,
+        Router::new().route("/healthz", get(|| async { "ok" })),
+    )
 }
 
-/// The API's own router over a memory store, served by the loop.
-fn start_api(options: ServeOptions) -> Running {
-    start_app(options, || {
-        let f = apikeys::testing::Fixture::new(std::sync::Arc::new(apikeys::MemoryStore::new()), 1);
-        apikeys_http::router(
-            std::sync::Arc::new(f.keys),
-            apikeys_http::AdminToken::from_chosen("an-admin-token-for-these-tests-only").unwrap(),
-            apikeys_http::Config::default().body_limit(1024),
-        )
-    })
+/// The API's own router over `keys`, served by the loop on `bind`.
+fn start_api(bind: &'static str, keys: Arc<apikeys::ApiKeys>) -> Running {
+    let app = apikeys_http::router(
+        keys,
+        apikeys_http::AdminToken::from_chosen("an-admin-token-for-these-tests-only").unwrap(),
+        apikeys_http::Config::default().body_limit(1024),
+    );
+    start_app(bind, ServeOptions::default(), app)
 }
 
-fn start_app(options: ServeOptions, app: fn() -> Router) -> Running {
+fn start_app(bind: &'static str, options: ServeOptions, app: Router) -> Running {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -47,9 +49,9 @@ fn start_app(options: ServeOptions, app: fn() -> Router) -> Running {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, app(), options, async {
+            serve(listener, app, options, async {
                 let _ = stop_rx.await;
             })
             .await
@@ -220,7 +222,8 @@ fn raw(addr: SocketAddr, request: &[u8]) -> (String, Duration) {
 /// close the connection.
 #[test]
 fn framing_attacks_are_refused_on_the_wire() {
-    let server = start_api(ServeOptions::default());
+    let f = apikeys::testing::Fixture::new(Arc::new(apikeys::MemoryStore::new()), 1);
+    let server = start_api("127.0.0.1:0", Arc::new(f.keys));
     let (answer, _) = raw(
         server.addr,
         b"POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
@@ -233,4 +236,139 @@ fn framing_attacks_are_refused_on_the_wire() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
+}
+
+/// The status of an authentication over the wire.
+fn authenticate_status(addr: SocketAddr, identifier: &str, secret: &str) -> String {
+    let body = format!(r#"{{"channel":"http","identifier":"{identifier}","secret":"{secret}"}}"#);
+    let request = format!(
+        "POST /v1/authenticate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (answer, _) = raw(addr, request.as_bytes());
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// An IPv4 client gets the same answer from an IPv4 listener and from a
+/// dual-stack `[::]` one (where it arrives as `::ffff:127.0.0.1`): an IPv4
+/// entry admits it on both, an IPv6 range such as `::/0` on neither.
+#[test]
+fn the_same_answer_on_an_ipv4_and_a_dual_stack_listener() {
+    use apikeys::{Actor, Channel, NewKey};
+    let f = apikeys::testing::Fixture::new(Arc::new(apikeys::MemoryStore::new()), 2);
+    // One HTTP key per account: an account per key.
+    let key = |entries: &[&str]| {
+        let account = f.master();
+        let issued = f
+            .keys
+            .create_key(
+                Actor::Operator,
+                account.id,
+                NewKey::generated(Channel::Http),
+            )
+            .unwrap();
+        let nets = entries
+            .iter()
+            .map(|e| apikeys::whitelist::parse_entry(e).unwrap())
+            .collect();
+        f.keys
+            .set_whitelist(Actor::Operator, issued.key.id, nets)
+            .unwrap();
+        (issued.key.identifier, issued.secret.unwrap())
+    };
+    let (v4_id, v4_secret) = key(&["127.0.0.1"]);
+    let (v6_id, v6_secret) = key(&["::/0"]);
+    let keys = Arc::new(f.keys);
+    let v4 = start_api("127.0.0.1:0", keys.clone());
+    let dual = start_api("[::]:0", keys);
+    let dual_via_v4: SocketAddr = format!("127.0.0.1:{}", dual.addr.port()).parse().unwrap();
+    for addr in [v4.addr, dual_via_v4] {
+        assert!(
+            authenticate_status(addr, &v4_id, v4_secret.expose_secret())
+                .starts_with("HTTP/1.1 200"),
+            "{addr}: the IPv4 entry admits 127.0.0.1"
+        );
+        assert!(
+            authenticate_status(addr, &v6_id, v6_secret.expose_secret())
+                .starts_with("HTTP/1.1 403"),
+            "{addr}: ::/0 must not admit an IPv4 client"
+        );
+    }
+}
+
+/// Over a real socket, the time a refusal takes tells nothing about the
+/// identifier or its key: a chosen-shape wrong secret costs one argon2 run
+/// whether the identifier is unknown or names a generated-secret key, and a
+/// forged generated secret costs none, whether the identifier is unknown or
+/// names a chosen-secret key. Medians of many tries, compared with a wide
+/// margin (argon2 here takes several milliseconds, the rest well under one).
+#[test]
+fn the_time_of_a_refusal_tells_nothing_about_the_identifier() {
+    use apikeys::{Actor, Channel, NewKey, Secret};
+    let policy = apikeys::Policy::fast_for_tests()
+        .throttle(apikeys::ThrottlePolicy::off())
+        .hashing(apikeys::HashingPolicy {
+            m_kib: 8 * 1024,
+            t: 2,
+            p: 1,
+        });
+    let f =
+        apikeys::testing::Fixture::with_policy(Arc::new(apikeys::MemoryStore::new()), 3, policy);
+    let a = f.master();
+    let generated = f
+        .keys
+        .create_key(Actor::Operator, a.id, NewKey::generated(Channel::Http))
+        .unwrap()
+        .key
+        .identifier;
+    let b = f.master();
+    f.keys
+        .create_key(
+            Actor::Operator,
+            b.id,
+            NewKey::chosen(
+                Channel::Http,
+                "chosen-client",
+                Secret::new("chosen-secret-1"),
+            ),
+        )
+        .unwrap();
+    let server = start_api("127.0.0.1:0", Arc::new(f.keys));
+    let forged = apikeys::credentials::generate_secret(
+        &mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(4),
+    );
+    let median = |identifier: &str, secret: &str| {
+        let mut times: Vec<Duration> = (0..31)
+            .map(|_| {
+                let started = Instant::now();
+                let status = authenticate_status(server.addr, identifier, secret);
+                assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[times.len() / 2]
+    };
+    let chosen_shape = "wrong-chosen-secret-9";
+    let unknown_slow = median("nobody-at-all", chosen_shape);
+    let generated_slow = median(&generated, chosen_shape);
+    let unknown_fast = median("nobody-at-all", forged.expose_secret());
+    let chosen_fast = median("chosen-client", forged.expose_secret());
+    eprintln!(
+        "chosen-shape secret: unknown {unknown_slow:?}, generated key {generated_slow:?}; forged generated secret: unknown {unknown_fast:?}, chosen key {chosen_fast:?}"
+    );
+    let close = |a: Duration, b: Duration| a < b * 2 && b < a * 2;
+    assert!(
+        close(unknown_slow, generated_slow),
+        "a chosen-shape refusal: {unknown_slow:?} for an unknown identifier, {generated_slow:?} for a generated key"
+    );
+    // The argon2 run shows: the fast class is well below the slow one.
+    assert!(
+        unknown_fast * 2 < unknown_slow,
+        "{unknown_fast:?} vs {unknown_slow:?}"
+    );
+    assert!(
+        chosen_fast * 2 < unknown_slow,
+        "a forged generated secret against a chosen key took {chosen_fast:?}: argon2 ran"
+    );
 }
