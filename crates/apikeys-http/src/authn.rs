@@ -3,20 +3,19 @@
 //! token; the answer is "this account, this key" or a uniform refusal.
 
 use crate::accounts::parse_channel;
+use crate::credentials_in::{Found, basic_credentials, query_credentials};
 use crate::dto::{AuthenticateRequest, AuthenticatedView, HttpCredentials};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::ApiJson;
 use crate::facade::CheckError;
+use crate::layer::REST_CHALLENGE;
 use crate::state::AppState;
 use apikeys::{Channel, Secret};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use base64ct::{Base64, Encoding};
 use std::net::IpAddr;
-
-const BASIC_CHALLENGE: &str = "Basic realm=\"apikeys\"";
 
 /// The client's address: the TCP peer's, or, behind a trusted proxy, the
 /// right-most untrusted forwarding entry (see [`crate::client_addr`]).
@@ -104,48 +103,22 @@ pub(crate) async fn rest_whoami(
     ClientAddr(client): ClientAddr,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
-    let result = async {
-        let (identifier, secret) = basic_credentials(&headers)?;
-        check(&state, Channel::Rest, identifier, secret, client).await
-    }
-    .await;
+    let result = match basic_credentials(&headers) {
+        Found::Credentials(identifier, secret) => {
+            check(&state, Channel::Rest, identifier, secret, client).await
+        }
+        Found::Nothing => Err(ApiError::invalid_credentials(
+            "send `Authorization: Basic base64(client_id:secret)`",
+        )),
+        Found::Malformed(what) => Err(ApiError::invalid_credentials(what)),
+    };
     result.map_err(|e| {
         if e.status() == StatusCode::UNAUTHORIZED {
-            e.with_challenge(BASIC_CHALLENGE)
+            e.with_challenge(REST_CHALLENGE)
         } else {
             e
         }
     })
-}
-
-/// Splits `Basic base64(id:secret)`; the decoded text is held as a
-/// [`Secret`] so that it is wiped on drop.
-fn basic_credentials(headers: &axum::http::HeaderMap) -> Result<(String, Secret), ApiError> {
-    let missing = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "send `Authorization: Basic base64(client_id:secret)`",
-        )
-    };
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(missing)?;
-    let (scheme, encoded) = value.split_once(' ').ok_or_else(missing)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(missing());
-    }
-    let decoded = Base64::decode_vec(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .map(Secret::new)
-        .ok_or_else(missing)?;
-    let (identifier, secret) = decoded
-        .expose_secret()
-        .split_once(':')
-        .ok_or_else(missing)?;
-    Ok((identifier.to_owned(), Secret::new(secret)))
 }
 
 /// The HTTP channel's style: `?username=..&password=..`.
@@ -163,14 +136,14 @@ fn basic_credentials(headers: &axum::http::HeaderMap) -> Result<(String, Secret)
 pub(crate) async fn http_whoami(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    ApiQuery(query): ApiQuery<HttpCredentials>,
+    uri: axum::http::Uri,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
-    let (Some(identifier), Some(secret)) = (query.username, query.password) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
+    match query_credentials(uri.query()) {
+        Found::Credentials(identifier, secret) => {
+            check(&state, Channel::Http, identifier, secret, client).await
+        }
+        Found::Nothing | Found::Malformed(_) => Err(ApiError::invalid_credentials(
             "send `?username=<identifier>&password=<secret>`",
-        ));
-    };
-    check(&state, Channel::Http, identifier, secret.0, client).await
+        )),
+    }
 }

@@ -73,6 +73,21 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 401 `invalid_credentials`, saying what to send.
+    pub(crate) fn invalid_credentials(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)
+    }
+
+    /// 413: the body is over `limit` bytes.
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes, the most this server accepts"),
+        )
+        .closing()
+    }
+
     /// 401 asking for the admin token.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         ApiError {
