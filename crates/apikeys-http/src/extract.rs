@@ -1,8 +1,9 @@
 //! Extractors whose rejections answer in the API's error shape: axum's own
-//! answer in plain text, with statuses (422) the API does not use.
+//! answer in plain text, with statuses (422) the API does not use. They are
+//! public, so that an embedder's own routes refuse bad input with the same
+//! messages.
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -15,7 +16,13 @@ use std::str::FromStr;
 
 /// A JSON body. Malformed JSON, a missing or wrong field, an unknown field
 /// and a wrong content type are 400 (415 for the content type), a body over
-/// the limit is 413, each with a message naming the problem.
+/// the limit is 413, a body that does not arrive within the deadline 408,
+/// each with a message naming the problem.
+///
+/// The limit and the deadline are the router's (`Config::body_limit` and
+/// `Config::body_timeout`) on its routes; on an embedder's own routes,
+/// axum's `DefaultBodyLimit` and the default deadline of 10 s, unless the
+/// routes carry a [`BodyLimits`] extension.
 ///
 /// Decision: read with `serde_json` directly rather than through
 /// `axum::Json`, which parses the content type as a full MIME type and
@@ -26,10 +33,30 @@ use std::str::FromStr;
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+/// The body limit and deadline [`ApiJson`] applies, when a request carries
+/// them as an extension (the router's guard puts its own on every request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// The largest body, in bytes.
+    pub limit: usize,
+    /// How long the body may take to arrive.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for BodyLimits {
+    /// 2 MiB (axum's default limit) and 10 s.
+    fn default() -> Self {
+        BodyLimits {
+            limit: 2 * 1024 * 1024,
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -37,11 +64,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 "expected a JSON body with `Content-Type: application/json`",
             ));
         }
-        let config = state.config();
-        let body = tokio::time::timeout(config.body_timeout, Bytes::from_request(req, state))
+        let limits = req
+            .extensions()
+            .get::<BodyLimits>()
+            .copied()
+            .unwrap_or_default();
+        let body = tokio::time::timeout(limits.timeout, Bytes::from_request(req, state))
             .await
-            .map_err(|_| body_too_slow(config.body_timeout))?
-            .map_err(|rejection| body_rejection(&rejection, config.body_limit))?;
+            .map_err(|_| body_too_slow(limits.timeout))?
+            .map_err(|rejection| body_rejection(&rejection, limits.limit))?;
         serde_json::from_slice(&body)
             .map(ApiJson)
             .map_err(|e| match e.classify() {

@@ -1,5 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+// The domain crate, so that an embedder's version cannot disagree with the
+// router's.
+pub use apikeys;
+
 mod accounts;
 pub mod admin;
 mod authn;
@@ -7,7 +11,7 @@ pub mod client_addr;
 mod credentials_in;
 pub mod dto;
 pub mod error;
-mod extract;
+pub mod extract;
 pub mod facade;
 mod keys;
 pub mod layer;
@@ -19,6 +23,7 @@ mod state;
 pub use admin::{AdminToken, AdminTokenError};
 pub use client_addr::{ForwardedHeader, TrustedProxies};
 pub use error::{ApiError, ErrorBody};
+pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimits};
 pub use facade::{AsyncApiKeys, Busy, CheckError, Lanes, StoreCalls};
 pub use layer::{ApiKey, ApiKeyLayer, CredentialStyle};
 pub use server::{ServeOptions, serve};

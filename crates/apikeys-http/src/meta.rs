@@ -3,6 +3,7 @@
 
 use crate::dto::Health;
 use crate::error::ApiError;
+use crate::extract::BodyLimits;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Request, State};
@@ -73,7 +74,7 @@ const SINGLE_HEADERS: [header::HeaderName; 4] = [
 /// the connection closed).
 pub(crate) async fn guard_request(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let headers = req.headers();
@@ -106,14 +107,12 @@ pub(crate) async fn guard_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is larger than {limit} bytes, the most this server accepts"),
-        )
-        .closing()
-        .into_response();
+        return ApiError::payload_too_large(limit).into_response();
     }
+    req.extensions_mut().insert(BodyLimits {
+        limit,
+        timeout: state.config().body_timeout,
+    });
     next.run(req).await
 }
 

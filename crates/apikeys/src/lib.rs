@@ -1,5 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+// The crates the API speaks in, so that an embedder's versions cannot
+// disagree with this crate's.
+pub use ipnet;
+pub use rand_core;
+pub use time;
+
 pub mod account;
 pub mod audit;
 pub mod auth;
