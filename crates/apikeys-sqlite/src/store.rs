@@ -322,6 +322,11 @@ fn create_account_in(
             ])
         });
     match inserted {
+        // A sub-account of itself passes the foreign key (the row it names
+        // is the one just inserted), but its parent was not stored.
+        Ok(_) if parent == Some(account.id) => {
+            return Err(StoreError::NotFound(Entity::Account(account.id)));
+        }
         Ok(_) => {}
         Err(e) if is_constraint(&e) => {
             if account_exists(tx, account.id)? {
