@@ -559,8 +559,11 @@ impl Store for PostgresStore {
         expected_version: u64,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let p = KeyParams::new(key)?;
-        let expected = codec::version(expected_version)?;
+        let p = KeyParams::for_update(key)?;
+        // A version no key can be at (stored versions are at least 1)
+        // matches none: the update is then a Conflict, as any other stale
+        // version is.
+        let expected = i64::try_from(expected_version).unwrap_or(0);
         let ep = EventParams::new(event)?;
         self.write(|conn| {
             let mut tx = conn.client.transaction()?;
