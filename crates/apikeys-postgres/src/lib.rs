@@ -531,6 +531,11 @@ impl Store for PostgresStore {
     }
 
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
+        // PostgreSQL's text cannot hold NUL, so no stored identifier has
+        // one, and the server would refuse the parameter: nothing matches.
+        if identifier.contains('\0') {
+            return Ok(None);
+        }
         // The hot path: one prepared statement, one round trip, one index
         // lookup.
         self.read(|conn| {
