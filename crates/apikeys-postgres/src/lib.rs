@@ -468,6 +468,11 @@ impl Store for PostgresStore {
                     }
                     _ => Fail::Db(e),
                 })?;
+            // A sub-account of itself passes the foreign key (checked after
+            // the row is in), but its parent was not stored.
+            if parent == Some(account.id) {
+                return Err(StoreError::NotFound(Entity::Account(account.id)).into());
+            }
             for (key, p) in keys.iter().zip(&key_params) {
                 if key.account_id != account.id {
                     return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
