@@ -143,6 +143,10 @@ pub trait Store: Send + Sync {
     /// - the account holds fewer than `max_for_channel` keys of the key's
     ///   channel, else [`Existing::ChannelFull`].
     ///
+    /// `max_for_channel` is the policy's limit for REST keys (0 or more);
+    /// for every other channel it is 1, so a store may hold that limit with
+    /// a unique index and need not support another.
+    ///
     /// Concurrent calls that would together break a rule: exactly as many
     /// win as the rule allows.
     fn insert_key(
