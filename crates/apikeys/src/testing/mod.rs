@@ -177,7 +177,18 @@ impl<S: Store + 'static> TestStore for Option<S> {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($new_store:expr) => {
-        $crate::__conformance_tests!($new_store;
+        $crate::__conformance_list!($crate::__conformance_tests; $new_store);
+    };
+}
+
+/// Calls the macro `$then` with `$args`, a `;` and the name of every
+/// function of the conformance suite: the one list of the suite, which
+/// [`store_conformance_tests!`] and the suite's own tests both use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_list {
+    ($($then:tt)::+ ; $($args:tt)*) => {
+        $($then)::+!($($args)*;
             account_roundtrip,
             sub_account_needs_stored_parent,
             create_account_is_all_or_nothing,

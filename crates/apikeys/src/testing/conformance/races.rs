@@ -4,8 +4,11 @@
 //! the rule's error, and only the winners' audit events are kept.
 //!
 //! A store whose check and write are separate critical sections loses these
-//! races: the rounds are many and short so that, even on two cores, some
-//! round lets two writers pass the check before either writes.
+//! races only in the rounds where two writers pass the check before either
+//! writes, which on two cores may be one round in ten. So a race runs
+//! rounds until it has spent [`BUDGET`] (and at least [`MIN_ROUNDS`]): a
+//! fast store races many rounds, a slow one the minimum, and each test
+//! stays short.
 
 use super::support::*;
 use crate::account::Account;
@@ -16,12 +19,52 @@ use crate::store::{DynStore, Existing, StoreError};
 use crate::testing::START;
 use crate::testing::records::{hash, key as record, master, opened};
 use std::sync::Arc;
+use std::time::{Duration as Elapsed, Instant};
 use time::Duration;
 
 /// Threads racing in each round.
 pub(crate) const THREADS: usize = 8;
-/// Rounds of each race.
-pub(crate) const ROUNDS: usize = 24;
+/// Rounds in which calls really overlapped that each race runs at least.
+pub(crate) const MIN_ROUNDS: usize = 24;
+/// Rounds each race runs at most.
+pub(crate) const MAX_ROUNDS: usize = 3000;
+/// How long a race goes on adding rounds once it has the minimum.
+pub(crate) const BUDGET: Elapsed = Elapsed::from_millis(150);
+/// How long a race may go on to reach the minimum, on a machine so loaded
+/// that the threads of a round rarely run at once.
+pub(crate) const PATIENCE: Elapsed = Elapsed::from_secs(5);
+/// Rounds set up, then raced, at a time.
+const BATCH: usize = 8;
+
+/// Runs rounds of a race: `setup(round)` prepares each round (outside the
+/// race), then `op(plan, thread)` is every thread's call in it. Returns
+/// each round's plan with the threads' answers.
+///
+/// It runs until at least [`MIN_ROUNDS`] rounds really overlapped (two
+/// calls in flight at once), and then on while it has spent less than
+/// [`BUDGET`]: a fast store races many rounds, a slow one few, a loaded
+/// machine as many as it takes.
+fn rounds<P: Sync, T: Send>(
+    mut setup: impl FnMut(usize) -> P,
+    op: impl Fn(&P, usize) -> T + Sync,
+) -> Vec<(P, Vec<T>)> {
+    let started = Instant::now();
+    let mut out: Vec<(P, Vec<T>)> = Vec::new();
+    let mut overlapped = 0;
+    loop {
+        let spent = started.elapsed();
+        let enough = overlapped >= MIN_ROUNDS || spent >= PATIENCE;
+        if out.len() >= MAX_ROUNDS || (enough && spent >= BUDGET) {
+            break;
+        }
+        let first = out.len();
+        let plans: Vec<P> = (first..first + BATCH).map(&mut setup).collect();
+        let (answers, raced) = race(THREADS, BATCH, |i, t| op(&plans[i], t));
+        overlapped += raced.iter().filter(|r| **r).count();
+        out.extend(plans.into_iter().zip(answers));
+    }
+    out
+}
 
 /// Case variants of `name`, one per thread: racing identifiers differ in
 /// ASCII case only.
@@ -60,8 +103,8 @@ fn exactly(answers: &[Result<(), StoreError>], allowed: usize, round: usize, rul
 /// and event are kept.
 pub fn race_create_same_account(store: Arc<DynStore>) {
     let mut ids = Ids::new(81);
-    let plans: Vec<(Vec<Account>, Vec<KeyRecord>)> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             let id = ids.account();
             let accounts: Vec<Account> = (0..THREADS)
                 .map(|t| Account {
@@ -69,19 +112,18 @@ pub fn race_create_same_account(store: Arc<DynStore>) {
                     ..master(id)
                 })
                 .collect();
-            let keys = (0..THREADS)
+            let keys: Vec<KeyRecord> = (0..THREADS)
                 .map(|t| record(ids.key(), id, Channel::Ftp, &format!("acct-{round}-{t}")))
                 .collect();
             (accounts, keys)
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        let (accounts, keys) = &plans[round];
-        let a = &accounts[t];
-        store.create_account(a, std::slice::from_ref(&keys[t]), &[opened(a)])
-    });
+        },
+        |(accounts, keys), t| {
+            let a = &accounts[t];
+            store.create_account(a, std::slice::from_ref(&keys[t]), &[opened(a)])
+        },
+    );
     let rule = "concurrent creations of one account id: exactly one succeeds";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, ((accounts, keys), answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
         only_ok_or(
             answers,
@@ -89,7 +131,6 @@ pub fn race_create_same_account(store: Arc<DynStore>) {
             "the losers of an account race get AlreadyExists(Account)",
         );
         let winner = answers.iter().position(Result::is_ok).unwrap_or(0);
-        let (accounts, keys) = &plans[round];
         let id = accounts[0].id;
         same(
             ok(store.account(id), "account succeeds"),
@@ -114,36 +155,31 @@ pub fn race_create_same_account(store: Arc<DynStore>) {
 /// the losers keep nothing: no account, no key, no event.
 pub fn race_initial_keys_same_identifier(store: Arc<DynStore>) {
     let mut ids = Ids::new(82);
-    let plans: Vec<Vec<(Account, KeyRecord)>> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             (0..THREADS)
                 .map(|t| {
                     let a = master(ids.account());
-                    let k = record(
-                        ids.key(),
-                        a.id,
-                        Channel::Http,
-                        &spelling(&format!("initial-{round}"), t),
-                    );
+                    let name = spelling(&format!("initial-{round}"), t);
+                    let k = record(ids.key(), a.id, Channel::Http, &name);
                     (a, k)
                 })
-                .collect()
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        let (a, k) = &plans[round][t];
-        store.create_account(a, std::slice::from_ref(k), &[opened(a)])
-    });
+                .collect::<Vec<_>>()
+        },
+        |plan, t| {
+            let (a, k) = &plan[t];
+            store.create_account(a, std::slice::from_ref(k), &[opened(a)])
+        },
+    );
     let rule = "concurrent initial keys with one identifier: exactly one account succeeds";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, (plan, answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
         only_ok_or(
             answers,
             |_| Want::Taken(Existing::Identifier),
             "the losers get AlreadyExists(Identifier)",
         );
-        for (t, answer) in answers.iter().enumerate() {
-            let (a, k) = &plans[round][t];
+        for ((a, k), answer) in plan.iter().zip(answers) {
             let kept = ok(store.account(a.id), "account succeeds").is_some();
             same(
                 kept,
@@ -174,27 +210,21 @@ pub fn race_same_identifier(store: Arc<DynStore>) {
     let accounts: Vec<Account> = (0..THREADS)
         .map(|_| add_master(&*store, &mut ids))
         .collect();
-    let plans: Vec<Vec<KeyRecord>> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             accounts
                 .iter()
                 .enumerate()
                 .map(|(t, a)| {
-                    record(
-                        ids.key(),
-                        a.id,
-                        Channel::Rest,
-                        &spelling(&format!("race-{round}"), t),
-                    )
+                    let name = spelling(&format!("race-{round}"), t);
+                    record(ids.key(), a.id, Channel::Rest, &name)
                 })
-                .collect()
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        insert(&*store, &plans[round][t], 1000)
-    });
+                .collect::<Vec<_>>()
+        },
+        |keys, t| insert(&*store, &keys[t], 100_000),
+    );
     let rule = "concurrent inserts of one identifier: exactly one succeeds";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, (keys, answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
         only_ok_or(
             answers,
@@ -207,7 +237,7 @@ pub fn race_same_identifier(store: Arc<DynStore>) {
                 store.key_by_identifier(&format!("race-{round}")),
                 "lookup succeeds",
             ),
-            Some(plans[round][winner].clone()),
+            Some(keys[winner].clone()),
             "the identifier names the winner's key",
         );
     }
@@ -223,7 +253,7 @@ pub fn race_same_identifier(store: Arc<DynStore>) {
         .sum();
     same(
         events,
-        THREADS + ROUNDS,
+        THREADS + raced.len(),
         "only the winners' events are kept (one per round)",
     );
 }
@@ -232,8 +262,8 @@ pub fn race_same_identifier(store: Arc<DynStore>) {
 /// once: exactly one wins each round.
 pub fn race_same_channel(store: Arc<DynStore>) {
     let mut ids = Ids::new(84);
-    let plans: Vec<(Account, Vec<KeyRecord>)> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             let a = add_master(&*store, &mut ids);
             let channel = [
                 Channel::Ftp,
@@ -241,19 +271,16 @@ pub fn race_same_channel(store: Arc<DynStore>) {
                 Channel::WebService,
                 Channel::Email,
             ][round % 4];
-            let keys = (0..THREADS)
+            let keys: Vec<KeyRecord> = (0..THREADS)
                 .map(|t| record(ids.key(), a.id, channel, &format!("chan-{round}-{t}")))
                 .collect();
             (a, keys)
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        insert(&*store, &plans[round].1[t], 1)
-    });
+        },
+        |(_, keys), t| insert(&*store, &keys[t], 1),
+    );
     let rule = "concurrent inserts on one channel of one account: exactly one succeeds";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, ((a, keys), answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
-        let (a, keys) = &plans[round];
         only_ok_or(
             answers,
             |_| Want::Taken(Existing::ChannelFull(keys[0].channel)),
@@ -276,27 +303,24 @@ pub fn race_same_channel(store: Arc<DynStore>) {
 /// three: exactly three win each round.
 pub fn race_rest_limit(store: Arc<DynStore>) {
     let mut ids = Ids::new(85);
-    let plans: Vec<(Account, Vec<KeyRecord>)> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             let a = add_master(&*store, &mut ids);
-            let keys = (0..THREADS)
+            let keys: Vec<KeyRecord> = (0..THREADS)
                 .map(|t| record(ids.key(), a.id, Channel::Rest, &format!("rest-{round}-{t}")))
                 .collect();
             (a, keys)
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        insert(&*store, &plans[round].1[t], 3)
-    });
+        },
+        |(_, keys), t| insert(&*store, &keys[t], 3),
+    );
     let rule = "concurrent REST inserts under a limit of 3: exactly 3 succeed";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, ((a, _), answers)) in raced.iter().enumerate() {
         exactly(answers, 3, round, rule);
         only_ok_or(
             answers,
             |_| Want::Taken(Existing::ChannelFull(Channel::Rest)),
             "the losers get AlreadyExists(ChannelFull(Rest))",
         );
-        let a = &plans[round].0;
         same(
             ok(store.keys_of_account(a.id), "keys_of_account succeeds").len(),
             3,
@@ -316,54 +340,41 @@ pub fn race_rest_limit(store: Arc<DynStore>) {
 pub fn race_rename_onto_one_identifier(store: Arc<DynStore>) {
     let mut ids = Ids::new(86);
     let a = add_master(&*store, &mut ids);
-    let owned: Vec<KeyRecord> = (0..THREADS)
+    let inserter = THREADS - 1;
+    let owned: Vec<KeyRecord> = (0..inserter)
         .map(|t| add_key(&*store, &mut ids, a.id, Channel::Rest, &format!("own-{t}")))
         .collect();
-    let plans: Vec<Vec<KeyRecord>> = (0..ROUNDS)
-        .map(|round| {
-            (0..THREADS)
-                .map(|t| {
-                    let target = spelling(&format!("target-{round}"), t);
-                    if t == THREADS - 1 {
-                        record(ids.key(), a.id, Channel::Rest, &target)
-                    } else {
-                        // Version `round + 1` if the thread lost every
-                        // earlier round; corrected below from the store.
-                        KeyRecord {
-                            identifier: target,
-                            ..owned[t].clone()
-                        }
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        let planned = &plans[round][t];
-        if t == THREADS - 1 {
-            return insert(&*store, planned, 1000);
-        }
-        // Renames start from the key as it is now (this thread alone
-        // changes it).
-        let current = match store.key(planned.id) {
-            Ok(Some(k)) => k,
-            Ok(None) => return Err(StoreError::NotFound(crate::store::Entity::Key(planned.id))),
-            Err(e) => return Err(e),
-        };
-        let renamed = KeyRecord {
-            identifier: planned.identifier.clone(),
-            version: current.version + 1,
-            ..current.clone()
-        };
-        store.update_key(
-            &renamed,
-            current.version,
-            &about(&renamed, AuditKind::CredentialsChanged, "renamed"),
-        )
-    });
+    let raced = rounds(
+        |round| {
+            let name = |t| spelling(&format!("target-{round}"), t);
+            let new = record(ids.key(), a.id, Channel::Rest, &name(inserter));
+            let names: Vec<String> = (0..THREADS).map(name).collect();
+            (new, names)
+        },
+        |(new, names), t| {
+            if t == inserter {
+                return insert(&*store, new, 100_000);
+            }
+            // Each thread alone changes its key: it renames it from the
+            // version it reads.
+            let current = match store.key(owned[t].id) {
+                Ok(Some(k)) => k,
+                Ok(None) => {
+                    return Err(StoreError::NotFound(crate::store::Entity::Key(owned[t].id)));
+                }
+                Err(e) => return Err(e),
+            };
+            let renamed = KeyRecord {
+                identifier: names[t].clone(),
+                version: current.version + 1,
+                ..current.clone()
+            };
+            let e = about(&renamed, AuditKind::CredentialsChanged, "renamed");
+            store.update_key(&renamed, current.version, &e)
+        },
+    );
     let rule = "concurrent writes moving onto one identifier: exactly one succeeds";
-    let all = &answers;
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, ((new, _), answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
         only_ok_or(
             answers,
@@ -373,21 +384,27 @@ pub fn race_rename_onto_one_identifier(store: Arc<DynStore>) {
         // The winner's key keeps the identifier unless it won a later
         // round too (and moved on).
         let winner = answers.iter().position(Result::is_ok).unwrap_or(0);
-        let moved_on =
-            winner != THREADS - 1 && all[round + 1..].iter().any(|later| later[winner].is_ok());
+        let moved_on = winner != inserter
+            && raced[round + 1..]
+                .iter()
+                .any(|(_, later)| later[winner].is_ok());
+        let winner_id = if winner == inserter {
+            new.id
+        } else {
+            owned[winner].id
+        };
         same(
             ok(
                 store.key_by_identifier(&format!("target-{round}")),
                 "lookup succeeds",
             )
             .map(|k| k.id),
-            (!moved_on).then_some(plans[round][winner].id),
+            (!moved_on).then_some(winner_id),
             "the identifier names the winner's key (unless it moved on in a later round)",
         );
     }
-    // Each key was renamed once per round it won, and only then.
-    for (t, k) in owned.iter().enumerate().take(THREADS - 1) {
-        let won = answers.iter().filter(|r| r[t].is_ok()).count() as u64;
+    for (t, k) in owned.iter().enumerate() {
+        let won = raced.iter().filter(|(_, r)| r[t].is_ok()).count() as u64;
         same(
             ok(store.key(k.id), "key succeeds").map(|k| k.version),
             Some(1 + won),
@@ -400,7 +417,7 @@ pub fn race_rename_onto_one_identifier(store: Arc<DynStore>) {
     );
     same(
         trail.len(),
-        1 + THREADS + ROUNDS,
+        1 + inserter + raced.len(),
         "only the winners' events are kept",
     );
 }
@@ -412,31 +429,24 @@ pub fn race_compare_and_swap(store: Arc<DynStore>) {
     let mut ids = Ids::new(87);
     let a = add_master(&*store, &mut ids);
     let k = add_key(&*store, &mut ids, a.id, Channel::Http, "contended");
-    let plans: Vec<Vec<KeyRecord>> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             (0..THREADS)
                 .map(|t| KeyRecord {
                     version: round as u64 + 2,
                     secret_hash: hash(&format!("round-{round}-thread-{t}")),
                     ..k.clone()
                 })
-                .collect()
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        let next = &plans[round][t];
-        store.update_key(
-            next,
-            round as u64 + 1,
-            &about(
-                next,
-                AuditKind::CredentialsChanged,
-                &format!("r{round}t{t}"),
-            ),
-        )
-    });
+                .collect::<Vec<_>>()
+        },
+        |plan, t| {
+            let next = &plan[t];
+            let e = about(next, AuditKind::CredentialsChanged, &format!("thread {t}"));
+            store.update_key(next, next.version - 1, &e)
+        },
+    );
     let rule = "concurrent updates from one version: exactly one succeeds";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, (_, answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
         let v = round as u64 + 1;
         only_ok_or(
@@ -449,13 +459,11 @@ pub fn race_compare_and_swap(store: Arc<DynStore>) {
             "the losers get Conflict naming the version the winner wrote",
         );
     }
-    let winner = answers[ROUNDS - 1]
-        .iter()
-        .position(Result::is_ok)
-        .unwrap_or(0);
+    let (last, answers) = &raced[raced.len() - 1];
+    let winner = answers.iter().position(Result::is_ok).unwrap_or(0);
     same(
         ok(store.key(k.id), "key succeeds"),
-        Some(plans[ROUNDS - 1][winner].clone()),
+        Some(last[winner].clone()),
         "the key is the last winner's",
     );
     same(
@@ -464,40 +472,34 @@ pub fn race_compare_and_swap(store: Arc<DynStore>) {
             "audit_events succeeds",
         )
         .len(),
-        2 + ROUNDS,
+        2 + raced.len(),
         "only the winners' events are kept (one per round)",
     );
 }
 
 /// Many threads upgrade one key's hash from its current hash at once:
-/// exactly one answers `true` each round, its hash is kept, and the
-/// version stays.
+/// exactly one answers `true` each round, its hash is kept, and nothing else
+/// changes.
 pub fn race_upgrade_secret_hash(store: Arc<DynStore>) {
     let mut ids = Ids::new(88);
     let a = add_master(&*store, &mut ids);
-    let keys: Vec<KeyRecord> = (0..ROUNDS)
-        .map(|round| {
-            add_key(
+    let raced = rounds(
+        |round| {
+            let k = add_key(
                 &*store,
                 &mut ids,
                 a.id,
                 Channel::Rest,
                 &format!("upgraded-{round}"),
-            )
-        })
-        .collect();
-    let hashes: Vec<Vec<crate::SecretHash>> = (0..ROUNDS)
-        .map(|round| {
-            (0..THREADS)
+            );
+            let hashes: Vec<crate::SecretHash> = (0..THREADS)
                 .map(|t| hash(&format!("up-{round}-{t}")))
-                .collect()
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        let k = &keys[round];
-        store.upgrade_secret_hash(k.id, &k.secret_hash, &hashes[round][t])
-    });
-    for (round, answers) in answers.iter().enumerate() {
+                .collect();
+            (k, hashes)
+        },
+        |(k, hashes), t| store.upgrade_secret_hash(k.id, &k.secret_hash, &hashes[t]),
+    );
+    for (round, ((k, hashes), answers)) in raced.iter().enumerate() {
         let trues: Vec<usize> = (0..THREADS)
             .filter(|t| matches!(answers[*t], Ok(true)))
             .collect();
@@ -511,10 +513,10 @@ pub fn race_upgrade_secret_hash(store: Arc<DynStore>) {
         );
         let winner = trues.first().copied().unwrap_or(0);
         same(
-            ok(store.key(keys[round].id), "key succeeds"),
+            ok(store.key(k.id), "key succeeds"),
             Some(KeyRecord {
-                secret_hash: hashes[round][winner].clone(),
-                ..keys[round].clone()
+                secret_hash: hashes[winner].clone(),
+                ..k.clone()
             }),
             "the winner's hash is kept, and nothing else changes",
         );
@@ -526,8 +528,8 @@ pub fn race_upgrade_secret_hash(store: Arc<DynStore>) {
 pub fn race_delete_same_key(store: Arc<DynStore>) {
     let mut ids = Ids::new(89);
     let a = add_master(&*store, &mut ids);
-    let doomed: Vec<KeyRecord> = (0..ROUNDS)
-        .map(|round| {
+    let raced = rounds(
+        |round| {
             add_key(
                 &*store,
                 &mut ids,
@@ -535,28 +537,18 @@ pub fn race_delete_same_key(store: Arc<DynStore>) {
                 Channel::Rest,
                 &format!("doomed-{round}"),
             )
-        })
-        .collect();
-    let answers = race(THREADS, ROUNDS, |round, t| {
-        let k = &doomed[round];
-        store.delete_key(
-            k.id,
-            &about(k, AuditKind::KeyDeleted, &format!("deleted {round} by {t}")),
-        )
-    });
+        },
+        |k, t| store.delete_key(k.id, &about(k, AuditKind::KeyDeleted, &format!("by {t}"))),
+    );
     let rule = "concurrent deletes of one key: exactly one succeeds";
-    for (round, answers) in answers.iter().enumerate() {
+    for (round, (k, answers)) in raced.iter().enumerate() {
         exactly(answers, 1, round, rule);
         only_ok_or(
             answers,
-            |_| Want::KeyNotFound(doomed[round].id),
+            |_| Want::KeyNotFound(k.id),
             "the losers get NotFound",
         );
-        same(
-            ok(store.key(doomed[round].id), "key succeeds"),
-            None,
-            "the key is gone",
-        );
+        same(ok(store.key(k.id), "key succeeds"), None, "the key is gone");
     }
     let deletions = ok(
         store.audit_events(a.id, usize::MAX),
@@ -567,7 +559,7 @@ pub fn race_delete_same_key(store: Arc<DynStore>) {
     .count();
     same(
         deletions,
-        ROUNDS,
+        raced.len(),
         "exactly one deletion event per deleted key",
     );
 }

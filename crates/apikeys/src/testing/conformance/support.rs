@@ -215,7 +215,8 @@ pub(crate) fn put(store: &DynStore, key: &KeyRecord, max: u32) {
     ok(insert(store, key, max), "a valid new key is stored");
 }
 
-/// A new key of `account`, stored (the channel's limit is 1, REST's 100).
+/// A new key of `account`, stored (the channel's limit is 1, REST's as
+/// high as it goes).
 #[track_caller]
 pub(crate) fn add_key(
     store: &DynStore,
@@ -229,10 +230,10 @@ pub(crate) fn add_key(
     k
 }
 
-/// The limit the domain passes for a channel: 1, or 100 for REST.
+/// A limit for a channel: 1, or for REST the highest there is.
 pub(crate) fn limit(channel: Channel) -> u32 {
     if channel.allows_several_keys() {
-        100
+        u32::MAX
     } else {
         1
     }
@@ -415,24 +416,32 @@ impl StartLine {
 
 /// Runs `rounds` rounds of `threads` threads: in each round every thread
 /// waits at a start line, then makes its call `f(round, thread)`. Returns
-/// the answers, by round then thread. The calls must not panic (a thread
-/// that panics leaves the others waiting): they only call the store, and
-/// the caller checks the answers afterwards.
+/// the answers, by round then thread, and for each round whether two calls
+/// were in flight at once (on a loaded machine the threads of a round may
+/// well run one after the other). The calls must not panic (a thread that
+/// panics leaves the others waiting): they only call the store, and the
+/// caller checks the answers afterwards.
 pub(crate) fn race<T: Send>(
     threads: usize,
     rounds: usize,
     f: impl Fn(usize, usize) -> T + Sync,
-) -> Vec<Vec<T>> {
+) -> (Vec<Vec<T>>, Vec<bool>) {
     let start = StartLine::new(threads);
+    let in_flight: Vec<AtomicUsize> = (0..rounds).map(|_| AtomicUsize::new(0)).collect();
+    let most: Vec<AtomicUsize> = (0..rounds).map(|_| AtomicUsize::new(0)).collect();
     let answers: Vec<Vec<T>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (start, f) = (&start, &f);
+                let (start, f, in_flight, most) = (&start, &f, &in_flight, &most);
                 s.spawn(move || {
                     (0..rounds)
                         .map(|round| {
                             start.wait();
-                            f(round, t)
+                            let now = in_flight[round].fetch_add(1, Ordering::SeqCst) + 1;
+                            most[round].fetch_max(now, Ordering::SeqCst);
+                            let answer = f(round, t);
+                            in_flight[round].fetch_sub(1, Ordering::SeqCst);
+                            answer
                         })
                         .collect::<Vec<T>>()
                 })
@@ -450,7 +459,8 @@ pub(crate) fn race<T: Send>(
             by_round[round].push(answer);
         }
     }
-    by_round
+    let overlapped = most.iter().map(|m| m.load(Ordering::SeqCst) > 1).collect();
+    (by_round, overlapped)
 }
 
 /// How many answers are `Ok`.

@@ -216,6 +216,15 @@ pub fn writes_are_visible_to_other_threads_at_once(store: Arc<DynStore>) {
     });
 }
 
+/// Sets its flag when dropped: on return and on a panic alike.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 fn expect(condition: bool, what: &str) -> Result<(), String> {
     if condition {
         Ok(())
@@ -287,6 +296,8 @@ pub fn lookups_see_each_change_from_the_next_read(store: Arc<DynStore>) {
                 }
             });
         }
+        // The lookups stop when the writer does, even if it fails.
+        let _stop = StopOnDrop(&done);
         let mut current = first.clone();
         for round in 0..rounds {
             // Make the change under the lock, so that no lookup reads the
@@ -348,7 +359,6 @@ pub fn lookups_see_each_change_from_the_next_read(store: Arc<DynStore>) {
                 std::thread::yield_now();
             }
         }
-        done.store(true, Ordering::SeqCst);
     });
     let stale = stale.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some((identifier, got, expected)) = stale {
