@@ -85,13 +85,19 @@ pub fn instants_keep_every_nanosecond(store: Arc<DynStore>) {
             store.create_account(&a, std::slice::from_ref(&k), &[opening, key_event]),
             &format!("an account created at {t} (within the range) is stored"),
         );
-        let got = ok(store.account(a.id), "account succeeds").expect("the account was stored");
+        let got = present(
+            ok(store.account(a.id), "account succeeds"),
+            "a stored account reads back",
+        );
         exact(got.created_at, t, "account created_at");
-        let got = ok(store.key(k.id), "key succeeds").expect("the key was stored");
+        let got = present(
+            ok(store.key(k.id), "key succeeds"),
+            "a stored key reads back",
+        );
         exact(got.created_at, t, "key created_at, initial key");
         exact(got.changed_at, other, "key changed_at, initial key");
         exact(
-            got.previous_secret.expect("kept").expires_at,
+            present(got.previous_secret, "a previous secret reads back").expires_at,
             t,
             "key previous expiry, initial key",
         );
@@ -108,7 +114,10 @@ pub fn instants_keep_every_nanosecond(store: Arc<DynStore>) {
             store.insert_key(&r, 10, &inserted),
             "a valid new key is stored",
         );
-        let got = ok(store.key(r.id), "key succeeds").expect("the key was stored");
+        let got = present(
+            ok(store.key(r.id), "key succeeds"),
+            "a stored key reads back",
+        );
         exact(got.created_at, other, "key created_at, insert_key");
         exact(got.changed_at, t, "key changed_at, insert_key");
         let mut v2 = next(&r, "v2");
@@ -125,15 +134,17 @@ pub fn instants_keep_every_nanosecond(store: Arc<DynStore>) {
             store.update_key(&v2, 1, &changed),
             "an update from the stored version is applied",
         );
-        let got = ok(
-            store.key_by_identifier(&r.identifier),
-            "key_by_identifier succeeds",
-        )
-        .expect("the key was stored");
+        let got = present(
+            ok(
+                store.key_by_identifier(&r.identifier),
+                "key_by_identifier succeeds",
+            ),
+            "a stored key is found by its identifier",
+        );
         exact(got.created_at, other, "key created_at after update_key");
         exact(got.changed_at, other, "key changed_at, update_key");
         exact(
-            got.previous_secret.expect("kept").expires_at,
+            present(got.previous_secret, "a previous secret reads back").expires_at,
             t,
             "key previous expiry, update_key",
         );
@@ -155,11 +166,10 @@ pub fn instants_keep_every_nanosecond(store: Arc<DynStore>) {
 
         let trail = ok(store.audit_events(a.id, 10), "audit_events succeeds");
         let at_of = |detail: &str| {
-            trail
-                .iter()
-                .find(|e| e.detail == detail)
-                .map(|e| e.at)
-                .expect("the event was recorded")
+            present(
+                trail.iter().find(|e| e.detail == detail).map(|e| e.at),
+                &format!("the event {detail:?} of a write that succeeded is recorded"),
+            )
         };
         exact(at_of("opened"), t, "audit at, create_account");
         exact(

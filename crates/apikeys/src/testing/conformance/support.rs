@@ -62,6 +62,16 @@ pub(crate) fn ok<T: Debug>(result: Result<T, StoreError>, rule: &str) -> T {
     }
 }
 
+/// The value in `found`, or the test fails naming `rule`: something the
+/// store was given is missing.
+#[track_caller]
+pub(crate) fn present<T: Debug>(found: Option<T>, rule: &str) -> T {
+    match found {
+        Some(v) => v,
+        None => fail(rule, Shown("None".into()), Shown("Some(_)".into())),
+    }
+}
+
 /// Text shown as is in a failure message.
 pub(crate) struct Shown(pub(crate) String);
 

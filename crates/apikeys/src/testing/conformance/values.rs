@@ -20,6 +20,16 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 use time::Duration;
 
+/// Fails the test with a service error naming `rule`.
+#[track_caller]
+fn failed<T>(e: impl std::fmt::Debug + std::fmt::Display, rule: &str) -> T {
+    fail(
+        rule,
+        Shown(format!("Err({e:?}): {e}")),
+        Shown("Ok(_)".into()),
+    )
+}
+
 /// The longest readable stored hash (`seed` makes it distinct): an argon2
 /// PHC string with the largest parameters, key id, data, salt and output
 /// its format allows. No readable hash is longer, although stores size for
@@ -232,10 +242,12 @@ pub fn longest_values_the_service_writes_round_trip(store: Arc<DynStore>) {
     )
     .with_label(longest_label());
     let op = Actor::Operator;
-    let created = f
-        .keys
-        .create_key(op, a.id, new)
-        .expect("the service creates the key");
+    let created = f.keys.create_key(op, a.id, new).unwrap_or_else(|e| {
+        failed(
+            e,
+            "the service creates a key with the longest values on this store",
+        )
+    });
     let changed = f
         .keys
         .change_credentials(
@@ -249,19 +261,25 @@ pub fn longest_values_the_service_writes_round_trip(store: Arc<DynStore>) {
             }
             .with_grace(Grace::For(Duration::hours(1))),
         )
-        .expect("the service changes the secret");
+        .unwrap_or_else(|e| failed(e, "the service changes the secret of that key"));
     let entries = longest_whitelist().entries().to_vec();
     let listed = f
         .keys
         .set_whitelist(op, created.key.id, entries)
-        .expect("the service sets the longest whitelist");
+        .unwrap_or_else(|e| failed(e, "the service sets the longest whitelist"));
     let rule = "what the service writes at its longest comes back whole";
-    let got = f.keys.key(op, created.key.id).expect("the key reads back");
+    let got = f
+        .keys
+        .key(op, created.key.id)
+        .unwrap_or_else(|e| failed(e, "the key reads back through the service"));
     same(&got.identifier, &identifier, rule);
     same(got.label.as_deref(), Some(longest_label().as_str()), rule);
     same(&got.whitelist, &listed, rule);
     same(got.grace_until, changed.key.grace_until, rule);
-    let stored = ok(store.key(created.key.id), "key succeeds").expect("stored");
+    let stored = present(
+        ok(store.key(created.key.id), "key succeeds"),
+        "the key is stored",
+    );
     holds(
         stored.previous_secret.is_some(),
         rule,
@@ -277,7 +295,12 @@ pub fn longest_values_the_service_writes_round_trip(store: Arc<DynStore>) {
                 .parse()
                 .expect("an address"),
         )
-        .expect("the current secret works from a whitelisted address");
+        .unwrap_or_else(|e| {
+            failed(
+                e,
+                "the longest values read back work: the current secret from a whitelisted address",
+            )
+        });
     f.keys
         .authenticate(
             Channel::Rest,
@@ -287,12 +310,18 @@ pub fn longest_values_the_service_writes_round_trip(store: Arc<DynStore>) {
                 .parse()
                 .expect("an address"),
         )
-        .expect("the previous secret works during its grace period");
-    let trail = f.keys.audit(op, a.id, 10).expect("the trail reads back");
-    let whitelist_event = trail
-        .iter()
-        .find(|e| e.kind == AuditKind::WhitelistChanged)
-        .expect("the whitelist change is recorded");
+        .unwrap_or_else(|e| {
+            failed(
+                e,
+                "the longest values read back work: the previous secret during its grace",
+            )
+        });
+    let trail = f
+        .keys
+        .audit(op, a.id, 10)
+        .unwrap_or_else(|e| failed(e, "the trail reads back through the service"));
+    let whitelist_event = trail.iter().find(|e| e.kind == AuditKind::WhitelistChanged);
+    let whitelist_event = present(whitelist_event, "the whitelist change is recorded");
     let last = longest_whitelist()
         .entries()
         .last()
