@@ -20,6 +20,7 @@ struct Family {
     keys: Vec<KeyRecord>,
 }
 
+#[track_caller]
 fn family(store: &DynStore, seed: u8) -> Family {
     let id = |n: u8| {
         let mut bytes = [seed; 16];

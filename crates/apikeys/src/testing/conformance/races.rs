@@ -44,6 +44,7 @@ const BATCH: usize = 8;
 /// calls in flight at once), and then on while it has spent less than
 /// [`BUDGET`]: a fast store races many rounds, a slow one few, a loaded
 /// machine as many as it takes.
+#[track_caller]
 fn rounds<P: Sync, T: Send>(
     mut setup: impl FnMut(usize) -> P,
     op: impl Fn(&P, usize) -> T + Sync,

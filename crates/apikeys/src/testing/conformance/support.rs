@@ -431,6 +431,7 @@ impl StartLine {
 /// well run one after the other). The calls must not panic (a thread that
 /// panics leaves the others waiting): they only call the store, and the
 /// caller checks the answers afterwards.
+#[track_caller]
 pub(crate) fn race<T: Send>(
     threads: usize,
     rounds: usize,

@@ -34,6 +34,7 @@ fn failed<T>(e: impl std::fmt::Debug + std::fmt::Display, rule: &str) -> T {
 /// PHC string with the largest parameters, key id, data, salt and output
 /// its format allows. No readable hash is longer, although stores size for
 /// [`MAX_HASH_LEN`](crate::hashing::MAX_HASH_LEN).
+#[track_caller]
 pub(crate) fn longest_hash(seed: u8) -> SecretHash {
     use base64ct::{Base64Unpadded, Encoding};
     let b64 = |n: usize, byte: u8| Base64Unpadded::encode_string(&vec![byte; n]);
@@ -50,6 +51,7 @@ pub(crate) fn longest_hash(seed: u8) -> SecretHash {
 /// A whitelist of the most entries any policy allows, each an IPv6 host
 /// written with all eight groups of four digits: 43 bytes of text each, the
 /// longest an entry is.
+#[track_caller]
 pub(crate) fn longest_whitelist() -> Whitelist {
     let entries: Vec<IpNet> = (0..MAX_ENTRIES as u16)
         .map(|i| {

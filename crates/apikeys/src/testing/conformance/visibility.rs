@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 /// What every thread sees of `watch`: the writing thread, a thread that
 /// has been reading all along (and so holds whatever a store keeps per
 /// thread or per connection), and a thread started now.
+#[track_caller]
 fn views(store: &DynStore, watch: &Watch, reader: &Reader<'_>) -> [Snapshot; 3] {
     let here = Snapshot::take(store, watch);
     let old = reader.snapshot(watch);
