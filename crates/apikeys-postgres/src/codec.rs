@@ -70,6 +70,33 @@ impl<'k> KeyParams<'k> {
     }
 }
 
+impl<'k> KeyParams<'k> {
+    /// The columns an update writes, encoded: not the creation instant,
+    /// which an update keeps whatever the record says, so that one out of
+    /// range is ignored rather than refused (`created_at` is left 0 and
+    /// must not be written).
+    pub(crate) fn for_update(k: &'k KeyRecord) -> Result<Self, StoreError> {
+        Ok(KeyParams {
+            id: k.id.as_bytes(),
+            account_id: k.account_id.as_bytes(),
+            channel: k.channel.code(),
+            identifier: &k.identifier,
+            label: k.label.as_deref(),
+            secret_hash: k.secret_hash.as_str(),
+            previous_hash: k.previous_secret.as_ref().map(|p| p.hash.as_str()),
+            previous_expires_at: k
+                .previous_secret
+                .as_ref()
+                .map(|p| instant(p.expires_at))
+                .transpose()?,
+            whitelist: encoding::whitelist_entries(&k.whitelist),
+            created_at: 0,
+            changed_at: instant(k.changed_at)?,
+            version: version(k.version)?,
+        })
+    }
+}
+
 /// An audit event's columns, encoded once, in the order of [`EVENT_COLUMNS`].
 pub(crate) struct EventParams<'e> {
     pub(crate) account_id: &'e [u8],

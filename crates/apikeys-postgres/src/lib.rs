@@ -498,6 +498,11 @@ impl Store for PostgresStore {
                     }
                     _ => Fail::Db(e),
                 })?;
+            // A sub-account of itself passes the foreign key (checked after
+            // the row is in), but its parent was not stored.
+            if parent == Some(account.id) {
+                return Err(StoreError::NotFound(Entity::Account(account.id)).into());
+            }
             for (key, p) in keys.iter().zip(&key_params) {
                 if key.account_id != account.id {
                     return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
@@ -561,6 +566,11 @@ impl Store for PostgresStore {
     }
 
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError> {
+        // PostgreSQL's text cannot hold NUL, so no stored identifier has
+        // one, and the server would refuse the parameter: nothing matches.
+        if identifier.contains('\0') {
+            return Ok(None);
+        }
         // The hot path: one prepared statement, one round trip, one index
         // lookup.
         self.read(|conn| {
@@ -589,8 +599,11 @@ impl Store for PostgresStore {
         expected_version: u64,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let p = KeyParams::new(key)?;
-        let expected = codec::version(expected_version)?;
+        let p = KeyParams::for_update(key)?;
+        // A version no key can be at (stored versions are at least 1)
+        // matches none: the update is then a Conflict, as any other stale
+        // version is.
+        let expected = i64::try_from(expected_version).unwrap_or(0);
         let ep = EventParams::new(event)?;
         self.write(|conn| {
             let mut tx = conn.client.transaction()?;

@@ -1,6 +1,7 @@
 //! Connecting: migrations, refusals with clear errors, and what this backend
-//! does beyond the conformance suite (ASCII-only case folding, rows it
-//! cannot read).
+//! does beyond the conformance suite (rows it cannot read). ASCII-only case
+//! folding, which `lower()` would break, is the suite's
+//! `identifier_case_folding_is_ascii_only`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use apikeys::testing::records;
@@ -202,38 +203,6 @@ fn the_default_schema_works_too() {
     store.create_account(&a, &[], &[]).unwrap();
     assert_eq!(migrations(&db), (1..=schema::LATEST).collect::<Vec<_>>());
     assert_eq!(store.account(a.id).unwrap(), Some(a));
-}
-
-/// Case folding is ASCII only, as the contract says: `École` and `éCOLE`
-/// are different identifiers (PostgreSQL's `lower()` would fold `É` to `é`
-/// and call them the same).
-#[test]
-fn case_folding_is_ascii_only() {
-    let Some(db) = TestSchema::new("schema_folding") else {
-        return;
-    };
-    let store = db.store(2);
-    let a = master(3);
-    store.create_account(&a, &[], &[]).unwrap();
-    let first = key(1, a.id, Channel::Rest, "École");
-    store.insert_key(&first, 10, &created(&first)).unwrap();
-    let second = key(2, a.id, Channel::Rest, "éCOLE");
-    store.insert_key(&second, 10, &created(&second)).unwrap();
-    assert_eq!(
-        store.key_by_identifier("ÉCOLE").unwrap().map(|k| k.id),
-        Some(first.id)
-    );
-    assert_eq!(
-        store.key_by_identifier("école").unwrap().map(|k| k.id),
-        Some(second.id)
-    );
-    let clash = key(3, a.id, Channel::Rest, "ÉCOLE");
-    assert!(matches!(
-        store.insert_key(&clash, 10, &created(&clash)),
-        Err(StoreError::AlreadyExists(
-            apikeys::store::Existing::Identifier
-        ))
-    ));
 }
 
 /// A row edited by hand into something the store cannot read is a backend

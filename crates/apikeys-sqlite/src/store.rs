@@ -4,7 +4,7 @@ use crate::codec::{account_from_row, backend, event_from_row, instant, key_from_
 use crate::connection::{Options, Readers, open_memory, open_writer};
 use crate::error::OpenError;
 use crate::schema;
-use apikeys::store::encoding::KeyValues;
+use apikeys::store::encoding::{self, KeyValues};
 use apikeys::store::{Entity, Existing};
 use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use rusqlite::{
@@ -348,6 +348,11 @@ fn create_account_in(
             ])
         });
     match inserted {
+        // A sub-account of itself passes the foreign key (the row it names
+        // is the one just inserted), but its parent was not stored.
+        Ok(_) if parent == Some(account.id) => {
+            return Err(StoreError::NotFound(Entity::Account(account.id)));
+        }
         Ok(_) => {}
         Err(e) if is_constraint(&e) => {
             if account_exists(tx, account.id)? {
@@ -480,9 +485,16 @@ impl Store for SqliteStore {
                     found,
                 });
             }
-            let values = KeyValues::new(key)?;
             // The id, account, channel and creation instant are not written:
-            // they never change.
+            // they never change. Only what is written is encoded, so a
+            // creation instant out of range is ignored, not refused.
+            let previous_expires_at = key
+                .previous_secret
+                .as_ref()
+                .map(|p| instant(p.expires_at))
+                .transpose()?;
+            let changed_at = instant(key.changed_at)?;
+            let version = encoding::version_to_i64(key.version)?;
             let updated = tx
                 .prepare_cached(
                     "UPDATE keys SET identifier = ?2, label = ?3, secret_hash = ?4,
@@ -496,11 +508,11 @@ impl Store for SqliteStore {
                         key.identifier,
                         key.label,
                         key.secret_hash.as_str(),
-                        values.previous_hash(),
-                        values.previous_expires_at,
+                        key.previous_secret.as_ref().map(|p| p.hash.as_str()),
+                        previous_expires_at,
                         whitelist(&key.whitelist),
-                        values.changed_at,
-                        values.version,
+                        changed_at,
+                        version,
                     ])
                 });
             match updated {

@@ -1,8 +1,11 @@
 //! An in-memory store: for tests, examples and single-process embedders that
 //! need no persistence. Everything sits behind one `RwLock`, so reads run in
-//! parallel and every write is atomic.
+//! parallel and every write is atomic. It keeps exactly what the other
+//! stores keep: instants in their range, in UTC, and versions up to
+//! 2^63 - 1 (see [`super::encoding`]).
 
-use super::{Entity, Existing, Store, StoreError};
+use super::encoding::{instant_to_nanos, version_to_i64};
+use super::{Entity, Existing, Store, StoreError, Unstorable};
 use crate::account::{Account, AccountKind};
 use crate::audit::AuditEvent;
 use crate::hashing::SecretHash;
@@ -10,6 +13,7 @@ use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use time::{OffsetDateTime, UtcOffset};
 
 /// A [`Store`] in memory.
 #[derive(Debug, Default)]
@@ -42,6 +46,41 @@ impl MemoryStore {
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// An instant as every store keeps it: in the range of the shared encoding
+/// (so that the in-memory store refuses what the others refuse), in UTC.
+fn keep(t: OffsetDateTime) -> Result<OffsetDateTime, Unstorable> {
+    instant_to_nanos(t)?;
+    Ok(t.to_offset(UtcOffset::UTC))
+}
+
+/// The account as stored.
+fn kept_account(a: &Account) -> Result<Account, Unstorable> {
+    Ok(Account {
+        created_at: keep(a.created_at)?,
+        ..a.clone()
+    })
+}
+
+/// The key as stored: every instant kept, the version in range.
+fn kept_key(k: &KeyRecord) -> Result<KeyRecord, Unstorable> {
+    version_to_i64(k.version)?;
+    let mut kept = k.clone();
+    kept.created_at = keep(k.created_at)?;
+    kept.changed_at = keep(k.changed_at)?;
+    if let Some(p) = &mut kept.previous_secret {
+        p.expires_at = keep(p.expires_at)?;
+    }
+    Ok(kept)
+}
+
+/// The event as stored.
+fn kept_event(e: &AuditEvent) -> Result<AuditEvent, Unstorable> {
+    Ok(AuditEvent {
+        at: keep(e.at)?,
+        ..e.clone()
+    })
 }
 
 impl Inner {
@@ -97,6 +136,12 @@ impl Store for MemoryStore {
         keys: &[KeyRecord],
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
+        let account = kept_account(account)?;
+        let keys = keys.iter().map(kept_key).collect::<Result<Vec<_>, _>>()?;
+        let events = events
+            .iter()
+            .map(kept_event)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut inner = self.write();
         if inner.accounts.contains_key(&account.id) {
             return Err(StoreError::AlreadyExists(Existing::Account));
@@ -117,11 +162,11 @@ impl Store for MemoryStore {
             };
             inner.check_new_key(key, max, &keys[..i])?;
         }
-        inner.accounts.insert(account.id, account.clone());
-        for key in keys {
+        inner.accounts.insert(account.id, account);
+        for key in &keys {
             inner.put_key(key);
         }
-        for event in events {
+        for event in &events {
             inner.record(event);
         }
         Ok(())
@@ -137,6 +182,7 @@ impl Store for MemoryStore {
         max_for_channel: u32,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        let (key, event) = (&kept_key(key)?, &kept_event(event)?);
         let mut inner = self.write();
         if !inner.accounts.contains_key(&key.account_id) {
             return Err(StoreError::NotFound(Entity::Account(key.account_id)));
@@ -179,6 +225,12 @@ impl Store for MemoryStore {
         expected_version: u64,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        // The creation instant given is not written, so not checked either.
+        let written = kept_key(&KeyRecord {
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            ..key.clone()
+        })?;
+        let event = &kept_event(event)?;
         let mut inner = self.write();
         let stored = inner
             .keys
@@ -197,7 +249,7 @@ impl Store for MemoryStore {
             return Err(StoreError::AlreadyExists(Existing::Identifier));
         }
         // Immutable fields stay as stored, whatever the caller passed.
-        let mut next = key.clone();
+        let mut next = written;
         next.account_id = stored.account_id;
         next.channel = stored.channel;
         next.created_at = stored.created_at;
@@ -225,6 +277,7 @@ impl Store for MemoryStore {
     }
 
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+        let event = &kept_event(event)?;
         let mut inner = self.write();
         let key = inner
             .keys

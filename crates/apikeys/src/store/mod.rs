@@ -84,7 +84,12 @@ pub type DynStore = dyn Store;
 /// nanosecond, from 1677-09-21 to 2262-04-11 UTC, and read back in UTC. A
 /// write holding an instant outside that range fails with a
 /// [`StoreError::Backend`] whose source is an [`Unstorable`], and writes
-/// nothing. Versions likewise are kept up to 2^63 − 1.
+/// nothing. Versions likewise are kept up to 2^63 − 1. Whether a write that
+/// also breaks a rule fails with `Unstorable` or with the rule's error is
+/// not specified; either way nothing is written. Only what a write stores
+/// is checked: the creation instant [`Store::update_key`] ignores is never
+/// refused, and an `expected_version` no key can be at is a
+/// [`StoreError::Conflict`] like any other stale version.
 ///
 /// **Sizes**, for a schema author sizing columns (the domain never hands a
 /// store anything longer):
@@ -120,7 +125,8 @@ pub trait Store: Send + Sync {
     ///
     /// Errors, in the order of the contract: [`Existing::Account`] if the id
     /// is taken; [`StoreError::NotFound`] if the account is a sub-account
-    /// whose parent is not stored; then, for the first initial key breaking
+    /// whose parent is not stored (before this write: a sub-account naming
+    /// itself as its parent is not found); then, for the first initial key breaking
     /// a rule, [`StoreError::NotFound`] naming its account if that is not
     /// this account, or the kinds of [`Store::insert_key`].
     fn create_account(
@@ -143,6 +149,10 @@ pub trait Store: Send + Sync {
     /// - the account holds fewer than `max_for_channel` keys of the key's
     ///   channel, else [`Existing::ChannelFull`].
     ///
+    /// `max_for_channel` is the policy's limit for REST keys (0 or more);
+    /// for every other channel it is 1, so a store may hold that limit with
+    /// a unique index and need not support another.
+    ///
     /// Concurrent calls that would together break a rule: exactly as many
     /// win as the rule allows.
     fn insert_key(
@@ -157,6 +167,10 @@ pub trait Store: Send + Sync {
 
     /// The key whose identifier equals `identifier` ignoring ASCII case, or
     /// `None`. This is the authentication hot path: one indexed lookup.
+    ///
+    /// `identifier` is whatever a client presented: any string, including
+    /// ones no stored identifier can be (empty, thousands of bytes, holding
+    /// NUL or a database's wildcards); those are `Ok(None)`, not errors.
     fn key_by_identifier(&self, identifier: &str) -> Result<Option<KeyRecord>, StoreError>;
 
     /// The keys held by exactly this account, ascending by creation instant,
