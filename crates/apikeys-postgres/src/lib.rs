@@ -22,11 +22,13 @@ use crate::codec::{EventParams, KeyParams};
 use crate::pool::{Conn, Manager};
 use crate::schema::names;
 use apikeys::store::{Entity, Existing};
+use apikeys::token::{TokenDigest, TokenRecord};
 use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use postgres::error::SqlState;
 use postgres::{Config, NoTls, Transaction};
 use std::fmt;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 
 /// The `application_name` a connection reports when the URL sets none, so
 /// that the store's sessions can be told apart in `pg_stat_activity`.
@@ -646,6 +648,10 @@ impl Store for PostgresStore {
                 return Err(err.into());
             };
             let xid: i64 = updated.try_get(0)?;
+            let credentials_changed: bool = updated.try_get(1)?;
+            if credentials_changed {
+                tx.execute(&conn.st.drop_tokens_of_key, &[&p.id])?;
+            }
             insert_event(&mut tx, &conn.st, event, &ep)?;
             commit(tx, xid)
         })
@@ -682,6 +688,81 @@ impl Store for PostgresStore {
             insert_event(&mut tx, &conn.st, event, &ep)?;
             commit(tx, xid)
         })
+    }
+
+    fn insert_token(
+        &self,
+        token: &TokenRecord,
+        key_version: u64,
+        max_live: u32,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let (issued_at, expires_at, now) = (
+            codec::instant(token.issued_at)?,
+            codec::instant(token.expires_at)?,
+            codec::instant(now)?,
+        );
+        let ep = EventParams::new(event)?;
+        let key_id = token.key_id.as_bytes().as_slice();
+        let digest = token.digest.0.as_slice();
+        let max_live = i64::from(max_live.max(1));
+        self.write(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let Some(locked) = tx.query_opt(&conn.st.lock_key, &[&key_id])? else {
+                return Err(StoreError::NotFound(Entity::Key(token.key_id)).into());
+            };
+            let found: i64 = locked.try_get(0)?;
+            let xid: i64 = locked.try_get(1)?;
+            let found = u64::try_from(found).unwrap_or(0);
+            if found != key_version {
+                return Err(StoreError::Conflict {
+                    key: token.key_id,
+                    expected: key_version,
+                    found,
+                }
+                .into());
+            }
+            if tx.query_opt(&conn.st.token_exists, &[&digest])?.is_some() {
+                return Err(StoreError::AlreadyExists(Existing::Token).into());
+            }
+            tx.execute(&conn.st.drop_expired_tokens_of_key, &[&key_id, &now])?;
+            tx.execute(&conn.st.make_room_for_token, &[&key_id, &max_live])?;
+            tx.execute(
+                &conn.st.insert_token,
+                &[&digest, &key_id, &issued_at, &expires_at],
+            )?;
+            insert_event(&mut tx, &conn.st, event, &ep)?;
+            commit(tx, xid)
+        })
+    }
+
+    fn token(&self, digest: &TokenDigest) -> Result<Option<(TokenRecord, KeyRecord)>, StoreError> {
+        self.read(|conn| {
+            let Some(row) = conn
+                .client
+                .query_opt(&conn.st.token, &[&digest.0.as_slice()])?
+            else {
+                return Ok(None);
+            };
+            let key = codec::key_from_row(&row)?;
+            let issued_at: i64 = row.try_get(12)?;
+            let expires_at: i64 = row.try_get(13)?;
+            Ok(Some((
+                TokenRecord {
+                    digest: *digest,
+                    key_id: key.id,
+                    issued_at: apikeys::store::encoding::instant_from_nanos(issued_at),
+                    expires_at: apikeys::store::encoding::instant_from_nanos(expires_at),
+                },
+                key,
+            )))
+        })
+    }
+
+    fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = codec::instant(now)?;
+        self.read(|conn| Ok(conn.client.execute(&conn.st.purge_tokens, &[&now])?))
     }
 
     fn audit_events(

@@ -80,6 +80,14 @@ pub(crate) struct Statements {
     pub(crate) delete_key: Statement,
     pub(crate) insert_event: Statement,
     pub(crate) audit_events: Statement,
+    pub(crate) lock_key: Statement,
+    pub(crate) token_exists: Statement,
+    pub(crate) drop_expired_tokens_of_key: Statement,
+    pub(crate) make_room_for_token: Statement,
+    pub(crate) insert_token: Statement,
+    pub(crate) token: Statement,
+    pub(crate) drop_tokens_of_key: Statement,
+    pub(crate) purge_tokens: Statement,
 }
 
 impl Statements {
@@ -116,11 +124,17 @@ impl Statements {
                 "SELECT {KEY_COLUMNS} FROM apikeys_keys WHERE account_id = $1 \
                  ORDER BY created_at, id"
             ))?,
+            // Also says whether the credentials changed: the row as it was
+            // comes from the same snapshot, and the version check rules out
+            // a change in between.
             update_key: c.prepare(
-                "UPDATE apikeys_keys SET identifier = $3, label = $4, secret_hash = $5, \
+                "UPDATE apikeys_keys AS k SET identifier = $3, label = $4, secret_hash = $5, \
                  previous_hash = $6, previous_expires_at = $7, whitelist = $8, \
                  changed_at = $9, version = $10 \
-                 WHERE id = $1 AND version = $2 RETURNING txid_current()",
+                 FROM (SELECT identifier, secret_hash FROM apikeys_keys WHERE id = $1) AS old \
+                 WHERE k.id = $1 AND k.version = $2 \
+                 RETURNING txid_current(), \
+                     (old.identifier <> $3 OR old.secret_hash <> $5) AS credentials_changed",
             )?,
             key_version: c.prepare("SELECT version FROM apikeys_keys WHERE id = $1")?,
             upgrade_hash: c.prepare(
@@ -136,6 +150,35 @@ impl Statements {
                 "SELECT {EVENT_COLUMNS} FROM apikeys_audit_events WHERE account_id = $1 \
                  ORDER BY at DESC, seq DESC LIMIT $2"
             ))?,
+            // Serialises the token writers of one key.
+            lock_key: c.prepare(
+                "SELECT version, txid_current() FROM apikeys_keys WHERE id = $1 FOR UPDATE",
+            )?,
+            token_exists: c.prepare("SELECT 1 FROM apikeys_tokens WHERE digest = $1")?,
+            drop_expired_tokens_of_key: c
+                .prepare("DELETE FROM apikeys_tokens WHERE key_id = $1 AND expires_at <= $2")?,
+            make_room_for_token: c.prepare(
+                "DELETE FROM apikeys_tokens WHERE digest IN ( \
+                     SELECT digest FROM apikeys_tokens WHERE key_id = $1 \
+                     ORDER BY issued_at, digest \
+                     LIMIT greatest(0, \
+                         (SELECT count(*) FROM apikeys_tokens WHERE key_id = $1) + 1 - $2))",
+            )?,
+            insert_token: c.prepare(
+                "INSERT INTO apikeys_tokens (digest, key_id, issued_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )?,
+            token: c.prepare(&format!(
+                "SELECT {}, t.issued_at, t.expires_at FROM apikeys_tokens t \
+                 JOIN apikeys_keys k ON k.id = t.key_id WHERE t.digest = $1",
+                KEY_COLUMNS
+                    .split(',')
+                    .map(|c| format!("k.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))?,
+            drop_tokens_of_key: c.prepare("DELETE FROM apikeys_tokens WHERE key_id = $1")?,
+            purge_tokens: c.prepare("DELETE FROM apikeys_tokens WHERE expires_at <= $1")?,
         })
     }
 }

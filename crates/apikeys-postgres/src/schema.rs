@@ -22,8 +22,9 @@
 //!   `(account_id, channel) WHERE channel <> 'rest'`: one key per non-REST
 //!   channel per account. The REST limit is a policy value, so it is counted
 //!   in the writing transaction, under a lock on the account's row.
-//! - foreign keys from keys to their account, and from a sub-account to its
-//!   master. None from audit events: the trail outlives what it describes
+//! - foreign keys from keys to their account, from a sub-account to its
+//!   master, and from tokens to their key (`ON DELETE CASCADE`: a deleted
+//!   key takes its tokens with it). None from audit events: the trail outlives what it describes
 //!   (as in the SQLite store).
 //!
 //! The migrations run at connect in one transaction holding
@@ -131,10 +132,28 @@ CREATE INDEX apikeys_audit_events_account ON apikeys_audit_events
         description: "the audit trail outlives what it describes: no foreign key to accounts",
         sql: "ALTER TABLE apikeys_audit_events DROP CONSTRAINT apikeys_audit_events_account_fkey;",
     },
+    Migration {
+        version: 3,
+        description: "REST tokens",
+        sql: r#"
+CREATE TABLE apikeys_tokens (
+    digest      bytea  NOT NULL,
+    key_id      bytea  NOT NULL,
+    issued_at   bigint NOT NULL,
+    expires_at  bigint NOT NULL,
+    CONSTRAINT apikeys_tokens_pkey PRIMARY KEY (digest),
+    CONSTRAINT apikeys_tokens_key_fkey FOREIGN KEY (key_id)
+        REFERENCES apikeys_keys (id) ON DELETE CASCADE,
+    CONSTRAINT apikeys_tokens_digest_check CHECK (octet_length(digest) = 32)
+);
+CREATE INDEX apikeys_tokens_key ON apikeys_tokens (key_id, issued_at, digest);
+CREATE INDEX apikeys_tokens_expiry ON apikeys_tokens (expires_at);
+"#,
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub const LATEST: i32 = 2;
+pub const LATEST: i32 = 3;
 
 /// First half of the advisory lock key ("apks"); the second half is a hash
 /// of the schema name, so that schemas migrate independently.

@@ -69,6 +69,7 @@ fn a_schema_of_the_first_release_upgrades_and_keeps_its_data() {
     db.client()
         .batch_execute(&format!(
             "SET search_path = {schema};
+             DROP TABLE apikeys_tokens;
              DELETE FROM apikeys_schema_migrations WHERE version > 1;
              ALTER TABLE apikeys_audit_events ADD CONSTRAINT apikeys_audit_events_account_fkey
                  FOREIGN KEY (account_id) REFERENCES apikeys_accounts (id);",

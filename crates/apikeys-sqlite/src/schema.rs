@@ -22,6 +22,8 @@
 //!   is exactly the rule);
 //! - `keys_one_per_channel`: one key per account and channel, except REST
 //!   (whose limit is a policy value, counted inside the writing transaction).
+//! - the foreign key of `tokens` to `keys`, `ON DELETE CASCADE`: a deleted
+//!   key takes its tokens with it.
 
 use crate::error::OpenError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -36,10 +38,11 @@ pub(crate) struct Migration {
 
 /// The migrations, in order; migration `version` brings the schema to that
 /// version.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts, keys, audit events",
-    sql: "
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, keys, audit events",
+        sql: "
     CREATE TABLE accounts (
         id          BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
         kind        TEXT    NOT NULL CHECK (kind IN ('master', 'sub')),
@@ -84,7 +87,26 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     );
     CREATE INDEX audit_by_account ON audit_events (account_id, at DESC, seq DESC);
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "REST tokens",
+        sql: "
+    -- Clustered by digest: a token check is one search here and one in
+    -- `keys`, by the identifier the token keeps (a changed identifier
+    -- deletes the key's tokens, so it is always the key's own).
+    CREATE TABLE tokens (
+        digest      BLOB    NOT NULL PRIMARY KEY CHECK (length(digest) = 32),
+        key_id      BLOB    NOT NULL REFERENCES keys (id) ON DELETE CASCADE,
+        identifier  TEXT    NOT NULL COLLATE NOCASE,
+        issued_at   INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX tokens_by_key ON tokens (key_id, issued_at, digest);
+    CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+    ",
+    },
+];
 
 /// The schema version this crate creates and understands.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

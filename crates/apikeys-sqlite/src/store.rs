@@ -6,6 +6,7 @@ use crate::error::OpenError;
 use crate::schema;
 use apikeys::store::encoding::{self, KeyValues};
 use apikeys::store::{Entity, Existing};
+use apikeys::token::{TokenDigest, TokenRecord};
 use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -13,6 +14,7 @@ use rusqlite::{
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use time::OffsetDateTime;
 
 /// A [`Store`] in a SQLite database: the embedded default.
 ///
@@ -466,16 +468,20 @@ impl Store for SqliteStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            let found: Option<i64> = tx
-                .prepare_cached("SELECT version FROM keys WHERE id = ?1")
+            let found: Option<(i64, String, String)> = tx
+                .prepare_cached("SELECT version, identifier, secret_hash FROM keys WHERE id = ?1")
                 .and_then(|mut s| {
-                    s.query_row([key.id.as_bytes().as_slice()], |r| r.get(0))
-                        .optional()
+                    s.query_row([key.id.as_bytes().as_slice()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()
                 })
                 .map_err(backend)?;
-            let Some(found) = found else {
+            let Some((found, stored_identifier, stored_hash)) = found else {
                 return Err(StoreError::NotFound(Entity::Key(key.id)));
             };
+            let credentials_changed =
+                stored_identifier != key.identifier || stored_hash != key.secret_hash.as_str();
             // Stored versions are at least 1 (a CHECK holds it).
             let found = u64::try_from(found).unwrap_or(0);
             if found != expected_version {
@@ -526,6 +532,11 @@ impl Store for SqliteStore {
                 }
                 Err(e) => return Err(backend(e)),
             }
+            if credentials_changed {
+                tx.prepare_cached("DELETE FROM tokens WHERE key_id = ?1")
+                    .and_then(|mut s| s.execute([key.id.as_bytes().as_slice()]))
+                    .map_err(backend)?;
+            }
             record_event(tx, event)
         })
     }
@@ -551,6 +562,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+        // The key's tokens go with it: `ON DELETE CASCADE`.
         self.write(|tx| {
             let deleted = tx
                 .prepare_cached("DELETE FROM keys WHERE id = ?1")
@@ -560,6 +572,109 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(Entity::Key(id)));
             }
             record_event(tx, event)
+        })
+    }
+
+    fn insert_token(
+        &self,
+        token: &TokenRecord,
+        key_version: u64,
+        max_live: u32,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let (issued_at, expires_at, now) = (
+            instant(token.issued_at)?,
+            instant(token.expires_at)?,
+            instant(now)?,
+        );
+        let key_id = token.key_id.as_bytes().as_slice();
+        self.write(|tx| {
+            let found: Option<(i64, String)> = tx
+                .prepare_cached("SELECT version, identifier FROM keys WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([key_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(backend)?;
+            let Some((found, identifier)) = found else {
+                return Err(StoreError::NotFound(Entity::Key(token.key_id)));
+            };
+            let found = u64::try_from(found).unwrap_or(0);
+            if found != key_version {
+                return Err(StoreError::Conflict {
+                    key: token.key_id,
+                    expected: key_version,
+                    found,
+                });
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM tokens WHERE digest = ?1",
+                [token.digest.0.as_slice()],
+            )? {
+                return Err(StoreError::AlreadyExists(Existing::Token));
+            }
+            tx.prepare_cached("DELETE FROM tokens WHERE key_id = ?1 AND expires_at <= ?2")
+                .and_then(|mut s| s.execute(params![key_id, now]))
+                .map_err(backend)?;
+            // Room for one more: the oldest go (issue instant, then digest).
+            tx.prepare_cached(
+                "DELETE FROM tokens WHERE digest IN (
+                     SELECT digest FROM tokens WHERE key_id = ?1
+                     ORDER BY issued_at, digest
+                     LIMIT max(0, (SELECT count(*) FROM tokens WHERE key_id = ?1) + 1 - ?2))",
+            )
+            .and_then(|mut s| s.execute(params![key_id, i64::from(max_live.max(1))]))
+            .map_err(backend)?;
+            tx.prepare_cached(
+                "INSERT INTO tokens (digest, key_id, identifier, issued_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    token.digest.0.as_slice(),
+                    key_id,
+                    identifier,
+                    issued_at,
+                    expires_at
+                ])
+            })
+            .map_err(backend)?;
+            record_event(tx, event)
+        })
+    }
+
+    fn token(&self, digest: &TokenDigest) -> Result<Option<(TokenRecord, KeyRecord)>, StoreError> {
+        // One search in `tokens` by digest, one in `keys` by identifier.
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(TOKEN_WITH_KEY).map_err(backend)?;
+            let mut rows = stmt.query([digest.0.as_slice()]).map_err(backend)?;
+            let Some(row) = rows.next().map_err(backend)? else {
+                return Ok(None);
+            };
+            let key = key_from_row(row)?;
+            let issued_at: i64 = row.get(12).map_err(backend)?;
+            let expires_at: i64 = row.get(13).map_err(backend)?;
+            Ok(Some((
+                TokenRecord {
+                    digest: *digest,
+                    key_id: key.id,
+                    issued_at: encoding::instant_from_nanos(issued_at),
+                    expires_at: encoding::instant_from_nanos(expires_at),
+                },
+                key,
+            )))
+        })
+    }
+
+    fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = instant(now)?;
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM tokens WHERE expires_at <= ?1")
+                .and_then(|mut s| s.execute([now]))
+                .map(|n| n as u64)
+                .map_err(backend)
         })
     }
 
@@ -588,6 +703,13 @@ impl Store for SqliteStore {
         })
     }
 }
+
+/// A token and its key: the key's columns first, as `key_from_row` reads
+/// them, then the token's.
+const TOKEN_WITH_KEY: &str = "SELECT k.id, k.account_id, k.channel, k.identifier, k.label, \
+     k.secret_hash, k.previous_hash, k.previous_expires_at, k.whitelist, k.created_at, \
+     k.changed_at, k.version, t.issued_at, t.expires_at \
+     FROM tokens t JOIN keys k ON k.identifier = t.identifier WHERE t.digest = ?1";
 
 const KEY_BY_ID: &str = concat!("SELECT ", key_columns!(), " FROM keys WHERE id = ?1");
 

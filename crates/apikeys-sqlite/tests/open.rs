@@ -207,7 +207,9 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
     // Put the table back as the first release made it.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "ALTER TABLE apikeys_schema_migrations DROP COLUMN description;
+        "DROP TABLE tokens;
+         DELETE FROM apikeys_schema_migrations WHERE version > 1;
+         ALTER TABLE apikeys_schema_migrations DROP COLUMN description;
          ALTER TABLE apikeys_schema_migrations RENAME TO schema_migrations;",
     )
     .unwrap();
@@ -227,7 +229,14 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(rows, vec![(1, "accounts, keys, audit events".to_string())]);
+    assert_eq!(
+        rows,
+        vec![
+            (1, "accounts, keys, audit events".to_string()),
+            (2, "REST tokens".to_string())
+        ],
+        "the old versions are kept and the newer migrations applied"
+    );
     let old: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE name = 'schema_migrations'",

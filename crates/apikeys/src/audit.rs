@@ -2,7 +2,7 @@
 //!
 //! Rules:
 //! - Every change (an account opened, a key created, credentials changed, a
-//!   whitelist changed, a key deleted) is recorded with the account, the key
+//!   whitelist changed, a key deleted, a REST token issued) is recorded with the account, the key
 //!   and its channel when there is one, the instant, the actor and the kind
 //!   of change, and a detail in words.
 //! - It never holds a secret.
@@ -34,16 +34,19 @@ pub enum AuditKind {
     WhitelistChanged,
     /// A key was deleted.
     KeyDeleted,
+    /// A REST token was issued for a key.
+    TokenIssued,
 }
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [AuditKind; 5] = [
+    pub const ALL: [AuditKind; 6] = [
         AuditKind::AccountOpened,
         AuditKind::KeyCreated,
         AuditKind::CredentialsChanged,
         AuditKind::WhitelistChanged,
         AuditKind::KeyDeleted,
+        AuditKind::TokenIssued,
     ];
 
     /// The stable code, as stores keep it.
@@ -54,6 +57,7 @@ impl AuditKind {
             AuditKind::CredentialsChanged => "credentials_changed",
             AuditKind::WhitelistChanged => "whitelist_changed",
             AuditKind::KeyDeleted => "key_deleted",
+            AuditKind::TokenIssued => "token_issued",
         }
     }
 }
@@ -67,7 +71,7 @@ impl fmt::Display for AuditKind {
 /// A code that is not an audit kind (a store read a row it cannot understand).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted"
+    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted, token_issued"
 )]
 pub struct ParseAuditKindError(pub String);
 

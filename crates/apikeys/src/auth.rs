@@ -31,9 +31,12 @@ pub struct Authenticated {
     pub key_id: KeyId,
     /// The channel.
     pub channel: Channel,
-    /// Which of the key's secrets matched: the previous one only during a
-    /// grace period.
+    /// What matched: the current secret, the previous one during a grace
+    /// period, or a REST token.
     pub matched: SecretSlot,
+    /// The key's version when it matched: what a token issued now is bound
+    /// to (see [`crate::Store::insert_token`]).
+    pub key_version: u64,
 }
 
 /// Which of a key's secrets a presented secret matched.
@@ -43,6 +46,8 @@ pub enum SecretSlot {
     Current,
     /// The previous secret, still accepted during a grace period.
     Previous,
+    /// A REST token issued for the key.
+    Token,
 }
 
 /// The precise reason behind an "invalid credentials" refusal: for the
@@ -67,6 +72,11 @@ pub enum Refusal {
     /// The secret matched, but the key was changed or deleted while argon2
     /// was checking it: the check answers for the key as it is now.
     ChangedDuringCheck,
+    /// No live token has this digest (never issued, revoked with its key's
+    /// credentials, or purged).
+    UnknownToken,
+    /// The token has expired.
+    TokenExpired,
 }
 
 /// Why authentication did not succeed.

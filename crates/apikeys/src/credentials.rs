@@ -290,14 +290,25 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// Generates a secret: the prefix, 32 base-62 characters drawn uniformly from
 /// `rng` (about 190 bits), and a 6-character base-62 CRC-32 of the rest.
 pub fn generate_secret(rng: &mut (impl CryptoRng + ?Sized)) -> Secret {
-    let mut out = Zeroizing::new(String::with_capacity(GENERATED_SECRET_LEN));
-    out.push_str(GENERATED_SECRET_PREFIX);
+    generate_checksummed(rng, GENERATED_SECRET_PREFIX, BODY_LEN)
+}
+
+/// `prefix`, `body_len` base-62 characters drawn uniformly from `rng`, and a
+/// 6-character base-62 CRC-32 of the rest: the shape of generated secrets
+/// and of REST tokens.
+pub(crate) fn generate_checksummed(
+    rng: &mut (impl CryptoRng + ?Sized),
+    prefix: &str,
+    body_len: usize,
+) -> Secret {
+    let mut out = Zeroizing::new(String::with_capacity(prefix.len() + body_len + CHECK_LEN));
+    out.push_str(prefix);
     let mut buf = Zeroizing::new([0u8; 64]);
-    while out.len() < GENERATED_SECRET_PREFIX.len() + BODY_LEN {
+    while out.len() < prefix.len() + body_len {
         rng.fill_bytes(buf.as_mut());
         // Rejection sampling: 248 = 4 × 62, so `b % 62` is uniform below it.
         for &b in buf.iter().filter(|&&b| b < 248) {
-            if out.len() == GENERATED_SECRET_PREFIX.len() + BODY_LEN {
+            if out.len() == prefix.len() + body_len {
                 break;
             }
             out.push(char::from(BASE62[usize::from(b % 62)]));
@@ -331,14 +342,17 @@ pub enum GeneratedShape {
 
 /// Classifies `secret` by shape: prefix, length, alphabet and checksum.
 pub fn generated_shape(secret: &str) -> GeneratedShape {
-    let b = secret.as_bytes();
-    if b.len() != GENERATED_SECRET_LEN
-        || !secret.starts_with(GENERATED_SECRET_PREFIX)
-        || !b.iter().all(u8::is_ascii_alphanumeric)
-    {
+    checksummed_shape(secret, GENERATED_SECRET_PREFIX, GENERATED_SECRET_LEN)
+}
+
+/// Whether `text` is `prefix`, letters and digits up to `len` in all, the
+/// last six a valid checksum.
+pub(crate) fn checksummed_shape(text: &str, prefix: &str, len: usize) -> GeneratedShape {
+    let b = text.as_bytes();
+    if b.len() != len || !text.starts_with(prefix) || !b.iter().all(u8::is_ascii_alphanumeric) {
         return GeneratedShape::Other;
     }
-    let (head, check) = b.split_at(GENERATED_SECRET_LEN - CHECK_LEN);
+    let (head, check) = b.split_at(len - CHECK_LEN);
     if checksum(head).as_slice().ct_eq(check).into() {
         GeneratedShape::Valid
     } else {

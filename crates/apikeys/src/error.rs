@@ -75,6 +75,9 @@ pub enum Error {
         /// The policy's limit.
         limit: u32,
     },
+    /// Tokens are issued for REST keys only.
+    #[error("tokens are issued for REST keys only: this key is for {0}")]
+    TokenChannel(Channel),
     /// The key kept changing under a read-modify-write; the caller may retry.
     #[error("key {0} was changed by someone else at the same time, several times over: try again")]
     ConcurrentChange(KeyId),

@@ -23,6 +23,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
+pub mod token;
 pub mod whitelist;
 
 pub use account::{Account, AccountKind, Actor};
@@ -61,4 +62,5 @@ pub use service::{
 };
 pub use store::{DynStore, MemoryStore, Store, StoreCall, StoreError, StoreExt};
 pub use throttle::{AddressThrottle, ThrottlePolicy};
+pub use token::{IssuedToken, TokenDigest, TokenRecord};
 pub use whitelist::{Explanation, Whitelist};

@@ -102,6 +102,12 @@ pub struct Policy {
     pub hashing: HashingPolicy,
     /// How failed authentications are throttled.
     pub throttle: crate::throttle::ThrottlePolicy,
+    /// How long a REST token works (default 1440 minutes, as the provider's
+    /// REST API issues them).
+    pub token_lifetime: Duration,
+    /// How many live REST tokens one key may hold (default 10; at least 1):
+    /// issuing one more removes the oldest.
+    pub max_tokens_per_key: u32,
     /// How many verified chosen secrets each service remembers, so that
     /// their next checks skip argon2 (see [`crate::service::ApiKeys::authenticate`]);
     /// 0 turns the cache off. Default 10,000 entries, about 2 MB.
@@ -117,6 +123,8 @@ impl Default for Policy {
             max_grace: Duration::days(30),
             hashing: HashingPolicy::default(),
             throttle: crate::throttle::ThrottlePolicy::default(),
+            token_lifetime: Duration::minutes(1440),
+            max_tokens_per_key: 10,
             verified_cache_capacity: 10_000,
         }
     }
@@ -135,6 +143,12 @@ pub enum PolicyError {
     /// A negative grace period.
     #[error("max_grace is negative: it must be zero (no grace) or more")]
     NegativeGrace,
+    /// A token lifetime that is not positive.
+    #[error("token_lifetime must be positive")]
+    TokenLifetime,
+    /// No token could be held.
+    #[error("max_tokens_per_key is 0: it must be at least 1")]
+    NoTokens,
 }
 
 impl Policy {
@@ -187,6 +201,20 @@ impl Policy {
         self
     }
 
+    /// This policy with another REST token lifetime.
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// This policy with another bound on live tokens per key.
+    #[must_use]
+    pub fn max_tokens_per_key(mut self, max: u32) -> Self {
+        self.max_tokens_per_key = max;
+        self
+    }
+
     /// This policy with another verified-secret cache capacity (0: off).
     #[must_use]
     pub fn verified_cache_capacity(mut self, capacity: usize) -> Self {
@@ -201,6 +229,12 @@ impl Policy {
         }
         if self.max_grace.is_negative() {
             return Err(PolicyError::NegativeGrace.into());
+        }
+        if !self.token_lifetime.is_positive() {
+            return Err(PolicyError::TokenLifetime.into());
+        }
+        if self.max_tokens_per_key == 0 {
+            return Err(PolicyError::NoTokens.into());
         }
         self.hashing.validate()?;
         Ok(())

@@ -24,6 +24,7 @@ use apikeys::key::KeyRecord;
 use apikeys::store::encoding::{instant_to_nanos, version_to_i64};
 use apikeys::store::{DynStore, Entity, Existing, Store, StoreError, Unstorable};
 use apikeys::testing::conformance;
+use apikeys::token::{TokenDigest, TokenRecord};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -127,6 +128,18 @@ enum Bug {
     DeleteErasesTrail,
     SelfParentAccepted,
     InsertDropsEvent,
+    // Tokens.
+    TokensSurviveNewSecret,
+    TokensSurviveRename,
+    TokensSurviveDelete,
+    TokensDieWithTheWhitelist,
+    TokenVersionUnchecked,
+    TokenBoundIgnored,
+    TokenBoundDropsNewest,
+    ExpiredTokensKeptOnIssue,
+    PurgeSparesExactlyNow,
+    TokenEventForConflict,
+    SplitTokenBound,
 }
 
 use Bug::*;
@@ -498,6 +511,61 @@ const BUGS: &[(Bug, &str, &str)] = &[
         "insert_key records no event",
         "audit_newest_first_with_limit",
     ),
+    (
+        TokensSurviveNewSecret,
+        "update_key keeps the key's tokens when the secret changes",
+        "tokens_live_and_die_with_their_credentials",
+    ),
+    (
+        TokensSurviveRename,
+        "update_key keeps the key's tokens when the identifier changes",
+        "tokens_live_and_die_with_their_credentials",
+    ),
+    (
+        TokensSurviveDelete,
+        "delete_key leaves the key's tokens behind",
+        "tokens_live_and_die_with_their_credentials",
+    ),
+    (
+        TokensDieWithTheWhitelist,
+        "update_key deletes the key's tokens on any change",
+        "tokens_live_and_die_with_their_credentials",
+    ),
+    (
+        TokenVersionUnchecked,
+        "insert_token ignores the key's version",
+        "token_inserts_are_checked_and_refusals_leave_no_trace",
+    ),
+    (
+        TokenBoundIgnored,
+        "insert_token keeps every token",
+        "token_inserts_purge_expired_and_keep_the_bound",
+    ),
+    (
+        TokenBoundDropsNewest,
+        "insert_token makes room by deleting the newest token",
+        "token_inserts_purge_expired_and_keep_the_bound",
+    ),
+    (
+        ExpiredTokensKeptOnIssue,
+        "insert_token keeps the key's expired tokens",
+        "token_inserts_purge_expired_and_keep_the_bound",
+    ),
+    (
+        PurgeSparesExactlyNow,
+        "purge_expired_tokens keeps a token expiring exactly now",
+        "purge_removes_exactly_the_expired_tokens",
+    ),
+    (
+        TokenEventForConflict,
+        "insert_token records an event for a refused token",
+        "token_inserts_are_checked_and_refusals_leave_no_trace",
+    ),
+    (
+        SplitTokenBound,
+        "insert_token counts the key's tokens, then writes, in two critical sections",
+        "race_token_inserts_keep_the_bound",
+    ),
 ];
 
 // ----- the buggy store ----------------------------------------------------
@@ -509,6 +577,7 @@ struct Inner {
     /// Folded identifier to key.
     by_identifier: HashMap<String, KeyId>,
     events: Vec<AuditEvent>,
+    tokens: HashMap<TokenDigest, TokenRecord>,
 }
 
 /// The in-memory store's logic, written again, with `bug` switched on.
@@ -1085,6 +1154,13 @@ impl Store for Buggy {
             let old = self.fold(&stored.identifier);
             inner.by_identifier.remove(&old);
         }
+        let credentials_changed = (stored.identifier != next.identifier
+            && !self.is(TokensSurviveRename))
+            || (stored.secret_hash != next.secret_hash && !self.is(TokensSurviveNewSecret))
+            || self.is(TokensDieWithTheWhitelist);
+        if credentials_changed {
+            inner.tokens.retain(|_, t| t.key_id != key.id);
+        }
         inner
             .by_identifier
             .insert(self.fold(&next.identifier), key.id);
@@ -1175,8 +1251,88 @@ impl Store for Buggy {
         if self.is(DeleteErasesTrail) {
             inner.events.retain(|e| e.key_id != Some(id));
         }
+        if !self.is(TokensSurviveDelete) {
+            inner.tokens.retain(|_, t| t.key_id != id);
+        }
         inner.events.push(event);
         Ok(())
+    }
+
+    fn insert_token(
+        &self,
+        token: &TokenRecord,
+        key_version: u64,
+        max_live: u32,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let event = self.kept_event(event)?;
+        // The oldest live tokens past the bound, as `inner` holds them.
+        let victims = |inner: &Inner| -> Vec<TokenDigest> {
+            let mut mine: Vec<&TokenRecord> = inner
+                .tokens
+                .values()
+                .filter(|t| t.key_id == token.key_id && t.expires_at > now)
+                .collect();
+            mine.sort_by_key(|t| (t.issued_at, t.digest.0));
+            if self.is(TokenBoundDropsNewest) {
+                mine.reverse();
+            }
+            let excess = (mine.len() + 1).saturating_sub(max_live.max(1) as usize);
+            mine.iter().take(excess).map(|t| t.digest).collect()
+        };
+        // The split copy picks what to delete under one lock and writes
+        // under another.
+        let chosen_early = self.is(SplitTokenBound).then(|| victims(&self.read()));
+        let mut inner = self.write();
+        let Some(stored_version) = inner.keys.get(&token.key_id).map(|k| k.version) else {
+            return Err(StoreError::NotFound(Entity::Key(token.key_id)));
+        };
+        if stored_version != key_version && !self.is(TokenVersionUnchecked) {
+            if self.is(TokenEventForConflict) {
+                inner.events.push(event);
+            }
+            return Err(StoreError::Conflict {
+                key: token.key_id,
+                expected: key_version,
+                found: stored_version,
+            });
+        }
+        if inner.tokens.contains_key(&token.digest) {
+            return Err(StoreError::AlreadyExists(Existing::Token));
+        }
+        if !self.is(ExpiredTokensKeptOnIssue) {
+            inner
+                .tokens
+                .retain(|_, t| t.key_id != token.key_id || t.expires_at > now);
+        }
+        if !self.is(TokenBoundIgnored) {
+            let doomed = chosen_early.unwrap_or_else(|| victims(&inner));
+            for d in doomed {
+                inner.tokens.remove(&d);
+            }
+        }
+        inner.tokens.insert(token.digest, token.clone());
+        inner.events.push(event);
+        Ok(())
+    }
+
+    fn token(&self, digest: &TokenDigest) -> Result<Option<(TokenRecord, KeyRecord)>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .tokens
+            .get(digest)
+            .and_then(|t| inner.keys.get(&t.key_id).map(|k| (t.clone(), k.clone()))))
+    }
+
+    fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let before = inner.tokens.len();
+        let spare_now = self.is(PurgeSparesExactlyNow);
+        inner
+            .tokens
+            .retain(|_, t| t.expires_at > now || (spare_now && t.expires_at == now));
+        Ok((before - inner.tokens.len()) as u64)
     }
 
     fn audit_events(
@@ -1251,6 +1407,7 @@ fn is_race(bug: Bug) -> bool {
             | SplitUpdateVersion
             | SplitDelete
             | SplitUpgrade
+            | SplitTokenBound
     )
 }
 

@@ -261,7 +261,8 @@ impl ApiKeys {
     /// A match on `slot`, if that secret is still in force.
     fn in_force(&self, key: &KeyRecord, slot: SecretSlot, rehash: Rehash) -> Verdict {
         match (slot, &key.previous_secret) {
-            (SecretSlot::Current, _) => Ok((SecretSlot::Current, rehash)),
+            // Tokens are not checked here (see `tokens.rs`).
+            (SecretSlot::Current | SecretSlot::Token, _) => Ok((slot, rehash)),
             // The clock is read only here, where the answer depends on it.
             (SecretSlot::Previous, Some(p)) if self.now() < p.expires_at => {
                 Ok((SecretSlot::Previous, Rehash::NotNeeded))
@@ -320,11 +321,12 @@ impl ApiKeys {
             key_id: key.id,
             channel,
             matched,
+            key_version: key.version,
         })
     }
 
     /// An invalid-credentials refusal, counted against the client.
-    fn refuse(
+    pub(super) fn refuse(
         &self,
         identifier: &str,
         client: IpAddr,
@@ -334,7 +336,7 @@ impl ApiKeys {
         Err(AuthError::InvalidCredentials(refusal))
     }
 
-    fn count_failure(&self, identifier: &str, client: IpAddr) {
+    pub(super) fn count_failure(&self, identifier: &str, client: IpAddr) {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         self.throttle.failed(identifier, client, self.now());
     }

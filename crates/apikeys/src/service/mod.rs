@@ -9,11 +9,13 @@
 //! - [`accounts`]: opening accounts, who may act on what, the audit trail;
 //! - [`keys`]: creating keys, changing credentials, deleting;
 //! - [`whitelist`]: a key's IP whitelist;
-//! - [`authentication`]: the hot path.
+//! - [`authentication`]: the hot path;
+//! - [`tokens`]: REST tokens, issued and checked.
 
 pub mod accounts;
 pub mod authentication;
 pub mod keys;
+pub mod tokens;
 pub mod whitelist;
 
 pub use accounts::{NewAccount, OpenedAccount};

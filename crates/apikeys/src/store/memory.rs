@@ -11,6 +11,7 @@ use crate::audit::AuditEvent;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
+use crate::token::{TokenDigest, TokenRecord};
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use time::{OffsetDateTime, UtcOffset};
@@ -29,6 +30,9 @@ struct Inner {
     by_identifier: HashMap<String, KeyId>,
     /// Per account, in order of recording.
     events: HashMap<AccountId, Vec<AuditEvent>>,
+    tokens: HashMap<TokenDigest, TokenRecord>,
+    /// Each key's tokens.
+    tokens_of_key: HashMap<KeyId, Vec<TokenDigest>>,
 }
 
 impl MemoryStore {
@@ -119,6 +123,23 @@ impl Inner {
         self.by_identifier
             .insert(key.identifier.to_ascii_lowercase(), key.id);
         self.keys.insert(key.id, key.clone());
+    }
+
+    fn drop_tokens_of(&mut self, key: KeyId) {
+        for digest in self.tokens_of_key.remove(&key).unwrap_or_default() {
+            self.tokens.remove(&digest);
+        }
+    }
+
+    fn drop_token(&mut self, digest: &TokenDigest) {
+        if let Some(t) = self.tokens.remove(digest)
+            && let Some(list) = self.tokens_of_key.get_mut(&t.key_id)
+        {
+            list.retain(|d| d != digest);
+            if list.is_empty() {
+                self.tokens_of_key.remove(&t.key_id);
+            }
+        }
     }
 
     fn record(&mut self, event: &AuditEvent) {
@@ -248,11 +269,16 @@ impl Store for MemoryStore {
         if new_lower != old_lower && inner.by_identifier.contains_key(&new_lower) {
             return Err(StoreError::AlreadyExists(Existing::Identifier));
         }
+        let credentials_changed =
+            stored.identifier != key.identifier || stored.secret_hash != key.secret_hash;
         // Immutable fields stay as stored, whatever the caller passed.
         let mut next = written;
         next.account_id = stored.account_id;
         next.channel = stored.channel;
         next.created_at = stored.created_at;
+        if credentials_changed {
+            inner.drop_tokens_of(key.id);
+        }
         inner.by_identifier.remove(&old_lower);
         inner.by_identifier.insert(new_lower, key.id);
         inner.keys.insert(key.id, next);
@@ -286,8 +312,87 @@ impl Store for MemoryStore {
         inner
             .by_identifier
             .remove(&key.identifier.to_ascii_lowercase());
+        inner.drop_tokens_of(id);
         inner.record(event);
         Ok(())
+    }
+
+    fn insert_token(
+        &self,
+        token: &TokenRecord,
+        key_version: u64,
+        max_live: u32,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let token = TokenRecord {
+            issued_at: keep(token.issued_at)?,
+            expires_at: keep(token.expires_at)?,
+            ..token.clone()
+        };
+        let event = &kept_event(event)?;
+        let mut inner = self.write();
+        let stored = inner
+            .keys
+            .get(&token.key_id)
+            .ok_or(StoreError::NotFound(Entity::Key(token.key_id)))?;
+        if stored.version != key_version {
+            return Err(StoreError::Conflict {
+                key: token.key_id,
+                expected: key_version,
+                found: stored.version,
+            });
+        }
+        if inner.tokens.contains_key(&token.digest) {
+            return Err(StoreError::AlreadyExists(Existing::Token));
+        }
+        let mine: Vec<TokenRecord> = inner
+            .tokens_of_key
+            .get(&token.key_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| inner.tokens.get(d).cloned())
+            .collect();
+        for t in mine.iter().filter(|t| t.expires_at <= now) {
+            inner.drop_token(&t.digest);
+        }
+        let mut live: Vec<TokenRecord> = mine.into_iter().filter(|t| t.expires_at > now).collect();
+        live.sort_by_key(|t| (t.issued_at, t.digest.0));
+        let max_live = max_live.max(1) as usize;
+        let excess = (live.len() + 1).saturating_sub(max_live);
+        for t in live.iter().take(excess) {
+            inner.drop_token(&t.digest);
+        }
+        inner
+            .tokens_of_key
+            .entry(token.key_id)
+            .or_default()
+            .push(token.digest);
+        inner.tokens.insert(token.digest, token);
+        inner.record(event);
+        Ok(())
+    }
+
+    fn token(&self, digest: &TokenDigest) -> Result<Option<(TokenRecord, KeyRecord)>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .tokens
+            .get(digest)
+            .and_then(|t| inner.keys.get(&t.key_id).map(|k| (t.clone(), k.clone()))))
+    }
+
+    fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let expired: Vec<TokenDigest> = inner
+            .tokens
+            .values()
+            .filter(|t| t.expires_at <= now)
+            .map(|t| t.digest)
+            .collect();
+        for d in &expired {
+            inner.drop_token(d);
+        }
+        Ok(expired.len() as u64)
     }
 
     fn audit_events(

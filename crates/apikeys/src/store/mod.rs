@@ -29,8 +29,10 @@ use crate::channel::Channel;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
+use crate::token::{TokenDigest, TokenRecord};
 use std::fmt;
 use std::sync::Arc;
+use time::OffsetDateTime;
 
 /// A store behind `dyn`: what the service holds.
 pub type DynStore = dyn Store;
@@ -78,6 +80,7 @@ pub type DynStore = dyn Store;
 /// | [`Store::insert_key`] | `NotFound` for the account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
 /// | [`Store::update_key`] | `NotFound` for the key, [`StoreError::Conflict`], [`Existing::Identifier`] |
 /// | [`Store::delete_key`] | `NotFound` for the key |
+/// | [`Store::insert_token`] | `NotFound` for the key, [`StoreError::Conflict`], [`Existing::Token`] |
 ///
 /// **Instants** (an account's creation, a key's creation and last change,
 /// a grace period's end, an audit event's instant) are kept exactly, to the
@@ -103,6 +106,12 @@ pub type DynStore = dyn Store;
 /// | audit detail | [`MAX_DETAIL_LEN`](crate::audit::MAX_DETAIL_LEN) bytes of UTF-8 |
 /// | actor | 36 bytes (`operator` or an account id's text) |
 ///
+/// **Tokens** (see [`crate::token`]) live and die with their key's
+/// credentials: [`Store::update_key`] deletes a key's tokens, in the same
+/// transaction, when it changes the identifier or the current secret hash;
+/// [`Store::delete_key`] deletes them with the key;
+/// [`Store::upgrade_secret_hash`] keeps them (the secret is the same).
+///
 /// **Fields a caller must not change.** A key's id, account, channel and
 /// creation instant never change after it is inserted: [`Store::update_key`]
 /// keeps the stored values whatever the record it is given says (it does
@@ -115,6 +124,9 @@ pub type DynStore = dyn Store;
 /// |---|---|---|
 /// | [`Store::keys_of_account`] | keys held by exactly this account, never its sub-accounts' | ascending by creation instant, ties ascending by id (its bytes, which is also its text's order) |
 /// | [`Store::audit_events`] | events whose account is exactly this one | descending by instant, ties most recently recorded first |
+///
+/// When [`Store::insert_token`] makes room, a key's oldest token goes first:
+/// ascending by issue instant, ties ascending by digest.
 pub trait Store: Send + Sync {
     /// Stores a new account together with its initial keys and the audit
     /// events of its opening, all or nothing.
@@ -183,7 +195,9 @@ pub trait Store: Send + Sync {
     ///
     /// Only the identifier, label, hashes, previous secret, whitelist,
     /// `changed_at` and `version` are written; the stored id, account,
-    /// channel and creation instant are kept, whatever `key` says.
+    /// channel and creation instant are kept, whatever `key` says. If the
+    /// identifier or the current secret hash changes, the key's tokens are
+    /// deleted in the same transaction.
     ///
     /// Errors, in this order: [`StoreError::NotFound`] if the key is gone;
     /// [`StoreError::Conflict`] if its version moved on;
@@ -208,10 +222,41 @@ pub trait Store: Send + Sync {
         upgraded: &SecretHash,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes a key and stores its audit event, atomically.
+    /// Deletes a key, with its tokens, and stores its audit event,
+    /// atomically.
     ///
     /// Errors: [`StoreError::NotFound`] if there is no such key.
     fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Stores a new REST token and its audit event, atomically:
+    ///
+    /// - the key must exist, else [`StoreError::NotFound`], and still be at
+    ///   `key_version` (the credentials the token was issued for), else
+    ///   [`StoreError::Conflict`];
+    /// - the key's tokens expired at `now` (`expires_at <= now`) are
+    ///   deleted;
+    /// - while the key holds `max_live` tokens or more (`max_live` is at
+    ///   least 1), its oldest is deleted;
+    /// - a digest already stored is [`Existing::Token`].
+    ///
+    /// Concurrent inserts for one key never leave it more than `max_live`.
+    fn insert_token(
+        &self,
+        token: &TokenRecord,
+        key_version: u64,
+        max_live: u32,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// The token with this digest and the key it stands for, read together
+    /// in one lookup; `None` if there is none. An expired token may still be
+    /// returned: the caller compares `expires_at` with its clock.
+    fn token(&self, digest: &TokenDigest) -> Result<Option<(TokenRecord, KeyRecord)>, StoreError>;
+
+    /// Deletes every token expired at `now` (`expires_at <= now`); returns
+    /// how many.
+    fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// The audit events of exactly this account, newest first (by instant,
     /// ties most recently recorded first), at most `limit` of them.
@@ -244,6 +289,12 @@ pub enum StoreCall {
     DeleteKey,
     /// [`Store::audit_events`].
     AuditEvents,
+    /// [`Store::insert_token`].
+    InsertToken,
+    /// [`Store::token`]: the bearer-token lookup.
+    Token,
+    /// [`Store::purge_expired_tokens`].
+    PurgeExpiredTokens,
 }
 
 /// Implements [`Store`] for a wrapper by forwarding every method to
@@ -343,6 +394,34 @@ macro_rules! forward_store {
                 $before?;
                 $inner.audit_events(account, limit)
             }
+            fn insert_token(
+                &self,
+                token: &$crate::token::TokenRecord,
+                key_version: u64,
+                max_live: u32,
+                now: ::time::OffsetDateTime,
+                event: &$crate::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::InsertToken);
+                $before?;
+                $inner.insert_token(token, key_version, max_live, now, event)
+            }
+            fn token(
+                &self,
+                digest: &$crate::token::TokenDigest,
+            ) -> Result<Option<($crate::token::TokenRecord, $crate::KeyRecord)>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::Token);
+                $before?;
+                $inner.token(digest)
+            }
+            fn purge_expired_tokens(
+                &self,
+                now: ::time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::PurgeExpiredTokens);
+                $before?;
+                $inner.purge_expired_tokens(now)
+            }
         }
     };
 }
@@ -402,6 +481,8 @@ pub enum Existing {
     Identifier,
     /// The account already holds as many keys of this channel as allowed.
     ChannelFull(Channel),
+    /// A token with this digest is stored already.
+    Token,
 }
 
 impl fmt::Display for Existing {
@@ -411,6 +492,7 @@ impl fmt::Display for Existing {
             Existing::Key => f.write_str("a key with this id exists"),
             Existing::Identifier => f.write_str("a key with this identifier exists"),
             Existing::ChannelFull(c) => write!(f, "the account holds the most {c} keys allowed"),
+            Existing::Token => f.write_str("a token with this digest exists"),
         }
     }
 }

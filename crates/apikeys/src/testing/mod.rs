@@ -242,6 +242,12 @@ macro_rules! __conformance_list {
             race_compare_and_swap,
             race_upgrade_secret_hash,
             race_delete_same_key,
+            tokens_live_and_die_with_their_credentials,
+            token_inserts_are_checked_and_refusals_leave_no_trace,
+            token_inserts_purge_expired_and_keep_the_bound,
+            purge_removes_exactly_the_expired_tokens,
+            race_token_inserts_keep_the_bound,
+            token_revocation_is_seen_at_once,
             model_based_sequences,
             model_based_concurrent,
         );

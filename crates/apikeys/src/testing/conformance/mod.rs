@@ -36,6 +36,7 @@ mod model;
 mod races;
 mod refusals;
 mod support;
+mod tokens;
 mod values;
 mod visibility;
 
@@ -47,5 +48,6 @@ pub use listings::*;
 pub use model::{model_based_concurrent, model_based_sequences};
 pub use races::*;
 pub use refusals::*;
+pub use tokens::*;
 pub use values::{longest_values_round_trip, longest_values_the_service_writes_round_trip};
 pub use visibility::*;
