@@ -3,18 +3,22 @@
 //! token; the answer is "this account, this key" or a uniform refusal.
 
 use crate::accounts::parse_channel;
-use crate::credentials_in::{Found, basic_credentials, query_credentials};
-use crate::dto::{AuthenticateRequest, AuthenticatedView, HttpCredentials};
+use crate::credentials_in::{Found, query_credentials, rest_credentials};
+use crate::dto::{AuthenticateRequest, AuthenticatedView, HttpCredentials, TokenView};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::facade::CheckError;
 use crate::layer::REST_CHALLENGE;
+
+/// The challenge of the token route, which takes Basic credentials only.
+const BASIC_CHALLENGE: &str = "Basic realm=\"apikeys\"";
 use crate::state::AppState;
-use apikeys::{Channel, Secret};
+use apikeys::{Authenticated, Channel, Secret};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::IntoResponse;
 use std::net::IpAddr;
 
 /// The client's address: the TCP peer's, or, behind a trusted proxy, the
@@ -45,14 +49,58 @@ async fn check(
     secret: Secret,
     client: IpAddr,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
-    match state
+    let checked = state
         .keys()
         .authenticate(channel, identifier, secret, client)
-        .await
-    {
+        .await;
+    answer(state, channel, client, checked).map(|who| Json(AuthenticatedView::from(who)))
+}
+
+/// REST credentials of either kind checked: Basic credentials, or a token.
+async fn check_rest(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    client: IpAddr,
+) -> Result<Authenticated, ApiError> {
+    let checked = match rest_credentials(headers) {
+        Found::Credentials(identifier, secret) => {
+            state
+                .keys()
+                .authenticate(Channel::Rest, identifier, secret, client)
+                .await
+        }
+        Found::Token(token) => state.keys().authenticate_token(token, client).await,
+        Found::Nothing => {
+            return Err(ApiError::invalid_credentials(
+                "send `Authorization: Basic base64(client_id:secret)` or `Authorization: Bearer <token>`",
+            )
+            .with_challenge(REST_CHALLENGE));
+        }
+        Found::Malformed(what) => {
+            return Err(ApiError::invalid_credentials(what).with_challenge(REST_CHALLENGE));
+        }
+    };
+    answer(state, Channel::Rest, client, checked).map_err(|e| {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            e.with_challenge(REST_CHALLENGE)
+        } else {
+            e
+        }
+    })
+}
+
+/// A check's outcome, logged (refusals at most a few lines a second; the
+/// service counts every one), as the API answers it.
+fn answer(
+    state: &AppState,
+    channel: Channel,
+    client: IpAddr,
+    checked: Result<Authenticated, CheckError>,
+) -> Result<Authenticated, ApiError> {
+    match checked {
         Ok(who) => {
             tracing::debug!(%channel, key_id = %who.key_id, %client, matched = ?who.matched, "authenticated");
-            Ok(Json(AuthenticatedView::from(who)))
+            Ok(who)
         }
         Err(CheckError::Refused(e)) => {
             if let Some(left_out) = state.refusal_log().admit() {
@@ -86,39 +134,74 @@ pub(crate) async fn authenticate(
     check(&state, channel, req.identifier, req.secret.0, client).await
 }
 
-/// The REST channel's style: `Authorization: Basic base64(client_id:secret)`.
+/// The REST channel's style: `Authorization: Basic base64(client_id:secret)`,
+/// or `Authorization: Bearer <token>` with a token from
+/// `GET /v1/rest/authentication`.
 #[utoipa::path(
     get, path = "/v1/rest/whoami", tag = "authentication",
     responses(
         (status = 200, description = "This account, this key", body = AuthenticatedView),
-        (status = 401, description = "`invalid_credentials` (also when Basic credentials are missing)", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials` (also when credentials are missing, or a token expired or was revoked)", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`", body = ErrorBody),
         (status = 429, description = "`throttled`: too many failures from this address; see `Retry-After`", body = ErrorBody),
         (status = 503, description = "The store failed, or the argon2 lane is full (`busy`)", body = ErrorBody),
     ),
-    security(("rest_basic" = []))
+    security(("rest_basic" = []), ("rest_bearer" = []))
 )]
 pub(crate) async fn rest_whoami(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<AuthenticatedView>, ApiError> {
-    let result = match basic_credentials(&headers) {
-        Found::Credentials(identifier, secret) => {
-            check(&state, Channel::Rest, identifier, secret, client).await
-        }
-        Found::Nothing => Err(ApiError::invalid_credentials(
-            "send `Authorization: Basic base64(client_id:secret)`",
-        )),
-        Found::Malformed(what) => Err(ApiError::invalid_credentials(what)),
+    check_rest(&state, &headers, client)
+        .await
+        .map(|who| Json(AuthenticatedView::from(who)))
+}
+
+/// Trades REST Basic credentials for a bearer token, as the provider's REST
+/// API does: valid for the policy's token lifetime (1440 minutes by
+/// default), dead at once when the key's credentials change or the key is
+/// deleted. The token is in this answer only; only its digest is kept.
+#[utoipa::path(
+    get, path = "/v1/rest/authentication", tag = "authentication",
+    responses(
+        (status = 200, description = "A token", body = TokenView),
+        (status = 401, description = "`invalid_credentials` (also when Basic credentials are missing)", body = ErrorBody),
+        (status = 403, description = "`address_not_allowed`", body = ErrorBody),
+        (status = 409, description = "`concurrent_change`: the key's credentials changed meanwhile; ask again", body = ErrorBody),
+        (status = 429, description = "`throttled`: too many failures from this address; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The store failed, or the argon2 lane is full (`busy`)", body = ErrorBody),
+    ),
+    security(("rest_basic" = []))
+)]
+pub(crate) async fn rest_token(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    // Basic credentials only: a token does not buy another token.
+    if matches!(rest_credentials(&headers), Found::Token(_)) {
+        return Err(ApiError::invalid_credentials(
+            "send `Authorization: Basic base64(client_id:secret)`: a token is traded for Basic credentials only",
+        )
+        .with_challenge(BASIC_CHALLENGE));
+    }
+    let who = check_rest(&state, &headers, client).await?;
+    let issued = state
+        .run(apikeys::Cost::Fast, move |k| k.issue_token(&who))
+        .await??;
+    let minutes = state.sync().policy().token_lifetime.whole_minutes();
+    let view = TokenView {
+        token: issued.token.expose_secret().to_owned(),
+        schema: "Bearer",
+        expires_in_minutes: minutes,
+        expires_at: crate::dto::rfc3339(issued.expires_at),
     };
-    result.map_err(|e| {
-        if e.status() == StatusCode::UNAUTHORIZED {
-            e.with_challenge(REST_CHALLENGE)
-        } else {
-            e
-        }
-    })
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(view),
+    )
+        .into_response())
 }
 
 /// The HTTP channel's style: `?username=..&password=..`.
@@ -142,8 +225,8 @@ pub(crate) async fn http_whoami(
         Found::Credentials(identifier, secret) => {
             check(&state, Channel::Http, identifier, secret, client).await
         }
-        Found::Nothing | Found::Malformed(_) => Err(ApiError::invalid_credentials(
-            "send `?username=<identifier>&password=<secret>`",
-        )),
+        Found::Nothing | Found::Malformed(_) | Found::Token(_) => Err(
+            ApiError::invalid_credentials("send `?username=<identifier>&password=<secret>`"),
+        ),
     }
 }

@@ -14,21 +14,31 @@ pub(crate) enum Found {
     Malformed(&'static str),
     /// An identifier and a secret (the secret wiped on drop).
     Credentials(String, Secret),
+    /// A REST bearer token.
+    Token(Secret),
 }
 
 const BASIC_SHAPE: &str = "send `Authorization: Basic base64(client_id:secret)`";
+const BEARER_SHAPE: &str =
+    "send `Authorization: Bearer <token>`, a token from GET /v1/rest/authentication";
 const PARAMS_SHAPE: &str = "send `username=<identifier>&password=<secret>`";
 
-/// REST's `Authorization: Basic base64(identifier:secret)`; the decoded
-/// text is held as a [`Secret`] so that it is wiped on drop. Another scheme
-/// (a Bearer token, say) is `Nothing` here.
-pub(crate) fn basic_credentials(headers: &HeaderMap) -> Found {
+/// REST's credentials: `Authorization: Basic base64(identifier:secret)`
+/// (the decoded text is held as a [`Secret`] so that it is wiped on drop),
+/// or `Authorization: Bearer <token>`. Another scheme is `Nothing` here.
+pub(crate) fn rest_credentials(headers: &HeaderMap) -> Found {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Found::Nothing;
     };
     let Some((scheme, encoded)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
         return Found::Malformed(BASIC_SHAPE);
     };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return match encoded.trim() {
+            "" => Found::Malformed(BEARER_SHAPE),
+            token => Found::Token(Secret::new(token)),
+        };
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return Found::Nothing;
     }
@@ -93,25 +103,32 @@ mod tests {
     fn basic() {
         let encoded = Base64::encode_string(b"client-1:se:cret");
         assert_eq!(
-            pair(basic_credentials(&auth(&format!("Basic {encoded}")))),
+            pair(rest_credentials(&auth(&format!("Basic {encoded}")))),
             Some(("client-1".into(), "se:cret".into())),
             "the secret may hold colons; the identifier cannot"
         );
         assert!(matches!(
-            basic_credentials(&HeaderMap::new()),
+            rest_credentials(&HeaderMap::new()),
+            Found::Nothing
+        ));
+        assert!(
+            matches!(rest_credentials(&auth("Bearer abc")), Found::Token(t) if t.expose_secret() == "abc")
+        );
+        assert!(matches!(
+            rest_credentials(&auth("Bearer  ")),
+            Found::Malformed(_)
+        ));
+        assert!(matches!(
+            rest_credentials(&auth("Digest x")),
             Found::Nothing
         ));
         assert!(matches!(
-            basic_credentials(&auth("Bearer abc")),
-            Found::Nothing
-        ));
-        assert!(matches!(
-            basic_credentials(&auth("Basic !!!")),
+            rest_credentials(&auth("Basic !!!")),
             Found::Malformed(_)
         ));
         let no_colon = Base64::encode_string(b"nocolon");
         assert!(matches!(
-            basic_credentials(&auth(&format!("basic {no_colon}"))),
+            rest_credentials(&auth(&format!("basic {no_colon}"))),
             Found::Malformed(_)
         ));
     }

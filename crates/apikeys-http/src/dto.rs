@@ -352,6 +352,21 @@ pub struct HttpCredentials {
     pub password: Option<SecretInput>,
 }
 
+/// A REST token, shown once: `GET /v1/rest/authentication`.
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    /// The token, for `Authorization: Bearer <token>`: shown this once.
+    #[schema(example = "aktok0123456789ABCDEFGHIJabcdefghij0123456789xyz012")]
+    pub token: String,
+    /// Always `Bearer`.
+    pub schema: &'static str,
+    /// How long the token works, in minutes (the policy's lifetime).
+    pub expires_in_minutes: i64,
+    /// When it stops working.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
 /// `GET /healthz`.
 #[derive(Serialize, ToSchema)]
 pub struct Health {

@@ -240,6 +240,28 @@ impl AsyncApiKeys {
             .await??)
     }
 
+    /// Checks a REST bearer token: one store lookup and one SHA-256, inline
+    /// or on the pool (see [`StoreCalls`]), never argon2.
+    pub async fn authenticate_token(
+        &self,
+        token: Secret,
+        client: IpAddr,
+    ) -> Result<Authenticated, CheckError> {
+        let client = client.to_canonical();
+        Ok(match self.0.lanes.store_calls {
+            StoreCalls::Inline => self
+                .0
+                .keys
+                .authenticate_token(token.expose_secret(), client),
+            StoreCalls::BlockingPool => {
+                self.run(Cost::Fast, move |k| {
+                    k.authenticate_token(token.expose_secret(), client)
+                })
+                .await?
+            }
+        }?)
+    }
+
     /// Runs a synchronous call on the blocking pool, in the argon2 lane if
     /// `cost` says it runs argon2 (hashing a chosen secret, say). The permit
     /// travels with the work, so a client that hangs up does not free it

@@ -18,8 +18,9 @@
 //!
 //! Rules:
 //! - The layer reads the credentials of the styles it was built for:
-//!   REST's `Authorization: Basic base64(identifier:secret)` (and, once
-//!   issued, `Authorization: Bearer <token>`), or the HTTP channel's
+//!   REST's `Authorization: Basic base64(identifier:secret)` or
+//!   `Authorization: Bearer <token>` (a token from
+//!   `GET /v1/rest/authentication`), or the HTTP channel's
 //!   `username` and `password` in the query string or a form body.
 //! - Present credentials are checked through [`AsyncApiKeys`] (the lanes,
 //!   the throttles, the cache: the router's own code) against the client
@@ -33,10 +34,10 @@
 //!   runs for anonymous requests too.
 
 use crate::client_addr::TrustedProxies;
-use crate::credentials_in::{Found, basic_credentials, form_credentials, query_credentials};
+use crate::credentials_in::{Found, form_credentials, query_credentials, rest_credentials};
 use crate::error::ApiError;
 use crate::facade::{AsyncApiKeys, CheckError};
-use apikeys::{Authenticated, Channel, Secret};
+use apikeys::{Authenticated, Channel};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
@@ -50,7 +51,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// The challenge of a REST route.
-pub(crate) const REST_CHALLENGE: &str = "Basic realm=\"apikeys\"";
+pub(crate) const REST_CHALLENGE: &str = "Basic realm=\"apikeys\", Bearer realm=\"apikeys\"";
 /// The challenge of an HTTP-channel route (its credentials are parameters,
 /// which no standard scheme describes).
 pub(crate) const HTTP_CHALLENGE: &str = "ApiKey realm=\"apikeys\"";
@@ -59,7 +60,7 @@ pub(crate) const HTTP_CHALLENGE: &str = "ApiKey realm=\"apikeys\"";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CredentialStyle {
-    /// The REST channel: `Authorization: Basic` (or `Bearer`).
+    /// The REST channel: `Authorization: Basic`, or `Bearer` with a token.
     Rest,
     /// The HTTP channel: `username` and `password`, in the query string or
     /// an `application/x-www-form-urlencoded` body.
@@ -121,7 +122,8 @@ struct LayerState {
 }
 
 impl ApiKeyLayer {
-    /// REST credentials: `Authorization: Basic base64(identifier:secret)`.
+    /// REST credentials: `Authorization: Basic base64(identifier:secret)`, or
+    /// `Authorization: Bearer <token>`.
     pub fn rest(keys: AsyncApiKeys) -> Self {
         Self::new(keys, CredentialStyle::Rest)
     }
@@ -228,7 +230,7 @@ async fn authenticate(state: &LayerState, req: Request<Body>) -> Result<Request<
         .client_address(peer.ip(), &parts.headers)
         .map_err(|e| ApiError::bad_request("invalid_forwarded_for", e.to_string()))?;
     let (found, body) = match state.style {
-        CredentialStyle::Rest => (basic_credentials(&parts.headers), body),
+        CredentialStyle::Rest => (rest_credentials(&parts.headers), body),
         CredentialStyle::Http => {
             let in_query = query_credentials(parts.uri.query());
             if !matches!(in_query, Found::Nothing) || !is_form(&parts) {
@@ -241,18 +243,20 @@ async fn authenticate(state: &LayerState, req: Request<Body>) -> Result<Request<
             }
         }
     };
-    let (identifier, secret): (String, Secret) = match found {
+    let checked = match found {
         Found::Nothing => return Ok(Request::from_parts(parts, body)),
         Found::Malformed(what) => {
             return Err(ApiError::invalid_credentials(what).with_challenge(challenge));
         }
-        Found::Credentials(identifier, secret) => (identifier, secret),
+        Found::Credentials(identifier, secret) => {
+            state
+                .keys
+                .authenticate(state.style.channel(), identifier, secret, client)
+                .await
+        }
+        Found::Token(token) => state.keys.authenticate_token(token, client).await,
     };
-    match state
-        .keys
-        .authenticate(state.style.channel(), identifier, secret, client)
-        .await
-    {
+    match checked {
         Ok(who) => {
             parts.extensions.insert(ApiKey(who));
             Ok(Request::from_parts(parts, body))

@@ -131,6 +131,10 @@ impl Modify for SecuritySchemes {
             "rest_basic",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
         );
+        components.add_security_scheme(
+            "rest_bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -147,6 +151,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::get_whitelist, keys::put_whitelist))
         .routes(routes!(authn::authenticate))
         .routes(routes!(authn::rest_whoami))
+        .routes(routes!(authn::rest_token))
         .routes(routes!(authn::http_whoami))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::openapi_json))

@@ -286,7 +286,7 @@ fn authenticate_on_each_channel_style() {
     refused.expect_error(401, "invalid_credentials");
     assert_eq!(
         refused.header("www-authenticate"),
-        Some("Basic realm=\"apikeys\"")
+        Some("Basic realm=\"apikeys\", Bearer realm=\"apikeys\"")
     );
     server
         .get("/v1/rest/whoami")
@@ -1250,6 +1250,7 @@ fn openapi_documents_every_route() {
         ("put", "/v1/keys/{key_id}/whitelist"),
         ("post", "/v1/authenticate"),
         ("get", "/v1/rest/whoami"),
+        ("get", "/v1/rest/authentication"),
         ("get", "/http/whoami"),
         ("get", "/healthz"),
         ("get", "/openapi.json"),

@@ -219,3 +219,24 @@ fn whitelist_and_throttle_answer_in_the_routers_style() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(body.contains("\"error\":\"throttled\""), "{body}");
 }
+
+#[test]
+fn rest_bearer_tokens_open_the_layer_too() {
+    let app = app("192.0.2.1:4000", Policy::fast_for_tests());
+    let (id, secret) = &app.rest;
+    let who = app
+        .keys
+        .sync()
+        .authenticate(Channel::Rest, id, secret, "192.0.2.1".parse().unwrap())
+        .unwrap();
+    let token = app.keys.sync().issue_token(&who).unwrap().token;
+    let bearer = format!("Bearer {}", token.expose_secret());
+    let (status, _, body) = app.send(sms(Some(&bearer)));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, challenge, _) = app.send(sms(Some("Bearer aktok-not-a-real-token")));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Basic realm=\"apikeys\", Bearer realm=\"apikeys\"")
+    );
+}

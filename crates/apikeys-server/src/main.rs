@@ -331,6 +331,7 @@ async fn run(
     let config = Config::default()
         .trusted_proxies(proxies)
         .lanes(Lanes::default().store_calls(store_calls));
+    spawn_token_purge(keys.clone());
     let app = router(keys, admin.token, config);
 
     // On stdout, not in the log: the generated token is shown this once.
@@ -352,6 +353,25 @@ async fn run(
     serve(listener, app, ServeOptions::default(), shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every ten minutes, deletes the expired REST tokens of every key (issuing
+/// a token also clears its own key's), so that the table holds live tokens
+/// only.
+fn spawn_token_purge(keys: Arc<ApiKeys>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let keys = keys.clone();
+            match tokio::task::spawn_blocking(move || keys.purge_expired_tokens()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(tokens = n, "expired tokens purged"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "purging expired tokens failed"),
+                Err(e) => tracing::warn!(error = %e, "the token purge task failed"),
+            }
+        }
+    });
 }
 
 /// `postgres host=… port=… dbname=… user=… schema=… pool=…`, from the parsed

@@ -78,6 +78,26 @@ fn two_instances_on_one_database_see_each_others_changes_at_once() {
         .send()
         .expect(201);
     let (key_id, identifier, first) = (s(&key, "id"), s(&key, "identifier"), s(&key, "secret"));
+    // A token issued by the first instance works on the second...
+    use base64ct::{Base64, Encoding};
+    let basic = format!(
+        "Basic {}",
+        Base64::encode_string(format!("{identifier}:{first}").as_bytes())
+    );
+    let token = s(
+        &a.get("/v1/rest/authentication")
+            .header("Authorization", &basic)
+            .send()
+            .expect(200),
+        "token",
+    );
+    let bearer = |server: &Server| {
+        server
+            .get("/v1/rest/whoami")
+            .header("Authorization", &format!("Bearer {token}"))
+            .send()
+    };
+    bearer(&b).expect(200);
     let who = authenticate(&b, "rest", &identifier, &first).expect(200);
     assert_eq!(
         who,
@@ -94,6 +114,8 @@ fn two_instances_on_one_database_see_each_others_changes_at_once() {
     let second = s(&changed, "secret");
     authenticate(&b, "rest", &identifier, &first).expect_error(401, "invalid_credentials");
     authenticate(&b, "rest", &identifier, &second).expect(200);
+    // ...until the first rotates the key: the second refuses it at once.
+    bearer(&b).expect_error(401, "invalid_credentials");
     // The second instance's management API sees the change too.
     let seen = b
         .get(&format!("/v1/keys/{key_id}"))
