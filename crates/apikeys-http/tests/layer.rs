@@ -124,7 +124,10 @@ fn rest_basic_good_bad_and_missing() {
     assert!(body.contains("(rest): to=27820000000"), "{body}");
     let (status, challenge, body) = app.send(sms(Some(&basic(id, "wrong-secret-123"))));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(challenge.as_deref(), Some("Basic realm=\"apikeys\""));
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Basic realm=\"apikeys\", Bearer realm=\"apikeys\"")
+    );
     assert!(body.contains("\"error\":\"invalid_credentials\""), "{body}");
     // No credentials: the handler's extractor refuses, with a challenge.
     let (status, challenge, _) = app.send(sms(None));
