@@ -58,6 +58,12 @@ fn a_new_file_gets_the_schema_and_keeps_data_across_reopening() {
     {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.path(), Some(path.as_path()));
+        // Debug names the file (and nothing of the connections).
+        let shown = format!("{store:?}");
+        assert!(
+            shown.starts_with("SqliteStore") && shown.contains(&format!("{path:?}")),
+            "{shown}"
+        );
         store.create_account(&a, &[], &[opened(&a)]).unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
