@@ -660,3 +660,125 @@ fn no_plain_secret_reaches_the_files() {
         );
     }
 }
+
+// ----- tokens across processes ---------------------------------------------------
+
+/// A process that checks REST tokens: on each line `check <token>` from its
+/// standard input it prints `OK <key id>` or `REFUSED <reason>`.
+#[test]
+fn worker_token_checker() {
+    if !is_worker("worker_token_checker") {
+        return;
+    }
+    let path = std::env::var_os("APIKEYS_SQLITE_DB").unwrap();
+    let checker = Fixture::new(Arc::new(SqliteStore::open(&path).unwrap()), 3);
+    println!("READY");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        let Some(token) = line.strip_prefix("check ") else {
+            break;
+        };
+        let answer = match checker.keys.authenticate_token(token, any_ip()) {
+            Ok(who) => format!("OK {}", who.key_id),
+            Err(AuthError::InvalidCredentials(reason)) => format!("REFUSED {reason:?}"),
+            Err(e) => format!("ERROR {e:?}").replace('\n', " "),
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{answer}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// One process issues tokens and changes the key; another process, whose
+/// store is warm, checks each token: it is refused on the very next check
+/// after the change committed, whatever the change was.
+#[test]
+fn a_token_is_refused_in_another_process_on_its_next_check_after_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let owner = Fixture::new(Arc::new(SqliteStore::open(&path).unwrap()), 1);
+    let a = owner
+        .keys
+        .open_account(Actor::Operator, NewAccount::master().created_at(START))
+        .unwrap()
+        .account;
+    let mut child = worker("worker_token_checker")
+        .env("APIKEYS_SQLITE_DB", &path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    stdout
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("READY"))
+        .expect("worker ready");
+    let mut check = |token: &Secret| -> String {
+        writeln!(stdin, "check {}", token.expose_secret()).unwrap();
+        stdin.flush().unwrap();
+        stdout
+            .by_ref()
+            .map(|l| l.unwrap())
+            .find_map(|l| {
+                ["OK ", "REFUSED ", "ERROR "]
+                    .iter()
+                    .find_map(|m| after(&l, m).map(|rest| format!("{m}{rest}")))
+            })
+            .expect("an answer")
+    };
+    let changes: [(&str, fn() -> Option<CredentialChange>); 3] = [
+        ("secret", || Some(CredentialChange::regenerate_secret())),
+        ("identifier", || {
+            Some(CredentialChange {
+                identifier: Some(apikeys::IdentifierChoice::Generate),
+                ..Default::default()
+            })
+        }),
+        ("delete", || None),
+    ];
+    for round in 0..6 {
+        let (what, change) = changes[round % changes.len()];
+        let issued = owner
+            .keys
+            .create_key(Actor::Operator, a.id, NewKey::generated(Channel::Rest))
+            .unwrap();
+        let who = owner
+            .keys
+            .authenticate(
+                Channel::Rest,
+                &issued.key.identifier,
+                issued.secret.as_ref().unwrap().expose_secret(),
+                any_ip(),
+            )
+            .unwrap();
+        let token = owner.keys.issue_token(&who).unwrap().token;
+        // Warm: the other process accepts it, twice.
+        for _ in 0..2 {
+            assert_eq!(
+                check(&token),
+                format!("OK {}", issued.key.id),
+                "round {round}"
+            );
+        }
+        match change() {
+            Some(change) => {
+                owner
+                    .keys
+                    .change_credentials(Actor::Operator, issued.key.id, change)
+                    .unwrap();
+            }
+            None => owner
+                .keys
+                .delete_key(Actor::Operator, issued.key.id)
+                .unwrap(),
+        }
+        assert_eq!(
+            check(&token),
+            "REFUSED UnknownToken",
+            "round {round}: after the {what} change the other process still took the token"
+        );
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
