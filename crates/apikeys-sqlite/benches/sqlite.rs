@@ -6,6 +6,9 @@
 //! - `authenticate/1000000_keys`: within 1.5x of the 100,000-key figure;
 //! - `authenticate/store_lookup_*`: the store's share of it
 //!   (`key_by_identifier` alone);
+//! - `authenticate/token_100000_keys`: a REST token check
+//!   (`ApiKeys::authenticate_token`), next to `authenticate/100000_keys` in
+//!   the same run: target at most 1.2x of it;
 //! - `create/import_batch_of_10000`: at least 20,000 keys per second (keys
 //!   with generated credentials, hashed, 10,000 to a transaction, through
 //!   `SqliteStore::import_accounts`);
@@ -90,6 +93,28 @@ fn authenticate(c: &mut Criterion) {
                 )
             })
         });
+        if n == 100_000 {
+            // One token for each REST key among the samples, issued as a
+            // client would get it: after a Basic check.
+            let tokens: Vec<_> = samples
+                .iter()
+                .filter(|s| s.channel == Channel::Rest)
+                .map(|s| {
+                    let who = keys
+                        .authenticate(s.channel, &s.identifier, s.secret.expose_secret(), client)
+                        .unwrap();
+                    keys.issue_token(&who).unwrap().token
+                })
+                .collect();
+            assert!(tokens.len() > 100, "enough REST keys among the samples");
+            group.bench_function(format!("token_{n}_keys"), |b| {
+                b.iter(|| {
+                    let t = &tokens[next % tokens.len()];
+                    next += 1;
+                    black_box(keys.authenticate_token(t.expose_secret(), client).unwrap())
+                })
+            });
+        }
     }
     group.finish();
 }
