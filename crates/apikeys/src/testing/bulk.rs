@@ -81,7 +81,8 @@ pub fn build<E>(
     for i in 0..accounts {
         let (opening, credentials) = account_with_keys(rng);
         if i % every == 0 && kept.len() < samples {
-            kept.extend(credentials.into_iter().nth(i % per_account));
+            // Each channel in turn, whatever the spacing.
+            kept.extend(credentials.into_iter().nth(kept.len() % per_account));
         }
         pending.push(opening);
         if pending.len() * per_account >= batch {
@@ -125,6 +126,22 @@ mod tests {
                     "192.0.2.1".parse().unwrap(),
                 )
                 .unwrap();
+        }
+    }
+
+    #[test]
+    fn samples_cover_every_channel_whatever_their_spacing() {
+        // 200 accounts, a sample every 20: a multiple of the five channels.
+        let samples = build(&mut ChaCha20Rng::seed_from_u64(3), 1000, 100, 10, |_| {
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        for channel in Channel::ALL {
+            assert_eq!(
+                samples.iter().filter(|s| s.channel == channel).count(),
+                2,
+                "{channel:?}"
+            );
         }
     }
 }
