@@ -8,7 +8,8 @@
 //!   (`key_by_identifier` alone);
 //! - `authenticate/token_100000_keys`: a REST token check
 //!   (`ApiKeys::authenticate_token`), next to `authenticate/100000_keys` in
-//!   the same run: target at most 1.2x of it;
+//!   the same run: target at most 1.2x of it (`store_token_lookup_*` is
+//!   the store's share, `Store::token` alone);
 //! - `create/import_batch_of_10000`: at least 20,000 keys per second (keys
 //!   with generated credentials, hashed, 10,000 to a transaction, through
 //!   `SqliteStore::import_accounts`);
@@ -107,6 +108,19 @@ fn authenticate(c: &mut Criterion) {
                 })
                 .collect();
             assert!(tokens.len() > 100, "enough REST keys among the samples");
+            let digests: Vec<_> = tokens
+                .iter()
+                .map(|t| apikeys::token::TokenDigest::of(t.expose_secret()))
+                .collect();
+            let store = SqliteStore::open(&path).unwrap();
+            group.bench_function(format!("store_token_lookup_{n}_keys"), |b| {
+                b.iter(|| {
+                    let d = &digests[next % digests.len()];
+                    next += 1;
+                    black_box(store.token(d).unwrap())
+                })
+            });
+            drop(store);
             group.bench_function(format!("token_{n}_keys"), |b| {
                 b.iter(|| {
                     let t = &tokens[next % tokens.len()];

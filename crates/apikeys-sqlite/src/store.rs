@@ -706,10 +706,16 @@ impl Store for SqliteStore {
 
 /// A token and its key: the key's columns first, as `key_from_row` reads
 /// them, then the token's.
+///
+/// The `CAST` keeps the statement prepared: in a join SQLite propagates the
+/// bound digest as a constant and marks the statement as depending on its
+/// value, so the statement cache's `clear_bindings` expired it and every
+/// check parsed and planned the join again (17 µs instead of 2 µs).
 const TOKEN_WITH_KEY: &str = "SELECT k.id, k.account_id, k.channel, k.identifier, k.label, \
      k.secret_hash, k.previous_hash, k.previous_expires_at, k.whitelist, k.created_at, \
      k.changed_at, k.version, t.issued_at, t.expires_at \
-     FROM tokens t JOIN keys k ON k.identifier = t.identifier WHERE t.digest = ?1";
+     FROM tokens t JOIN keys k ON k.identifier = t.identifier \
+     WHERE t.digest = CAST(?1 AS BLOB)";
 
 const KEY_BY_ID: &str = concat!("SELECT ", key_columns!(), " FROM keys WHERE id = ?1");
 
@@ -718,3 +724,38 @@ const KEY_BY_IDENTIFIER: &str = concat!(
     key_columns!(),
     " FROM keys WHERE identifier = ?1"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statements of the hot paths stay prepared between calls: taken
+    /// from the statement cache, run with new values and put back (as
+    /// `prepare_cached` does, which clears their bindings), they are never
+    /// parsed and planned again.
+    #[test]
+    fn hot_statements_are_not_prepared_again_between_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prepared.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let hot: [(&str, fn(u8) -> rusqlite::types::Value); 3] = [
+            (TOKEN_WITH_KEY, |i| vec![i; 32].into()),
+            (KEY_BY_IDENTIFIER, |i| format!("identifier{i}").into()),
+            (KEY_BY_ID, |i| vec![i; 16].into()),
+        ];
+        for (sql, value) in hot {
+            for i in 0..10 {
+                let mut stmt = conn.prepare_cached(sql).unwrap();
+                let mut rows = stmt.query([value(i)]).unwrap();
+                assert!(rows.next().unwrap().is_none());
+            }
+            let stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "prepared again: {sql}"
+            );
+        }
+    }
+}
