@@ -1366,7 +1366,7 @@ fn generated_shape_secrets_against_a_chosen_key_never_meet_argon2() {
 
 /// One argon2 at a time, and room for a whole flood from one address to
 /// wait: these tests measure what a full lane holds up (the lane's own
-/// bounds are tested in `lanes.rs`).
+/// bounds are tested in `src/facade.rs`).
 fn flood_lanes(inline_checks: bool) -> apikeys_http::Lanes {
     apikeys_http::Lanes::default()
         .argon2_concurrency(1)

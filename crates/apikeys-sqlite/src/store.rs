@@ -739,7 +739,9 @@ mod tests {
         let path = dir.path().join("prepared.db");
         drop(SqliteStore::open(&path).unwrap());
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let hot: [(&str, fn(u8) -> rusqlite::types::Value); 3] = [
+        // Each statement, and its parameter's value in round `i`.
+        type Value = fn(u8) -> rusqlite::types::Value;
+        let hot: [(&str, Value); 3] = [
             (TOKEN_WITH_KEY, |i| vec![i; 32].into()),
             (KEY_BY_IDENTIFIER, |i| format!("identifier{i}").into()),
             (KEY_BY_ID, |i| vec![i; 16].into()),

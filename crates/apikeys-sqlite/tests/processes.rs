@@ -727,7 +727,9 @@ fn a_token_is_refused_in_another_process_on_its_next_check_after_a_change() {
             })
             .expect("an answer")
     };
-    let changes: [(&str, fn() -> Option<CredentialChange>); 3] = [
+    // What happens to the key: a credential change, or (`None`) deletion.
+    type Change = fn() -> Option<CredentialChange>;
+    let changes: [(&str, Change); 3] = [
         ("secret", || Some(CredentialChange::regenerate_secret())),
         ("identifier", || {
             Some(CredentialChange {

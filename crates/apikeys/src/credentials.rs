@@ -3,6 +3,10 @@
 //! Rules:
 //! - At creation, and at every change, the identifier and the secret are
 //!   each either chosen by the caller or generated, independently.
+//! - A chosen secret is checked against the identifier the key will have
+//!   when the write lands (again, if another writer renamed the key
+//!   meanwhile). A rename alone cannot check the stored secret, of which
+//!   only a hash is kept: the rule holds for secrets as they were chosen.
 //! - A chosen identifier has 3 to 64 characters: ASCII letters, digits,
 //!   `.`, `_` and `-`, starting with a letter or a digit. A generated one is
 //!   a random UUID (the shape of the provider's client ids).

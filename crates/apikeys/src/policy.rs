@@ -254,6 +254,43 @@ impl Policy {
 mod tests {
     use super::*;
 
+    /// Every value out of range is refused with the error naming it; the
+    /// edges of the ranges are accepted.
+    #[test]
+    fn out_of_range_values_are_refused_by_name() {
+        let base = Policy::fast_for_tests();
+        base.clone().validate().unwrap();
+        let limit = crate::whitelist::MAX_ENTRIES;
+        let refused = |p: Policy| match p.validate() {
+            Err(crate::Error::InvalidPolicy(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(base.clone().max_whitelist_entries(limit + 1)),
+            PolicyError::WhitelistEntries(limit + 1)
+        );
+        assert_eq!(
+            refused(base.clone().max_grace(Duration::seconds(-1))),
+            PolicyError::NegativeGrace
+        );
+        assert_eq!(
+            refused(base.clone().token_lifetime(Duration::ZERO)),
+            PolicyError::TokenLifetime
+        );
+        assert_eq!(
+            refused(base.clone().max_tokens_per_key(0)),
+            PolicyError::NoTokens
+        );
+        for edge in [
+            base.clone().max_whitelist_entries(limit),
+            base.clone().max_grace(Duration::ZERO),
+            base.clone().token_lifetime(Duration::nanoseconds(1)),
+            base.clone().max_tokens_per_key(1),
+        ] {
+            edge.validate().unwrap();
+        }
+    }
+
     #[test]
     fn default_cutover_is_south_african_midnight() {
         assert_eq!(

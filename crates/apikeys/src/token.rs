@@ -12,8 +12,8 @@
 //! - A token dies, for every process at its next request, when it expires,
 //!   when its key's credentials change (identifier or secret: the store
 //!   deletes the key's tokens in the same transaction), or when its key is
-//!   deleted. A change of the whitelist or the label keeps it: the whitelist
-//!   is checked again at every request.
+//!   deleted. A change of the whitelist keeps it: the whitelist is checked
+//!   again at every request.
 //! - A key holds at most the policy's `max_tokens_per_key` live tokens
 //!   (default 10): issuing one more removes the oldest. Expired tokens are
 //!   removed when the key gets a new one, and by

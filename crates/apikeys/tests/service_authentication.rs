@@ -423,3 +423,68 @@ fn verified_cache_never_outlives_a_change() {
         (3, 0)
     );
 }
+
+/// A hash upgrade the store fails to write leaves the old hash, which still
+/// works, and costs the check nothing; the next check that runs argon2 tries
+/// the upgrade again.
+#[test]
+fn a_failed_hash_upgrade_keeps_the_old_hash_and_is_tried_again() {
+    use apikeys::Store;
+    use apikeys::store::StoreCall;
+    use apikeys::testing::Intercepted;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let inner = Arc::new(apikeys::MemoryStore::new());
+    let upgrades = Arc::new(AtomicUsize::new(0));
+    let store: Arc<apikeys::DynStore> = Arc::new(Intercepted {
+        store: inner.clone(),
+        before: {
+            let upgrades = upgrades.clone();
+            move |call| {
+                if call == StoreCall::UpgradeSecretHash
+                    && upgrades.fetch_add(1, Ordering::SeqCst) == 0
+                {
+                    return Err(apikeys::StoreError::backend(std::io::Error::other(
+                        "disk full",
+                    )));
+                }
+                Ok(())
+            }
+        },
+    });
+    let weak = Fixture::new(store.clone(), 113);
+    let a = weak
+        .keys
+        .open_account(op(), NewAccount::master().created_at(START))
+        .unwrap()
+        .account;
+    let new = NewKey::chosen(Channel::Ftp, "ftp-client", Secret::new("ftp-secret-1234"));
+    let k = weak.keys.create_key(op(), a.id, new).unwrap();
+    let before = inner.key(k.key.id).unwrap().unwrap().secret_hash;
+    let stronger = Policy::fast_for_tests().hashing(HashingPolicy {
+        m_kib: 128,
+        t: 2,
+        p: 1,
+    });
+    let check = |seed| {
+        // A service of its own each time: its verified-secret cache is
+        // empty, so the check runs argon2.
+        Fixture::with_policy(store.clone(), seed, stronger.clone())
+            .keys
+            .authenticate(Channel::Ftp, "ftp-client", "ftp-secret-1234", any_ip())
+    };
+    check(114).unwrap();
+    assert_eq!(upgrades.load(Ordering::SeqCst), 1);
+    assert_eq!(inner.key(k.key.id).unwrap().unwrap().secret_hash, before);
+    check(115).unwrap();
+    assert_eq!(upgrades.load(Ordering::SeqCst), 2);
+    let after = inner.key(k.key.id).unwrap().unwrap().secret_hash;
+    assert!(after.as_str().starts_with("$argon2id$v=19$m=128,t=2,p=1$"));
+    check(116).unwrap();
+    assert_eq!(
+        upgrades.load(Ordering::SeqCst),
+        2,
+        "nothing left to upgrade"
+    );
+}

@@ -7,12 +7,17 @@ mod common;
 
 use apikeys::auth::SecretSlot;
 use apikeys::service::{CredentialChange, Grace};
+use apikeys::store::StoreCall;
 use apikeys::testing::{Fixture, START};
+use apikeys::testing::{Intercepted, records};
 use apikeys::{
     AccountId, Channel, Error, GraceError, IdentifierChoice, KeyId, NewAccount, NewKey, Refusal,
     Secret, SecretChoice,
 };
+use apikeys::{AuditKind, MemoryStore, Store};
 use common::{any_ip, memory, op, refusal};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use time::Duration;
 
 /// REST allows several labelled keys up to the policy's limit; every other
@@ -435,4 +440,183 @@ fn no_secret_is_ever_stored() {
         !format!("{rotated:?}").contains("akey"),
         "Debug of an issued key hides the secret"
     );
+}
+
+/// A store whose `update_key` first runs `hook` on the inner store (as
+/// another writer would, just before this write lands), and the number of
+/// `update_key` calls.
+fn racing_store(
+    hook: impl Fn(&MemoryStore, usize) -> Result<(), apikeys::StoreError> + Send + Sync + 'static,
+) -> (Arc<apikeys::DynStore>, Arc<MemoryStore>, Arc<AtomicUsize>) {
+    let inner = Arc::new(MemoryStore::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let store = Intercepted {
+        store: inner.clone(),
+        before: {
+            let (inner, calls) = (inner.clone(), calls.clone());
+            move |call| {
+                if call == StoreCall::UpdateKey {
+                    let n = calls.fetch_add(1, Ordering::SeqCst);
+                    hook(&inner, n)?;
+                }
+                Ok(())
+            }
+        },
+    };
+    (Arc::new(store), inner, calls)
+}
+
+/// A chosen secret is checked against the identifier the key has when the
+/// write lands: if another writer renames the key between the check and the
+/// write, the secret is checked again, and one containing the new
+/// identifier is refused.
+#[test]
+fn a_chosen_secret_is_checked_again_after_a_rename_that_raced_it() {
+    let target: Arc<Mutex<Option<KeyId>>> = Arc::default();
+    let (store, inner, _) = racing_store({
+        let target = target.clone();
+        move |inner, n| {
+            let Some(id) = *target.lock().unwrap() else {
+                return Ok(());
+            };
+            if n == 0 {
+                let key = inner.key(id)?.unwrap();
+                let mut renamed = key.clone();
+                renamed.identifier = "racer".into();
+                renamed.version += 1;
+                let event = records::event(
+                    key.account_id,
+                    Some(&renamed),
+                    AuditKind::CredentialsChanged,
+                    "renamed by another writer",
+                );
+                inner.update_key(&renamed, key.version, &event)?;
+            }
+            Ok(())
+        }
+    });
+    let f = Fixture::new(store, 40);
+    let a = f
+        .keys
+        .open_account(op(), NewAccount::master().created_at(START))
+        .unwrap()
+        .account;
+    let key = f
+        .keys
+        .create_key(op(), a.id, NewKey::generated(Channel::Ftp))
+        .unwrap()
+        .key;
+    *target.lock().unwrap() = Some(key.id);
+    // Fine against the identifier read first, not against the new one.
+    let result = f.keys.change_credentials(
+        op(),
+        key.id,
+        CredentialChange {
+            secret: Some(SecretChoice::Chosen(Secret::new("my-racer-password-1"))),
+            ..Default::default()
+        },
+    );
+    assert!(
+        matches!(
+            result,
+            Err(Error::InvalidCredential(
+                apikeys::credentials::CredentialError::SecretContainsIdentifier
+            ))
+        ),
+        "{result:?}"
+    );
+    let stored = inner.key(key.id).unwrap().unwrap();
+    assert_eq!(stored.identifier, "racer");
+    assert_eq!(stored.version, 2, "only the other writer's change landed");
+}
+
+/// A change that keeps losing its compare-and-swap is decided again on the
+/// fresh key each time, five times in all, then answered as a concurrent
+/// change, with nothing written; one that wins on its last try lands.
+#[test]
+fn a_change_that_keeps_losing_its_race_gives_up_after_five_tries() {
+    for losses in [4, 5] {
+        let (store, inner, calls) = racing_store(move |_, n| {
+            if n < losses {
+                Err(apikeys::StoreError::Conflict {
+                    key: KeyId::from_bytes([0; 16]),
+                    expected: 1,
+                    found: 2,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let f = Fixture::new(store, 41);
+        let a = f
+            .keys
+            .open_account(op(), NewAccount::master().created_at(START))
+            .unwrap()
+            .account;
+        let key = f
+            .keys
+            .create_key(op(), a.id, NewKey::generated(Channel::Ftp))
+            .unwrap()
+            .key;
+        let result = f
+            .keys
+            .change_credentials(op(), key.id, CredentialChange::regenerate_secret());
+        let stored = inner.key(key.id).unwrap().unwrap();
+        if losses < 5 {
+            assert!(result.is_ok(), "{result:?}");
+            assert_eq!(stored.version, 2);
+        } else {
+            assert!(
+                matches!(result, Err(Error::ConcurrentChange(id)) if id == key.id),
+                "{result:?}"
+            );
+            assert_eq!(stored.version, 1, "nothing was written");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), losses.min(4) + 1);
+    }
+}
+
+/// Every chosen secret is hashed with a fresh random salt: the same secret
+/// on two keys, or set again on one, is never stored twice alike.
+#[test]
+fn the_same_chosen_secret_is_never_stored_alike() {
+    let f = Fixture::new(memory(), 42);
+    let secret = || SecretChoice::Chosen(Secret::new("shared-by-habit-2024"));
+    let mut hashes = Vec::new();
+    for _ in 0..3 {
+        let a = f
+            .keys
+            .open_account(op(), NewAccount::master().created_at(START))
+            .unwrap()
+            .account;
+        let key = f
+            .keys
+            .create_key(
+                op(),
+                a.id,
+                NewKey {
+                    secret: secret(),
+                    ..NewKey::generated(Channel::Ftp)
+                },
+            )
+            .unwrap()
+            .key;
+        hashes.push(f.store.key(key.id).unwrap().unwrap().secret_hash);
+        f.keys
+            .change_credentials(
+                op(),
+                key.id,
+                CredentialChange {
+                    secret: Some(secret()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        hashes.push(f.store.key(key.id).unwrap().unwrap().secret_hash);
+    }
+    for (i, a) in hashes.iter().enumerate() {
+        for b in &hashes[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
 }

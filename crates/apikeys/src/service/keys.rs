@@ -352,13 +352,25 @@ impl ApiKeys {
         // it is checked against the identifier it will live with.
         let mut new_secret = None;
         let mut shown = None;
+        // A chosen secret kept with the identifier it was checked against,
+        // when that identifier is the key's current one: a rename by another
+        // writer before the write lands makes the check run again.
+        let mut checked = None;
         if let Some(choice) = change.secret {
             let identifier = new_identifier.as_deref().unwrap_or(&current.identifier);
+            if let (SecretChoice::Chosen(secret), None) = (&choice, &new_identifier) {
+                checked = Some((secret.clone(), current.identifier.clone()));
+            }
             let (hash, secret) = self.resolve_secret(choice, identifier)?;
             new_secret = Some(hash);
             shown = secret;
         }
         let record = self.modify_key(actor, id, AuditKind::CredentialsChanged, |current| {
+            if let Some((secret, against)) = &checked
+                && current.identifier != *against
+            {
+                validate_secret(secret, &current.identifier)?;
+            }
             let mut next = current.clone();
             let mut detail = Vec::new();
             if let Some(identifier) = &new_identifier {
