@@ -13,9 +13,12 @@
 //! - At most [`ServeOptions::max_connections`] connections are served at
 //!   once (default 1024); more wait in the listen backlog, costing the
 //!   server nothing.
-//! - On shutdown the server stops accepting, lets requests in flight finish
-//!   for up to [`ServeOptions::shutdown_grace`] (default 10 s), then closes
-//!   whatever is left: a stuck client cannot hold the process up.
+//! - On shutdown the server stops accepting and at once closes every
+//!   connection with no request in flight (idle, or still sending its
+//!   headers); it lets requests in flight (a handler running, a body
+//!   arriving) finish for up to [`ServeOptions::shutdown_grace`] (default
+//!   10 s), then closes whatever is left: a stuck client cannot hold the
+//!   process up.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -208,6 +211,11 @@ async fn serve_connection(
             }
             changed = stop.changed(), if !closing => {
                 if changed.is_err() || *stop.borrow() {
+                    if in_flight.load(Ordering::SeqCst) == 0 {
+                        // Idle, or a request whose head has not arrived:
+                        // nothing to finish, so nothing to wait for.
+                        return;
+                    }
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -167,18 +167,26 @@ fn connections_past_the_cap_wait_their_turn() {
     drop(stuck);
 }
 
+/// Clients stuck in the middle of their bodies are requests in flight: the
+/// server waits for them for the grace, then closes them and stops.
 #[test]
 fn shutdown_with_stuck_clients_ends_within_the_grace() {
-    let mut server = start(
+    let app = Router::new().route(
+        "/echo",
+        axum::routing::post(|body: String| async move { body }),
+    );
+    let mut server = start_app(
+        "127.0.0.1:0",
         ServeOptions::default()
             .header_read_timeout(Duration::from_secs(60))
             .idle_timeout(Duration::from_secs(60))
             .shutdown_grace(Duration::from_millis(500)),
+        app,
     );
     let stuck: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut s = TcpStream::connect(server.addr).unwrap();
-            s.write_all(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Le")
+            s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
                 .unwrap();
             s
         })
@@ -191,9 +199,76 @@ fn shutdown_with_stuck_clients_ends_within_the_grace() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the server did not stop within 10 s");
     let took = done - asked;
-    eprintln!("shutdown with 200 stuck clients: {took:?}");
+    eprintln!("shutdown with 200 clients stuck mid-body: {took:?}");
+    assert!(took >= Duration::from_millis(450), "did not wait: {took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     drop(stuck);
+}
+
+/// At shutdown, connections with nothing in flight (stuck in their
+/// headers, or idle) close at once; a request in flight keeps its
+/// connection, and the server, until it is answered, within the grace.
+#[test]
+fn shutdown_closes_idle_connections_at_once_and_finishes_requests_in_flight() {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                "slow but done"
+            }),
+        );
+    let mut server = start_app(
+        "127.0.0.1:0",
+        ServeOptions::default()
+            .header_read_timeout(Duration::from_secs(60))
+            .idle_timeout(Duration::from_secs(60))
+            .shutdown_grace(Duration::from_secs(5)),
+        app,
+    );
+    let mut stuck: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    assert!(request(&mut idle).starts_with("HTTP/1.1 200"));
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    server.stop.take().unwrap().send(()).unwrap();
+    for s in stuck.iter_mut().chain([&mut idle]) {
+        let closed = closed_after(s, Duration::from_secs(3)).expect("still open");
+        assert!(
+            closed < Duration::from_millis(300),
+            "closed after {closed:?}"
+        );
+    }
+    let closed_idle = asked.elapsed();
+    let mut answer = String::new();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("slow but done"), "{answer}");
+    let done = server
+        .done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server did not stop");
+    let took = done - asked;
+    eprintln!(
+        "101 idle connections closed within {closed_idle:?}; the server stopped after {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(350),
+        "did not wait for /slow: {took:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
 fn raw(addr: SocketAddr, request: &[u8]) -> (String, Duration) {
