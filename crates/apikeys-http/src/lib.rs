@@ -19,6 +19,8 @@ mod log_limit;
 mod meta;
 pub mod server;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use admin::{AdminToken, AdminTokenError};
 pub use client_addr::{ForwardedHeader, TrustedProxies};

@@ -13,25 +13,10 @@ use common::{Server, s};
 
 const NEW: &str = "2025-01-01T00:00:00Z";
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn a_flood_of_refusals_writes_a_few_lines_a_second() {
-    let captured = Captured::default();
+    let captured = apikeys_http::testing::CapturedLog::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
@@ -85,7 +70,7 @@ fn a_flood_of_refusals_writes_a_few_lines_a_second() {
         }
     }
     let seconds = started.elapsed().as_secs() + 1;
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let refusal_lines = logs.matches("authentication refused").count() as u64;
     let admin_lines = logs.matches("wrong admin token").count() as u64;
     eprintln!(

@@ -15,7 +15,7 @@ use apikeys::{
     Secret, SecretChoice,
 };
 use apikeys::{AuditKind, MemoryStore, Store};
-use common::{any_ip, memory, op, refusal};
+use common::{any_ip, master_with_key, memory, op, refusal};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use time::Duration;
@@ -496,16 +496,7 @@ fn a_chosen_secret_is_checked_again_after_a_rename_that_raced_it() {
         }
     });
     let f = Fixture::new(store, 40);
-    let a = f
-        .keys
-        .open_account(op(), NewAccount::master().created_at(START))
-        .unwrap()
-        .account;
-    let key = f
-        .keys
-        .create_key(op(), a.id, NewKey::generated(Channel::Ftp))
-        .unwrap()
-        .key;
+    let key = master_with_key(&f, NewKey::generated(Channel::Ftp)).key;
     *target.lock().unwrap() = Some(key.id);
     // Fine against the identifier read first, not against the new one.
     let result = f.keys.change_credentials(
@@ -548,16 +539,7 @@ fn a_change_that_keeps_losing_its_race_gives_up_after_five_tries() {
             }
         });
         let f = Fixture::new(store, 41);
-        let a = f
-            .keys
-            .open_account(op(), NewAccount::master().created_at(START))
-            .unwrap()
-            .account;
-        let key = f
-            .keys
-            .create_key(op(), a.id, NewKey::generated(Channel::Ftp))
-            .unwrap()
-            .key;
+        let key = master_with_key(&f, NewKey::generated(Channel::Ftp)).key;
         let result = f
             .keys
             .change_credentials(op(), key.id, CredentialChange::regenerate_secret());
@@ -584,23 +566,11 @@ fn the_same_chosen_secret_is_never_stored_alike() {
     let secret = || SecretChoice::Chosen(Secret::new("shared-by-habit-2024"));
     let mut hashes = Vec::new();
     for _ in 0..3 {
-        let a = f
-            .keys
-            .open_account(op(), NewAccount::master().created_at(START))
-            .unwrap()
-            .account;
-        let key = f
-            .keys
-            .create_key(
-                op(),
-                a.id,
-                NewKey {
-                    secret: secret(),
-                    ..NewKey::generated(Channel::Ftp)
-                },
-            )
-            .unwrap()
-            .key;
+        let new = NewKey {
+            secret: secret(),
+            ..NewKey::generated(Channel::Ftp)
+        };
+        let key = master_with_key(&f, new).key;
         hashes.push(f.store.key(key.id).unwrap().unwrap().secret_hash);
         f.keys
             .change_credentials(

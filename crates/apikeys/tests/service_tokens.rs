@@ -8,23 +8,15 @@ mod common;
 
 use apikeys::testing::{Fixture, START};
 use apikeys::{
-    AccountId, Actor, AuditKind, AuthError, Authenticated, Channel, Error, NewAccount, NewKey,
-    Policy, Refusal, Secret, SecretChoice, ThrottlePolicy,
+    AccountId, Actor, AuditKind, AuthError, Authenticated, Channel, Error, NewKey, Policy, Refusal,
+    Secret, SecretChoice, ThrottlePolicy,
 };
-use common::{any_ip, ip, memory, op, refusal};
+use common::{any_ip, ip, master_with_key, memory, op, refusal};
 
 /// A master account with a key of `channel` (a generated secret), and the
 /// check that key passes.
 fn checked(f: &Fixture, channel: Channel) -> (AccountId, Authenticated) {
-    let a = f
-        .keys
-        .open_account(op(), NewAccount::master().created_at(START))
-        .unwrap()
-        .account;
-    let issued = f
-        .keys
-        .create_key(op(), a.id, NewKey::generated(channel))
-        .unwrap();
+    let issued = master_with_key(f, NewKey::generated(channel));
     let who = f
         .keys
         .authenticate(
@@ -34,7 +26,7 @@ fn checked(f: &Fixture, channel: Channel) -> (AccountId, Authenticated) {
             any_ip(),
         )
         .unwrap();
-    (a.id, who)
+    (issued.key.account_id, who)
 }
 
 /// Only a REST check is traded for a token: a check of any other channel's
@@ -109,23 +101,14 @@ fn a_token_dies_at_its_expiry() {
 #[test]
 fn a_token_check_never_runs_argon2() {
     let f = Fixture::new(memory(), 4);
-    let a = f
-        .keys
-        .open_account(op(), NewAccount::master().created_at(START))
-        .unwrap()
-        .account;
     let chosen = Secret::new("a-chosen-secret,2x!");
-    let issued = f
-        .keys
-        .create_key(
-            op(),
-            a.id,
-            NewKey {
-                secret: SecretChoice::Chosen(chosen.clone()),
-                ..NewKey::generated(Channel::Rest)
-            },
-        )
-        .unwrap();
+    let issued = master_with_key(
+        &f,
+        NewKey {
+            secret: SecretChoice::Chosen(chosen.clone()),
+            ..NewKey::generated(Channel::Rest)
+        },
+    );
     let who = f
         .keys
         .authenticate(

@@ -11,6 +11,8 @@
 
 use apikeys::testing::Fixture;
 use apikeys::{ApiKeys, DynStore, ManualClock, MemoryStore, Policy};
+#[allow(unused_imports)] // Each test file uses some of these.
+pub use apikeys_http::testing::{Response, basic, field as s};
 use apikeys_http::{AdminToken, Config};
 use axum::Router;
 use axum::body::Body;
@@ -205,77 +207,4 @@ impl Req<'_> {
             }))
             .unwrap()
     }
-}
-
-/// A response.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {}: body is not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Asserts the status (showing the body if it differs) and returns the
-    /// JSON body (`null` for an empty one).
-    pub fn expect(&self, status: u16) -> Value {
-        assert_eq!(
-            self.status,
-            status,
-            "unexpected status; body: {}",
-            self.text()
-        );
-        if self.body.is_empty() {
-            Value::Null
-        } else {
-            self.json()
-        }
-    }
-
-    /// Asserts an error response: status, code, and a message.
-    pub fn expect_error(&self, status: u16, code: &str) -> String {
-        let body = self.expect(status);
-        assert_eq!(body["error"], code, "body: {body}");
-        let message = body["message"].as_str().expect("a message").to_string();
-        assert!(!message.is_empty());
-        message
-    }
-}
-
-/// `base64` for Basic auth, via the crate the workspace already has.
-pub fn basic(identifier: &str, secret: &str) -> String {
-    use base64ct::{Base64, Encoding};
-    format!(
-        "Basic {}",
-        Base64::encode_string(format!("{identifier}:{secret}").as_bytes())
-    )
-}
-
-/// A string field of a JSON value.
-pub fn s(v: &Value, field: &str) -> String {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string `{field}` in {v}"))
-        .to_string()
 }

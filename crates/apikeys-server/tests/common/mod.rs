@@ -9,6 +9,8 @@ pub mod binary;
 
 use apikeys::testing::Fixture;
 use apikeys::{ApiKeys, ManualClock};
+#[allow(unused_imports)] // Each test file uses some of these.
+pub use apikeys_http::testing::{Response, field as s};
 use apikeys_http::{AdminToken, Config};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -150,63 +152,17 @@ impl Req {
         let mut response = agent().run(request).unwrap();
         Response {
             status: response.status().as_u16(),
+            headers: response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
             body: response.body_mut().read_to_vec().unwrap(),
         }
     }
-}
-
-/// A response.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {}: body is not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Asserts the status (showing the body if it differs) and returns the
-    /// JSON body (`null` for an empty one).
-    pub fn expect(&self, status: u16) -> Value {
-        assert_eq!(
-            self.status,
-            status,
-            "unexpected status; body: {}",
-            self.text()
-        );
-        if self.body.is_empty() {
-            Value::Null
-        } else {
-            self.json()
-        }
-    }
-
-    /// Asserts an error response: status, code, and a message.
-    pub fn expect_error(&self, status: u16, code: &str) -> String {
-        let body = self.expect(status);
-        assert_eq!(body["error"], code, "body: {body}");
-        let message = body["message"].as_str().expect("a message").to_string();
-        assert!(!message.is_empty());
-        message
-    }
-}
-
-/// A string field of a JSON value.
-pub fn s(v: &Value, field: &str) -> String {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string `{field}` in {v}"))
-        .to_string()
 }

@@ -43,3 +43,17 @@ pub fn refusal(r: Result<Authenticated, AuthError>) -> Refusal {
         other => panic!("expected invalid credentials, got {other:?}"),
     }
 }
+
+/// A new master account, opened by the operator at `START`, holding one
+/// key made from `new`: the key, and its secret if generated.
+pub fn master_with_key(f: &apikeys::testing::Fixture, new: apikeys::NewKey) -> apikeys::IssuedKey {
+    let account = f
+        .keys
+        .open_account(
+            op(),
+            apikeys::NewAccount::master().created_at(apikeys::testing::START),
+        )
+        .unwrap()
+        .account;
+    f.keys.create_key(op(), account.id, new).unwrap()
+}
