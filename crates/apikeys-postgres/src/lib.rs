@@ -527,6 +527,32 @@ impl Store for PostgresStore {
         })
     }
 
+    fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError> {
+        self.read(|conn| {
+            let rows = conn
+                .client
+                .query(&conn.st.sub_accounts, &[&master.as_bytes().as_slice()])?;
+            Ok(rows
+                .iter()
+                .map(codec::account_from_row)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        let after: &[u8] = after.as_ref().map_or(&[], |a| a.as_bytes().as_slice());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let rows = conn
+                .client
+                .query(&conn.st.accounts_after, &[&after, &limit])?;
+            Ok(rows
+                .iter()
+                .map(codec::account_from_row)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     fn insert_key(
         &self,
         key: &KeyRecord,
@@ -676,13 +702,35 @@ impl Store for PostgresStore {
         })
     }
 
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+    fn delete_key(
+        &self,
+        id: KeyId,
+        expected_version: Option<u64>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let ep = EventParams::new(event)?;
+        // A version no key can be at matches none: a Conflict, as in
+        // `update_key`.
+        let expected = expected_version.map(|v| i64::try_from(v).unwrap_or(0));
         self.write(|conn| {
             let mut tx = conn.client.transaction()?;
-            let Some(deleted) = tx.query_opt(&conn.st.delete_key, &[&id.as_bytes().as_slice()])?
+            let Some(deleted) =
+                tx.query_opt(&conn.st.delete_key, &[&id.as_bytes().as_slice(), &expected])?
             else {
-                return Err(StoreError::NotFound(Entity::Key(id)).into());
+                // Gone, or moved on: tell which.
+                let found = tx.query_opt(&conn.st.key_version, &[&id.as_bytes().as_slice()])?;
+                let err = match (found, expected_version) {
+                    (Some(row), Some(expected)) => {
+                        let found: i64 = row.try_get(0)?;
+                        StoreError::Conflict {
+                            key: id,
+                            expected,
+                            found: u64::try_from(found).unwrap_or(0),
+                        }
+                    }
+                    _ => StoreError::NotFound(Entity::Key(id)),
+                };
+                return Err(err.into());
             };
             let xid: i64 = deleted.try_get(0)?;
             insert_event(&mut tx, &conn.st, event, &ep)?;

@@ -67,6 +67,8 @@ impl r2d2::ManageConnection for Manager {
 /// `crate::PostgresStore::commit_status`).
 pub(crate) struct Statements {
     pub(crate) account: Statement,
+    pub(crate) sub_accounts: Statement,
+    pub(crate) accounts_after: Statement,
     pub(crate) insert_account: Statement,
     pub(crate) lock_account: Statement,
     pub(crate) insert_key: Statement,
@@ -95,6 +97,17 @@ impl Statements {
         Ok(Statements {
             account: c.prepare(&format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE id = $1"
+            ))?,
+            // `apikeys_accounts_parent` holds this order: no sort.
+            sub_accounts: c.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE parent_id = $1 \
+                 ORDER BY created_at, id"
+            ))?,
+            // A range of the primary key; bytea compares bytewise, shorter
+            // first on a tie, so the empty value is before every id.
+            accounts_after: c.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE id > $1 \
+                 ORDER BY id LIMIT $2"
             ))?,
             insert_account: c.prepare(&format!(
                 "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4) \
@@ -140,8 +153,11 @@ impl Statements {
             upgrade_hash: c.prepare(
                 "UPDATE apikeys_keys SET secret_hash = $3 WHERE id = $1 AND secret_hash = $2",
             )?,
-            delete_key: c
-                .prepare("DELETE FROM apikeys_keys WHERE id = $1 RETURNING txid_current()")?,
+            // $2 NULL: whatever the version.
+            delete_key: c.prepare(
+                "DELETE FROM apikeys_keys WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) \
+                 RETURNING txid_current()",
+            )?,
             insert_event: c.prepare(&format!(
                 "INSERT INTO apikeys_audit_events ({EVENT_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)"

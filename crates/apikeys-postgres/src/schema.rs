@@ -150,10 +150,15 @@ CREATE INDEX apikeys_tokens_key ON apikeys_tokens (key_id, issued_at, digest);
 CREATE INDEX apikeys_tokens_expiry ON apikeys_tokens (expires_at);
 "#,
     },
+    Migration {
+        version: 4,
+        description: "sub-accounts listed by their master",
+        sql: "CREATE INDEX apikeys_accounts_parent ON apikeys_accounts (parent_id, created_at, id);",
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub const LATEST: i32 = 3;
+pub const LATEST: i32 = 4;
 
 /// First half of the advisory lock key ("apks"); the second half is a hash
 /// of the schema name, so that schemas migrate independently.

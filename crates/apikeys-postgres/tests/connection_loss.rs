@@ -356,7 +356,7 @@ fn a_commit_whose_answer_is_lost_is_resolved() {
 
         // Delete.
         proxy.cut_at_next_commit(cut);
-        store.delete_key(k.id, &created(&next)).unwrap();
+        store.delete_key(k.id, None, &created(&next)).unwrap();
         assert_eq!(store.key(k.id).unwrap(), None, "{cut:?}");
         assert_eq!(events(&store), before + 3, "{cut:?}: one audit event");
     }

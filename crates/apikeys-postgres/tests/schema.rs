@@ -70,6 +70,7 @@ fn a_schema_of_the_first_release_upgrades_and_keeps_its_data() {
         .batch_execute(&format!(
             "SET search_path = {schema};
              DROP TABLE apikeys_tokens;
+             DROP INDEX apikeys_accounts_parent;
              DELETE FROM apikeys_schema_migrations WHERE version > 1;
              ALTER TABLE apikeys_audit_events ADD CONSTRAINT apikeys_audit_events_account_fkey
                  FOREIGN KEY (account_id) REFERENCES apikeys_accounts (id);",
@@ -93,6 +94,18 @@ fn a_schema_of_the_first_release_upgrades_and_keeps_its_data() {
         .unwrap()
         .get(0);
     assert_eq!(foreign_keys, 0, "the audit trail has no foreign key");
+    let parent_index: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'apikeys_accounts_parent'",
+            &[&db.name()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        parent_index, 1,
+        "migration 4 made the index of sub-accounts by master"
+    );
 }
 
 #[test]

@@ -106,6 +106,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     CREATE INDEX tokens_by_expiry ON tokens (expires_at);
     ",
     },
+    Migration {
+        version: 3,
+        description: "sub-accounts listed by their master",
+        sql: "
+    -- A master's sub-accounts, in the order they are listed (creation
+    -- instant, then id): one range of this index, no sort.
+    CREATE INDEX accounts_by_parent ON accounts (parent_id, created_at, id);
+    ",
+    },
 ];
 
 /// The schema version this crate creates and understands.

@@ -409,6 +409,41 @@ impl Store for SqliteStore {
         })
     }
 
+    fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError> {
+        // `accounts_by_parent` holds this order: no sort.
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM accounts WHERE parent_id = ?1 ORDER BY created_at, id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query([master.as_bytes().as_slice()])
+                .map_err(backend)?;
+            collect_accounts(rows)
+        })
+    }
+
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        // A range of the primary key. Blobs compare as `memcmp`, shorter
+        // first on a tie, so the empty blob is before every id: `None`.
+        let after: &[u8] = after.as_ref().map_or(&[], |a| a.as_bytes().as_slice());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    account_columns!(),
+                    " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query(params![after, limit]).map_err(backend)?;
+            collect_accounts(rows)
+        })
+    }
+
     fn insert_key(
         &self,
         key: &KeyRecord,
@@ -561,9 +596,34 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+    fn delete_key(
+        &self,
+        id: KeyId,
+        expected_version: Option<u64>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         // The key's tokens go with it: `ON DELETE CASCADE`.
         self.write(|tx| {
+            if let Some(expected) = expected_version {
+                let found: Option<i64> = tx
+                    .prepare_cached("SELECT version FROM keys WHERE id = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([id.as_bytes().as_slice()], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(backend)?;
+                let Some(found) = found else {
+                    return Err(StoreError::NotFound(Entity::Key(id)));
+                };
+                // A version beyond what a store keeps matches none.
+                if i64::try_from(expected).ok() != Some(found) {
+                    return Err(StoreError::Conflict {
+                        key: id,
+                        expected,
+                        found: u64::try_from(found).unwrap_or(0),
+                    });
+                }
+            }
             let deleted = tx
                 .prepare_cached("DELETE FROM keys WHERE id = ?1")
                 .and_then(|mut s| s.execute([id.as_bytes().as_slice()]))
@@ -707,6 +767,15 @@ impl Store for SqliteStore {
 /// A token and its key: the key's columns first, as `key_from_row` reads
 /// them, then the token's.
 ///
+/// Every account of a query's rows.
+fn collect_accounts(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Account>, StoreError> {
+    let mut accounts = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        accounts.push(account_from_row(row)?);
+    }
+    Ok(accounts)
+}
+
 /// The `CAST` keeps the statement prepared: in a join SQLite propagates the
 /// bound digest as a constant and marks the statement as depending on its
 /// value, so the statement cache's `clear_bindings` expired it and every

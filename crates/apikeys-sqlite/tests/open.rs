@@ -214,6 +214,7 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE tokens;
+         DROP INDEX accounts_by_parent;
          DELETE FROM apikeys_schema_migrations WHERE version > 1;
          ALTER TABLE apikeys_schema_migrations DROP COLUMN description;
          ALTER TABLE apikeys_schema_migrations RENAME TO schema_migrations;",
@@ -239,7 +240,8 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
         rows,
         vec![
             (1, "accounts, keys, audit events".to_string()),
-            (2, "REST tokens".to_string())
+            (2, "REST tokens".to_string()),
+            (3, "sub-accounts listed by their master".to_string()),
         ],
         "the old versions are kept and the newer migrations applied"
     );
@@ -251,6 +253,57 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
         )
         .unwrap();
     assert_eq!(old, 0, "the old table is gone");
+}
+
+/// A database of the previous release (schema version 2, without the index
+/// of sub-accounts by master) gains the index when opened, keeps its data,
+/// and the listing reads it through that index.
+#[test]
+fn a_database_of_version_2_gains_the_sub_account_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("version-2.db");
+    let m = master(7);
+    let sub = Account {
+        id: master(8).id,
+        kind: AccountKind::Sub { parent: m.id },
+        created_at: m.created_at,
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_account(&m, &[], &[opened(&m)]).unwrap();
+        store.create_account(&sub, &[], &[opened(&sub)]).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX accounts_by_parent;
+         DELETE FROM apikeys_schema_migrations WHERE version > 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.sub_accounts(m.id).unwrap(), vec![sub.clone()]);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM apikeys_schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM accounts WHERE parent_id = ?1 ORDER BY created_at, id",
+            [sub.id.as_bytes().as_slice()],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(
+        plan.contains("accounts_by_parent") && !plan.contains("TEMP B-TREE"),
+        "the listing uses the index, unsorted: {plan}"
+    );
 }
 
 // ----- files at rest ----------------------------------------------------------

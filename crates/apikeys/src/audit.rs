@@ -2,7 +2,7 @@
 //!
 //! Rules:
 //! - Every change (an account opened, a key created, credentials changed, a
-//!   whitelist changed, a key deleted, a REST token issued) is recorded with the account, the key
+//!   whitelist changed, a label changed, a key deleted, a REST token issued) is recorded with the account, the key
 //!   and its channel when there is one, the instant, the actor and the kind
 //!   of change, and a detail in words.
 //! - It never holds a secret.
@@ -36,17 +36,20 @@ pub enum AuditKind {
     KeyDeleted,
     /// A REST token was issued for a key.
     TokenIssued,
+    /// A key's label was set, changed or removed.
+    LabelChanged,
 }
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [AuditKind; 6] = [
+    pub const ALL: [AuditKind; 7] = [
         AuditKind::AccountOpened,
         AuditKind::KeyCreated,
         AuditKind::CredentialsChanged,
         AuditKind::WhitelistChanged,
         AuditKind::KeyDeleted,
         AuditKind::TokenIssued,
+        AuditKind::LabelChanged,
     ];
 
     /// The stable code, as stores keep it.
@@ -58,6 +61,7 @@ impl AuditKind {
             AuditKind::WhitelistChanged => "whitelist_changed",
             AuditKind::KeyDeleted => "key_deleted",
             AuditKind::TokenIssued => "token_issued",
+            AuditKind::LabelChanged => "label_changed",
         }
     }
 }
@@ -71,7 +75,7 @@ impl fmt::Display for AuditKind {
 /// A code that is not an audit kind (a store read a row it cannot understand).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted, token_issued"
+    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted, token_issued, label_changed"
 )]
 pub struct ParseAuditKindError(pub String);
 

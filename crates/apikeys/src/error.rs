@@ -78,6 +78,20 @@ pub enum Error {
     /// Tokens are issued for REST keys only.
     #[error("tokens are issued for REST keys only: this key is for {0}")]
     TokenChannel(Channel),
+    /// The change was asked for at a version of the key it is no longer at
+    /// (someone else changed it since it was read): nothing was written.
+    #[error(
+        "key {key} is at version {current}, not {}: it changed since it was read; read it again and redo the change",
+        crate::service::version_list(expected)
+    )]
+    StaleVersion {
+        /// The key.
+        key: KeyId,
+        /// The versions the change was asked for at.
+        expected: Vec<u64>,
+        /// The version the key is at.
+        current: u64,
+    },
     /// The key kept changing under a read-modify-write; the caller may retry.
     #[error("key {0} was changed by someone else at the same time, several times over: try again")]
     ConcurrentChange(KeyId),

@@ -36,7 +36,8 @@ pub struct KeyRecord {
     pub whitelist: Whitelist,
     /// When the key was created.
     pub created_at: OffsetDateTime,
-    /// When its credentials or whitelist last changed (its creation at first).
+    /// When its credentials, whitelist or label last changed (its creation at
+    /// first).
     pub changed_at: OffsetDateTime,
     /// Starts at 1 and grows by one with every change: stores compare it to
     /// refuse a change made from a stale read (compare-and-swap).

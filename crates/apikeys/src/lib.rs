@@ -58,7 +58,7 @@ pub use key::{ApiKey, IssuedKey, KeyRecord};
 pub use policy::{ActivationPolicy, Policy, PolicyError};
 pub use service::{
     ApiKeys, Check, CheckStats, CredentialChange, Grace, NewAccount, NewKey, OpenedAccount,
-    PendingCheck,
+    PendingCheck, Precondition,
 };
 pub use store::{DynStore, MemoryStore, Store, StoreCall, StoreError, StoreExt};
 pub use throttle::{AddressThrottle, ThrottlePolicy};

@@ -140,6 +140,20 @@ enum Bug {
     PurgeSparesExactlyNow,
     TokenEventForConflict,
     SplitTokenBound,
+    // Account listings and deletion at a version.
+    SubAccountsOfEveryMaster,
+    SubAccountsById,
+    SubAccountsByCreationOnly,
+    SubAccountsIncludeTheMaster,
+    AccountsPageIncludesTheCursor,
+    AccountsPageSkipsOneMore,
+    AccountsByCreation,
+    AccountsSignedOrder,
+    AccountsLimitOffByOne,
+    AccountsMastersOnly,
+    DeleteIgnoresVersion,
+    DeleteConflictBeforeNotFound,
+    SplitDeleteVersion,
 }
 
 use Bug::*;
@@ -566,6 +580,71 @@ const BUGS: &[(Bug, &str, &str)] = &[
         "insert_token counts the key's tokens, then writes, in two critical sections",
         "race_token_inserts_keep_the_bound",
     ),
+    (
+        SubAccountsOfEveryMaster,
+        "sub_accounts lists every sub-account, whatever its master",
+        "sub_accounts_listing_is_exactly_the_master",
+    ),
+    (
+        SubAccountsById,
+        "sub_accounts ordered by id only",
+        "sub_accounts_listing_is_exactly_the_master",
+    ),
+    (
+        SubAccountsByCreationOnly,
+        "sub_accounts with equal creation instants in insertion order",
+        "sub_accounts_listing_is_exactly_the_master",
+    ),
+    (
+        SubAccountsIncludeTheMaster,
+        "sub_accounts lists the account itself too",
+        "sub_accounts_listing_is_exactly_the_master",
+    ),
+    (
+        AccountsPageIncludesTheCursor,
+        "accounts starts a page at its cursor (>= instead of >)",
+        "accounts_are_paged_by_id",
+    ),
+    (
+        AccountsPageSkipsOneMore,
+        "accounts skips the account right after the cursor",
+        "accounts_are_paged_by_id",
+    ),
+    (
+        AccountsByCreation,
+        "accounts ordered by creation instant",
+        "accounts_are_paged_by_id",
+    ),
+    (
+        AccountsSignedOrder,
+        "account ids compared as signed bytes",
+        "accounts_are_paged_by_id",
+    ),
+    (
+        AccountsLimitOffByOne,
+        "accounts returns one more than the limit",
+        "accounts_are_paged_by_id",
+    ),
+    (
+        AccountsMastersOnly,
+        "accounts lists masters only",
+        "accounts_are_paged_by_id",
+    ),
+    (
+        DeleteIgnoresVersion,
+        "delete_key deletes whatever the version asked for",
+        "refused_deletes_leave_no_trace",
+    ),
+    (
+        DeleteConflictBeforeNotFound,
+        "delete_key of an absent key at a version answers Conflict",
+        "refused_deletes_leave_no_trace",
+    ),
+    (
+        SplitDeleteVersion,
+        "delete_key compares the version, then deletes, in two critical sections",
+        "race_delete_at_version_with_update",
+    ),
 ];
 
 // ----- the buggy store ----------------------------------------------------
@@ -937,6 +1016,71 @@ impl Store for Buggy {
         Ok(self.read().accounts.get(&id).cloned())
     }
 
+    fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError> {
+        let inner = self.read();
+        let mut subs: Vec<Account> = inner
+            .accounts
+            .values()
+            .filter(|a| match self.bug {
+                SubAccountsOfEveryMaster => a.kind.parent().is_some(),
+                SubAccountsIncludeTheMaster => a.kind.parent() == Some(master) || a.id == master,
+                _ => a.kind.parent() == Some(master),
+            })
+            .cloned()
+            .collect();
+        // Recording order stands for insertion order.
+        let order = |a: &Account| {
+            inner
+                .events
+                .iter()
+                .position(|e| e.account_id == a.id && e.key_id.is_none())
+        };
+        match self.bug {
+            SubAccountsById => subs.sort_by_key(|a| a.id),
+            SubAccountsByCreationOnly => subs.sort_by_key(|a| (a.created_at, order(a))),
+            _ => subs.sort_by_key(|a| (a.created_at, a.id)),
+        }
+        Ok(subs)
+    }
+
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        let signed = |id: &AccountId| id.as_bytes().map(|b| b as i8);
+        let mut all: Vec<Account> = self
+            .read()
+            .accounts
+            .values()
+            .filter(|a| !self.is(AccountsMastersOnly) || a.kind.parent().is_none())
+            .cloned()
+            .collect();
+        match self.bug {
+            AccountsByCreation => all.sort_by_key(|a| (a.created_at, a.id)),
+            AccountsSignedOrder => all.sort_by_key(|a| signed(&a.id)),
+            _ => all.sort_by_key(|a| a.id),
+        }
+        let start = match after {
+            None => 0,
+            Some(after) => {
+                let past = |a: &Account| match self.bug {
+                    AccountsPageIncludesTheCursor => a.id >= after,
+                    AccountsSignedOrder => signed(&a.id) > signed(&after),
+                    _ => a.id > after,
+                };
+                let first = all.iter().position(past).unwrap_or(all.len());
+                if self.is(AccountsPageSkipsOneMore) {
+                    (first + 1).min(all.len())
+                } else {
+                    first
+                }
+            }
+        };
+        let limit = if self.is(AccountsLimitOffByOne) {
+            limit.saturating_add(1)
+        } else {
+            limit
+        };
+        Ok(all.into_iter().skip(start).take(limit).collect())
+    }
+
     fn insert_key(&self, key: &KeyRecord, max: u32, event: &AuditEvent) -> Result<(), StoreError> {
         let checked_event = if self.is(KeyKeptWhenEventUnstorable) {
             None
@@ -1224,12 +1368,42 @@ impl Store for Buggy {
         Ok(true)
     }
 
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+    fn delete_key(
+        &self,
+        id: KeyId,
+        expected_version: Option<u64>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let event = self.kept_event(event)?;
         if self.is(SplitDelete) && !self.read().keys.contains_key(&id) {
             return Err(StoreError::NotFound(Entity::Key(id)));
         }
+        let conflict = |found: u64| match expected_version {
+            Some(expected) if expected != found && !self.is(DeleteIgnoresVersion) => {
+                Err(StoreError::Conflict {
+                    key: id,
+                    expected,
+                    found,
+                })
+            }
+            _ => Ok(()),
+        };
+        if self.is(DeleteConflictBeforeNotFound) && !self.read().keys.contains_key(&id) {
+            conflict(0)?;
+        }
+        if self.is(SplitDeleteVersion) {
+            let found = self.read().keys.get(&id).map(|k| k.version);
+            if let Some(found) = found {
+                conflict(found)?;
+            }
+            std::thread::yield_now();
+        }
         let mut inner = self.write();
+        if !self.is(SplitDeleteVersion)
+            && let Some(found) = inner.keys.get(&id).map(|k| k.version)
+        {
+            conflict(found)?;
+        }
         self.wrote();
         if self.is(StaleLookupCache) {
             self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -1408,6 +1582,7 @@ fn is_race(bug: Bug) -> bool {
             | SplitDelete
             | SplitUpgrade
             | SplitTokenBound
+            | SplitDeleteVersion
     )
 }
 

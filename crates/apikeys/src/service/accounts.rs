@@ -12,6 +12,13 @@
 //!   exactly the answer for one that does not exist ("not found"), decided
 //!   before anything else is looked at or any secret hashed: it learns
 //!   nothing about what others hold.
+//! - A master's sub-accounts are listed oldest first (ties by id) to whoever
+//!   may see the master; a sub-account has none, so its listing is empty
+//!   (decided: not an error, since the question has an answer).
+//! - Only the operator lists every account, in pages by id (a keyset
+//!   cursor: the last id of a page starts the next, so accounts opened
+//!   meanwhile neither shift nor repeat a page); an account asking is
+//!   refused (`Forbidden`).
 //! - Opening a master created before the policy's cutover issues its default
 //!   keys, with generated credentials, in the same transaction; their
 //!   secrets are returned this once. Defaults apply once: a default key
@@ -159,6 +166,46 @@ impl ApiKeys {
     /// The account, if the actor may see it.
     pub fn account(&self, actor: Actor, id: AccountId) -> Result<Account, Error> {
         self.authorized_account(actor, id)
+    }
+
+    /// The sub-accounts of `master`, oldest first (ties by id), if the actor
+    /// may see it: the operator, the master itself. Another's master is
+    /// "not found", as for [`ApiKeys::account`]; a sub-account (asked by
+    /// itself, its master or the operator) has none: an empty list.
+    pub fn sub_accounts(&self, actor: Actor, master: AccountId) -> Result<Vec<Account>, Error> {
+        let account = self.authorized_account(actor, master)?;
+        if !matches!(account.kind, AccountKind::Master) {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.sub_accounts(master)?)
+    }
+
+    /// A page of every account, masters and sub-accounts, ascending by id:
+    /// at most `limit` accounts whose id is after `after` (from the first
+    /// when `None`), and the cursor of the next page, `None` on the last.
+    /// The operator only: an account is [`Error::Forbidden`].
+    pub fn accounts(
+        &self,
+        actor: Actor,
+        after: Option<AccountId>,
+        limit: usize,
+    ) -> Result<(Vec<Account>, Option<AccountId>), Error> {
+        if let Actor::Account(me) = actor {
+            return Err(Error::Forbidden { actor, account: me });
+        }
+        if limit == 0 {
+            return Ok((Vec::new(), None));
+        }
+        // One more than asked tells whether a next page exists, so the last
+        // page says so instead of sending the caller to an empty one.
+        let mut page = self.store.accounts(after, limit.saturating_add(1))?;
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|a| a.id)
+        } else {
+            None
+        };
+        Ok((page, next))
     }
 
     /// The account's audit trail, newest first, at most `limit` events.

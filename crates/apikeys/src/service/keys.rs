@@ -18,6 +18,15 @@
 //!   still running.
 //! - A deleted key's credentials stop working at once, and its channel is
 //!   inactive again; a default key deleted stays deleted.
+//! - A label may be set, changed or removed at any time, under the rules
+//!   of a new key's label.
+//! - No lost updates: every change of a key (credentials, whitelist, label,
+//!   deletion) may name the versions it was decided on (a [`Precondition`]);
+//!   if the key is at another version when the change is written, it is
+//!   refused with [`Error::StaleVersion`] and nothing is written. The check
+//!   and the write are one compare-and-swap in the store, so a change
+//!   never lands on a version it was not asked for; a deletion, with or
+//!   without a precondition, deletes exactly the version it was decided on.
 
 use super::{ApiKeys, key_event, map_store, rfc3339};
 use crate::account::{Account, Actor};
@@ -38,6 +47,58 @@ use time::{Duration, OffsetDateTime};
 /// How many times a read-modify-write is retried when another writer changed
 /// the key in between.
 const MAX_ATTEMPTS: usize = 5;
+
+/// What a change of a key requires of its current version: the guard
+/// against lost updates (two people editing one key from the same read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Precondition {
+    /// Whatever the version: the change applies to the key as it is.
+    #[default]
+    Any,
+    /// The key is at one of these versions (an empty list matches none).
+    OneOf(Vec<u64>),
+}
+
+impl Precondition {
+    /// The key is at exactly `version`.
+    pub fn version(version: u64) -> Self {
+        Precondition::OneOf(vec![version])
+    }
+
+    /// Whether a key at `version` meets this precondition.
+    pub fn allows(&self, version: u64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::OneOf(versions) => versions.contains(&version),
+        }
+    }
+
+    /// `Ok`, or the [`Error::StaleVersion`] of `key` at `current`.
+    fn check(&self, key: KeyId, current: u64) -> Result<(), Error> {
+        match self {
+            Precondition::OneOf(versions) if !versions.contains(&current) => {
+                Err(Error::StaleVersion {
+                    key,
+                    expected: versions.clone(),
+                    current,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl From<u64> for Precondition {
+    fn from(version: u64) -> Self {
+        Precondition::version(version)
+    }
+}
+
+impl From<Option<u64>> for Precondition {
+    fn from(version: Option<u64>) -> Self {
+        version.map_or(Precondition::Any, Precondition::version)
+    }
+}
 
 /// What a new key should be.
 #[derive(Clone, Debug)]
@@ -266,31 +327,89 @@ impl ApiKeys {
     /// Deletes a key: its credentials stop working at once, and a default key
     /// deleted stays deleted.
     pub fn delete_key(&self, actor: Actor, id: KeyId) -> Result<(), Error> {
-        let key = self.authorized_key(actor, id)?;
-        let event = key_event(
-            &key,
-            AuditKind::KeyDeleted,
+        self.delete_key_if(actor, id, Precondition::Any)
+    }
+
+    /// Deletes a key if it meets `precondition`, else
+    /// [`Error::StaleVersion`] and nothing is deleted. The store deletes
+    /// only the version read here (compare-and-swap): a change landing in
+    /// between is re-read and decided on again.
+    pub fn delete_key_if(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        precondition: impl Into<Precondition>,
+    ) -> Result<(), Error> {
+        let precondition = precondition.into();
+        for _ in 0..MAX_ATTEMPTS {
+            let key = self.authorized_key(actor, id)?;
+            precondition.check(id, key.version)?;
+            let event = key_event(
+                &key,
+                AuditKind::KeyDeleted,
+                actor,
+                self.now(),
+                format!("identifier {}", key.identifier),
+            );
+            match self.store.delete_key(id, Some(key.version), &event) {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(map_store(e, &key.account_id, Some(&key))),
+            }
+        }
+        Err(Error::ConcurrentChange(id))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a key's label, if the key meets
+    /// `precondition`. The label follows a new key's rules (1 to 64
+    /// characters, no control or invisible characters).
+    pub fn set_label(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        label: Option<String>,
+        precondition: impl Into<Precondition>,
+    ) -> Result<ApiKey, Error> {
+        if let Some(label) = &label {
+            validate_label(label)?;
+        }
+        let precondition = precondition.into();
+        let record = self.modify_key(
             actor,
-            self.now(),
-            format!("identifier {}", key.identifier),
-        );
-        self.store
-            .delete_key(id, &event)
-            .map_err(|e| map_store(e, &key.account_id, Some(&key)))
+            id,
+            AuditKind::LabelChanged,
+            &precondition,
+            |current| {
+                let mut next = current.clone();
+                next.label = label.clone();
+                let detail = match (&current.label, &label) {
+                    (_, Some(l)) => format!("label set to {l:?}"),
+                    (Some(_), None) => "label removed".to_string(),
+                    (None, None) => "label removed (there was none)".to_string(),
+                };
+                Ok((next, detail))
+            },
+        )?;
+        Ok(ApiKey::from(&record))
     }
 
     /// Applies `change` to the key's current record and writes it with a
     /// compare-and-swap, retrying from a fresh read if another writer got
     /// there first.
+    /// A key that does not meet `precondition` is refused with
+    /// [`Error::StaleVersion`], and the compare-and-swap makes sure the
+    /// version checked is the version replaced.
     pub(super) fn modify_key(
         &self,
         actor: Actor,
         id: KeyId,
         kind: AuditKind,
+        precondition: &Precondition,
         mut change: impl FnMut(&KeyRecord) -> Result<(KeyRecord, String), Error>,
     ) -> Result<KeyRecord, Error> {
         for _ in 0..MAX_ATTEMPTS {
             let current = self.authorized_key(actor, id)?;
+            precondition.check(id, current.version)?;
             let now = self.now();
             let (mut next, detail) = change(&current)?;
             next.version = current.version + 1;
@@ -334,6 +453,20 @@ impl ApiKeys {
         id: KeyId,
         change: CredentialChange,
     ) -> Result<IssuedKey, Error> {
+        self.change_credentials_if(actor, id, change, Precondition::Any)
+    }
+
+    /// As [`ApiKeys::change_credentials`], if the key meets `precondition`
+    /// (checked before any argon2 runs, and again by the write's
+    /// compare-and-swap), else [`Error::StaleVersion`] and nothing changes.
+    pub fn change_credentials_if(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        change: CredentialChange,
+        precondition: impl Into<Precondition>,
+    ) -> Result<IssuedKey, Error> {
+        let precondition = precondition.into();
         if change.identifier.is_none() && change.secret.is_none() {
             return Err(Error::NothingToChange);
         }
@@ -344,6 +477,7 @@ impl ApiKeys {
         };
         // Who may act is settled before any argon2 runs.
         let current = self.authorized_key(actor, id)?;
+        precondition.check(id, current.version)?;
         let new_identifier = change
             .identifier
             .map(|c| self.resolve_identifier(c))
@@ -365,42 +499,48 @@ impl ApiKeys {
             new_secret = Some(hash);
             shown = secret;
         }
-        let record = self.modify_key(actor, id, AuditKind::CredentialsChanged, |current| {
-            if let Some((secret, against)) = &checked
-                && current.identifier != *against
-            {
-                validate_secret(secret, &current.identifier)?;
-            }
-            let mut next = current.clone();
-            let mut detail = Vec::new();
-            if let Some(identifier) = &new_identifier {
-                next.identifier = identifier.clone();
-                detail.push(format!(
-                    "identifier changed from {} to {}",
-                    current.identifier, identifier
-                ));
-            }
-            next.previous_secret = None;
-            if let Some(hash) = &new_secret {
-                next.secret_hash = hash.clone();
-                detail.push(if shown.is_some() {
-                    "secret regenerated".into()
-                } else {
-                    "secret set".into()
-                });
-                if let Some(until) = grace_until {
-                    next.previous_secret = Some(PreviousSecret {
-                        hash: current.secret_hash.clone(),
-                        expires_at: until,
-                    });
-                    detail.push(format!("previous secret valid until {}", rfc3339(until)));
+        let record = self.modify_key(
+            actor,
+            id,
+            AuditKind::CredentialsChanged,
+            &precondition,
+            |current| {
+                if let Some((secret, against)) = &checked
+                    && current.identifier != *against
+                {
+                    validate_secret(secret, &current.identifier)?;
                 }
-            }
-            if current.previous_secret.is_some() {
-                detail.push("earlier grace period ended".into());
-            }
-            Ok((next, detail.join("; ")))
-        })?;
+                let mut next = current.clone();
+                let mut detail = Vec::new();
+                if let Some(identifier) = &new_identifier {
+                    next.identifier = identifier.clone();
+                    detail.push(format!(
+                        "identifier changed from {} to {}",
+                        current.identifier, identifier
+                    ));
+                }
+                next.previous_secret = None;
+                if let Some(hash) = &new_secret {
+                    next.secret_hash = hash.clone();
+                    detail.push(if shown.is_some() {
+                        "secret regenerated".into()
+                    } else {
+                        "secret set".into()
+                    });
+                    if let Some(until) = grace_until {
+                        next.previous_secret = Some(PreviousSecret {
+                            hash: current.secret_hash.clone(),
+                            expires_at: until,
+                        });
+                        detail.push(format!("previous secret valid until {}", rfc3339(until)));
+                    }
+                }
+                if current.previous_secret.is_some() {
+                    detail.push("earlier grace period ended".into());
+                }
+                Ok((next, detail.join("; ")))
+            },
+        )?;
         Ok(IssuedKey {
             key: ApiKey::from(&record),
             secret: shown,

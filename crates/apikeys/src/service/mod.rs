@@ -7,7 +7,8 @@
 //! events. The operations are grouped by concern:
 //!
 //! - [`accounts`]: opening accounts, who may act on what, the audit trail;
-//! - [`keys`]: creating keys, changing credentials, deleting;
+//! - [`keys`]: creating keys, changing credentials and labels, deleting,
+//!   and the preconditions that refuse lost updates;
 //! - [`whitelist`]: a key's IP whitelist;
 //! - [`authentication`]: the hot path;
 //! - [`tokens`]: REST tokens, issued and checked.
@@ -20,7 +21,7 @@ pub mod whitelist;
 
 pub use accounts::{NewAccount, OpenedAccount};
 pub use authentication::{Check, PendingCheck};
-pub use keys::{CredentialChange, Grace, NewKey};
+pub use keys::{CredentialChange, Grace, NewKey, Precondition};
 
 use crate::Actor;
 use crate::audit::{AuditEvent, AuditKind, MAX_DETAIL_LEN};
@@ -221,6 +222,19 @@ fn bounded_detail(mut detail: String) -> String {
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
+}
+
+/// Versions as text for a message: `3`, or `3, 4`, or `none` for an empty
+/// list.
+pub(crate) fn version_list(versions: &[u64]) -> String {
+    if versions.is_empty() {
+        return "none".into();
+    }
+    versions
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn channel_list(set: ChannelSet) -> String {

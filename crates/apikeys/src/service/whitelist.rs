@@ -2,10 +2,12 @@
 //! the list itself are in [`crate::whitelist`].
 
 use super::ApiKeys;
+use super::keys::Precondition;
 use crate::account::Actor;
 use crate::audit::AuditKind;
 use crate::error::Error;
 use crate::id::KeyId;
+use crate::key::{ApiKey, KeyRecord};
 use crate::whitelist::{Explanation, Whitelist};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -23,8 +25,24 @@ impl ApiKeys {
         id: KeyId,
         entries: Vec<IpNet>,
     ) -> Result<Whitelist, Error> {
+        Ok(self
+            .set_whitelist_if(actor, id, entries, Precondition::Any)?
+            .whitelist)
+    }
+
+    /// As [`ApiKeys::set_whitelist`], if the key meets `precondition`, else
+    /// [`Error::StaleVersion`] and nothing changes. Returns the key, whose
+    /// version the next conditional change names.
+    pub fn set_whitelist_if(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        entries: Vec<IpNet>,
+        precondition: impl Into<Precondition>,
+    ) -> Result<ApiKey, Error> {
         let wl = Whitelist::new(entries, self.policy.max_whitelist_entries)?;
-        self.change_whitelist(actor, id, |_| Ok(wl.clone()))
+        let record = self.change_whitelist(actor, id, &precondition.into(), |_| Ok(wl.clone()))?;
+        Ok(ApiKey::from(&record))
     }
 
     /// Adds entries to the whitelist; returns the normalised list.
@@ -34,10 +52,9 @@ impl ApiKeys {
         id: KeyId,
         entries: Vec<IpNet>,
     ) -> Result<Whitelist, Error> {
-        let limit = self.policy.max_whitelist_entries;
-        self.change_whitelist(actor, id, |wl| {
-            Ok(wl.with_added(entries.iter().copied(), limit)?)
-        })
+        Ok(self
+            .edit_whitelist(actor, id, &entries, &[], Precondition::Any)?
+            .whitelist)
     }
 
     /// Removes entries from the whitelist (absent ones are ignored); returns
@@ -48,26 +65,60 @@ impl ApiKeys {
         id: KeyId,
         entries: Vec<IpNet>,
     ) -> Result<Whitelist, Error> {
-        self.change_whitelist(actor, id, |wl| Ok(wl.without(entries.iter().copied())))
+        Ok(self
+            .edit_whitelist(actor, id, &[], &entries, Precondition::Any)?
+            .whitelist)
+    }
+
+    /// Adds `add` to the whitelist and then removes `remove` from it (an
+    /// absent entry is ignored), in one change, if the key meets
+    /// `precondition`; returns the key with its normalised list. An entry
+    /// both added and removed ends up removed. The result is held to the
+    /// policy's most entries.
+    pub fn edit_whitelist(
+        &self,
+        actor: Actor,
+        id: KeyId,
+        add: &[IpNet],
+        remove: &[IpNet],
+        precondition: impl Into<Precondition>,
+    ) -> Result<ApiKey, Error> {
+        let limit = self.policy.max_whitelist_entries;
+        let record = self.change_whitelist(actor, id, &precondition.into(), |wl| {
+            // Removals first would let an entry both added and removed
+            // survive; the list is checked against the limit once, at the end.
+            let added = wl.with_added(add.iter().copied(), usize::MAX)?;
+            Ok(Whitelist::new(
+                added.without(remove.iter().copied()).entries().to_vec(),
+                limit,
+            )?)
+        })?;
+        Ok(ApiKey::from(&record))
     }
 
     fn change_whitelist(
         &self,
         actor: Actor,
         id: KeyId,
+        precondition: &Precondition,
         mut f: impl FnMut(&Whitelist) -> Result<Whitelist, Error>,
-    ) -> Result<Whitelist, Error> {
-        let record = self.modify_key(actor, id, AuditKind::WhitelistChanged, |current| {
-            let mut next = current.clone();
-            next.whitelist = f(&current.whitelist)?;
-            let detail = format!(
-                "{} entries: {:?}",
-                next.whitelist.entries().len(),
-                next.whitelist
-            );
-            Ok((next, detail))
-        })?;
-        Ok(record.whitelist)
+    ) -> Result<KeyRecord, Error> {
+        self.modify_key(
+            actor,
+            id,
+            AuditKind::WhitelistChanged,
+            precondition,
+            |current| {
+                let mut next = current.clone();
+                next.whitelist = f(&current.whitelist)?;
+                let detail = format!(
+                    "{} entries: {:?}",
+                    next.whitelist.entries().len(),
+                    next.whitelist
+                );
+                Ok((next, detail))
+            },
+        )
     }
 
     /// Whether `ip` would pass the key's whitelist, and which entry lets it.

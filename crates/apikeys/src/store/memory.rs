@@ -12,7 +12,8 @@ use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
 use crate::token::{TokenDigest, TokenRecord};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -24,7 +25,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    accounts: HashMap<AccountId, Account>,
+    /// Ordered by id, for the keyset pages of [`Store::accounts`].
+    accounts: BTreeMap<AccountId, Account>,
     keys: HashMap<KeyId, KeyRecord>,
     /// Lowercased identifier to key.
     by_identifier: HashMap<String, KeyId>,
@@ -197,6 +199,29 @@ impl Store for MemoryStore {
         Ok(self.read().accounts.get(&id).cloned())
     }
 
+    fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError> {
+        let mut subs: Vec<Account> = self
+            .read()
+            .accounts
+            .values()
+            .filter(|a| a.kind.parent() == Some(master))
+            .cloned()
+            .collect();
+        subs.sort_by_key(|a| (a.created_at, a.id));
+        Ok(subs)
+    }
+
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self
+            .read()
+            .accounts
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, a)| a.clone())
+            .collect())
+    }
+
     fn insert_key(
         &self,
         key: &KeyRecord,
@@ -302,9 +327,27 @@ impl Store for MemoryStore {
         }
     }
 
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError> {
+    fn delete_key(
+        &self,
+        id: KeyId,
+        expected_version: Option<u64>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let event = &kept_event(event)?;
         let mut inner = self.write();
+        let stored = inner
+            .keys
+            .get(&id)
+            .ok_or(StoreError::NotFound(Entity::Key(id)))?;
+        if let Some(expected) = expected_version
+            && stored.version != expected
+        {
+            return Err(StoreError::Conflict {
+                key: id,
+                expected,
+                found: stored.version,
+            });
+        }
         let key = inner
             .keys
             .remove(&id)

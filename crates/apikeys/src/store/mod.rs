@@ -9,7 +9,8 @@
 //!
 //! - an identifier names at most one key, ignoring ASCII case;
 //! - an account holds at most `max_for_channel` keys of one channel;
-//! - a change applies only to the version it was computed from;
+//! - a change (or a deletion asked for at a version) applies only to the
+//!   version it was computed from;
 //! - a change and its audit events commit together or not at all.
 //!
 //! The whole contract is written on [`Store`], so that a backend can be
@@ -79,7 +80,7 @@ pub type DynStore = dyn Store;
 /// | [`Store::create_account`] | [`Existing::Account`]; [`StoreError::NotFound`] for the parent; then each initial key in order: `NotFound` for a key of another account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
 /// | [`Store::insert_key`] | `NotFound` for the account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
 /// | [`Store::update_key`] | `NotFound` for the key, [`StoreError::Conflict`], [`Existing::Identifier`] |
-/// | [`Store::delete_key`] | `NotFound` for the key |
+/// | [`Store::delete_key`] | `NotFound` for the key, [`StoreError::Conflict`] |
 /// | [`Store::insert_token`] | `NotFound` for the key, [`StoreError::Conflict`], [`Existing::Token`] |
 ///
 /// **Instants** (an account's creation, a key's creation and last change,
@@ -124,6 +125,8 @@ pub type DynStore = dyn Store;
 /// |---|---|---|
 /// | [`Store::keys_of_account`] | keys held by exactly this account, never its sub-accounts' | ascending by creation instant, ties ascending by id (its bytes, which is also its text's order) |
 /// | [`Store::audit_events`] | events whose account is exactly this one | descending by instant, ties most recently recorded first |
+/// | [`Store::sub_accounts`] | sub-accounts whose master is exactly this account | ascending by creation instant, ties ascending by id |
+/// | [`Store::accounts`] | every account, masters and sub-accounts, whose id is after the cursor | ascending by id (its bytes) |
 ///
 /// When [`Store::insert_token`] makes room, a key's oldest token goes first:
 /// ascending by issue instant, ties ascending by digest.
@@ -150,6 +153,21 @@ pub trait Store: Send + Sync {
 
     /// The account with this id, or `None`.
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// The sub-accounts of `master`, ascending by creation instant, ties
+    /// ascending by id: exactly those whose parent is `master`, never
+    /// another master's. Empty if there are none, if `master` is a
+    /// sub-account, or if it does not exist.
+    fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError>;
+
+    /// At most `limit` accounts (masters and sub-accounts alike) whose id
+    /// is greater than `after` (every account when `None`), ascending by
+    /// id, compared as bytes: a keyset page. Passing the last id of one
+    /// page as `after` gives the next one, and accounts created meanwhile
+    /// neither shift a page nor repeat one: each account shows up once, on
+    /// the page its id falls in. `after` need not be a stored id. A `limit`
+    /// of 0 is an empty page.
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError>;
 
     /// Stores a new key and its audit event, atomically checking, in this
     /// order:
@@ -223,10 +241,20 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Deletes a key, with its tokens, and stores its audit event,
-    /// atomically.
+    /// atomically; with `Some(expected_version)`, only if the stored
+    /// version is still that one (compare-and-swap, as
+    /// [`Store::update_key`]), so that what is deleted is exactly the
+    /// version the caller read and decided on.
     ///
-    /// Errors: [`StoreError::NotFound`] if there is no such key.
-    fn delete_key(&self, id: KeyId, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Errors, in this order: [`StoreError::NotFound`] if there is no such
+    /// key; [`StoreError::Conflict`] if its version is not
+    /// `expected_version`.
+    fn delete_key(
+        &self,
+        id: KeyId,
+        expected_version: Option<u64>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Stores a new REST token and its audit event, atomically:
     ///
@@ -273,6 +301,10 @@ pub enum StoreCall {
     CreateAccount,
     /// [`Store::account`].
     Account,
+    /// [`Store::sub_accounts`].
+    SubAccounts,
+    /// [`Store::accounts`].
+    Accounts,
     /// [`Store::insert_key`].
     InsertKey,
     /// [`Store::key`].
@@ -321,6 +353,23 @@ macro_rules! forward_store {
                 let ($this, $call) = (self, $crate::store::StoreCall::Account);
                 $before?;
                 $inner.account(id)
+            }
+            fn sub_accounts(
+                &self,
+                master: $crate::AccountId,
+            ) -> Result<Vec<$crate::Account>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::SubAccounts);
+                $before?;
+                $inner.sub_accounts(master)
+            }
+            fn accounts(
+                &self,
+                after: Option<$crate::AccountId>,
+                limit: usize,
+            ) -> Result<Vec<$crate::Account>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::Accounts);
+                $before?;
+                $inner.accounts(after, limit)
             }
             fn insert_key(
                 &self,
@@ -379,11 +428,12 @@ macro_rules! forward_store {
             fn delete_key(
                 &self,
                 id: $crate::KeyId,
+                expected_version: Option<u64>,
                 event: &$crate::AuditEvent,
             ) -> Result<(), $crate::StoreError> {
                 let ($this, $call) = (self, $crate::store::StoreCall::DeleteKey);
                 $before?;
-                $inner.delete_key(id, event)
+                $inner.delete_key(id, expected_version, event)
             }
             fn audit_events(
                 &self,

@@ -562,7 +562,10 @@ pub fn delete_frees_identifier_and_channel(store: Arc<DynStore>) {
     let k = add_key(&*store, &mut ids, a.id, Channel::Ftp, "doomed");
     let keep = add_key(&*store, &mut ids, a.id, Channel::Rest, "kept");
     let ev = about(&k, AuditKind::KeyDeleted, "gone");
-    ok(store.delete_key(k.id, &ev), "a stored key can be deleted");
+    ok(
+        store.delete_key(k.id, None, &ev),
+        "a stored key can be deleted",
+    );
     let rule = "a deleted key is gone at once, by id, by identifier and from its account's keys";
     same(ok(store.key(k.id), rule), None, rule);
     same(ok(store.key_by_identifier("doomed"), rule), None, rule);
@@ -576,7 +579,7 @@ pub fn delete_frees_identifier_and_channel(store: Arc<DynStore>) {
     same(trail.first(), Some(&ev), rule);
     same(trail.len(), 4, rule);
     refused(
-        store.delete_key(k.id, &ev),
+        store.delete_key(k.id, None, &ev),
         Want::KeyNotFound(k.id),
         "a delete of an absent key is NotFound naming the key",
     );
@@ -716,7 +719,7 @@ pub fn audit_event_roundtrip_every_field(store: Arc<DynStore>) {
         ..about(&rest, AuditKind::KeyDeleted, "deleted")
     };
     ok(
-        store.delete_key(rest.id, &deleted),
+        store.delete_key(rest.id, None, &deleted),
         "a stored key can be deleted",
     );
 

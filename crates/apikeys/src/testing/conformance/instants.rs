@@ -160,7 +160,7 @@ pub fn instants_keep_every_nanosecond(store: Arc<DynStore>) {
             ..about(&v2, AuditKind::KeyDeleted, "deleted")
         };
         ok(
-            store.delete_key(r.id, &deleted),
+            store.delete_key(r.id, None, &deleted),
             "a stored key can be deleted",
         );
 
@@ -313,7 +313,7 @@ pub fn instants_outside_the_range_are_unstorable(store: Arc<DynStore>) {
                     at: t,
                     ..about(&held, AuditKind::KeyDeleted, "d")
                 };
-                s.delete_key(held.id, &e)
+                s.delete_key(held.id, None, &e)
             }),
         ),
     ];

@@ -102,7 +102,11 @@ pub fn audit_listing_is_exactly_the_account(store: Arc<DynStore>) {
     }
     let gone = &f.keys[4];
     ok(
-        store.delete_key(gone.id, &about(gone, AuditKind::KeyDeleted, "deleted")),
+        store.delete_key(
+            gone.id,
+            None,
+            &about(gone, AuditKind::KeyDeleted, "deleted"),
+        ),
         "a stored key can be deleted",
     );
     for a in &f.accounts {
@@ -269,7 +273,10 @@ pub fn audit_ties_newest_recorded_first(store: Arc<DynStore>) {
         at: tie,
         ..about(&rest, AuditKind::KeyDeleted, "deleted")
     };
-    ok(store.delete_key(rest.id, &e), "a stored key can be deleted");
+    ok(
+        store.delete_key(rest.id, None, &e),
+        "a stored key can be deleted",
+    );
     recorded.push(e);
 
     let mut expected = recorded.clone();
@@ -297,4 +304,197 @@ pub fn audit_ties_newest_recorded_first(store: Arc<DynStore>) {
             &format!("audit_events with limit {limit} is the newest {limit} events of the trail"),
         );
     }
+}
+
+/// An account id made of `seed` with its first byte `first` and its last
+/// `last`: ids that differ in one byte, on both sides of 0x80 (so that a
+/// signed comparison orders them otherwise).
+fn id_at(seed: u8, first: u8, last: u8) -> AccountId {
+    let mut bytes = [seed; 16];
+    bytes[0] = first;
+    bytes[15] = last;
+    AccountId::from_bytes(bytes)
+}
+
+/// `sub_accounts` lists exactly the sub-accounts of this master, ascending
+/// by creation instant, ties ascending by id (as unsigned bytes), whatever
+/// the order of insertion: never another master's (even an older one), and
+/// nothing for a sub-account, a master without any, or an absent id.
+pub fn sub_accounts_listing_is_exactly_the_master(store: Arc<DynStore>) {
+    let seed = 0x43;
+    let m = master(id_at(seed, 0x40, 1));
+    let other = master(id_at(seed, 0x40, 2));
+    let lonely = master(id_at(seed, 0x40, 3));
+    for a in [&m, &other, &lonely] {
+        open(&*store, a);
+    }
+    let sub_at = |last: u8, parent: AccountId, at: time::OffsetDateTime| Account {
+        created_at: at,
+        ..sub(id_at(seed, 0x41, last), parent)
+    };
+    let newest = sub_at(0x01, m.id, START + Duration::seconds(2));
+    let tie_low = sub_at(0x25, m.id, START);
+    let tie_high = sub_at(0xf0, m.id, START);
+    let tie_mid = sub_at(0x30, m.id, START);
+    let oldest = sub_at(0x80, m.id, START - Duration::nanoseconds(1));
+    let others = sub_at(0x02, other.id, START - Duration::days(1));
+    for a in [&tie_high, &others, &newest, &tie_low, &oldest, &tie_mid] {
+        open(&*store, a);
+    }
+    same(
+        ok(store.sub_accounts(m.id), "sub_accounts succeeds"),
+        vec![
+            oldest.clone(),
+            tie_low.clone(),
+            tie_mid.clone(),
+            tie_high.clone(),
+            newest.clone(),
+        ],
+        "sub_accounts lists exactly the master's sub-accounts, by creation instant, ties by id as unsigned bytes",
+    );
+    same(
+        ok(store.sub_accounts(other.id), "sub_accounts succeeds"),
+        vec![others.clone()],
+        "sub_accounts of another master lists its own sub-accounts only",
+    );
+    for (what, id) in [
+        ("a master without sub-accounts", lonely.id),
+        ("a sub-account", tie_low.id),
+        ("an absent account", id_at(seed, 0x40, 9)),
+    ] {
+        same(
+            ok(store.sub_accounts(id), "sub_accounts succeeds"),
+            vec![],
+            &format!("sub_accounts of {what} is empty"),
+        );
+    }
+}
+
+/// `accounts` pages every account (masters and sub-accounts) ascending by
+/// id as unsigned bytes: an empty store has none; a page holds at most
+/// `limit` (0 gives none); a page starts right after its cursor, never at
+/// it, whether or not the cursor is a stored id; walking the pages with
+/// any limit gives every account once; an account inserted before the
+/// cursor does not shift the next page, and one after it shows up in it.
+pub fn accounts_are_paged_by_id(store: Arc<DynStore>) {
+    let seed = 0x44;
+    same(
+        ok(store.accounts(None, 10), "accounts succeeds"),
+        vec![],
+        "an empty store lists no account",
+    );
+    let root = master(id_at(seed, 0x90, 0));
+    open(&*store, &root);
+    // Created newest first as the ids go up: ordering by creation or by
+    // insertion would show.
+    let mut all = vec![root.clone()];
+    for (i, (first, last)) in [
+        (0x00, 0x00),
+        (0xff, 0xff),
+        (0x7f, 0x10),
+        (0x80, 0x01),
+        (0x80, 0x00),
+        (0x01, 0x05),
+        (0xfe, 0x00),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = id_at(seed, first, last);
+        let mut a = if i % 2 == 0 {
+            master(id)
+        } else {
+            sub(id, root.id)
+        };
+        a.created_at = START - Duration::seconds(i as i64);
+        open(&*store, &a);
+        all.push(a);
+    }
+    all.sort_by_key(|a| *a.id.as_bytes());
+    same(
+        ok(store.accounts(None, usize::MAX), "accounts succeeds"),
+        all.clone(),
+        "accounts lists every account, masters and sub-accounts, ascending by id as unsigned bytes",
+    );
+    same(
+        ok(store.accounts(None, 0), "accounts succeeds"),
+        vec![],
+        "a limit of 0 is an empty page",
+    );
+    for limit in 1..=4 {
+        let mut walked = Vec::new();
+        let mut after = None;
+        // Bounded: a store that repeats its cursor would loop for ever.
+        for _ in 0..=all.len() {
+            let page = ok(store.accounts(after, limit), "accounts succeeds");
+            holds(
+                page.len() <= limit,
+                "a page holds at most `limit` accounts",
+                (limit, &page),
+                "at most limit",
+            );
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            let full = page.len() == limit;
+            walked.extend(page);
+            if !full {
+                break;
+            }
+        }
+        same(
+            walked,
+            all.clone(),
+            &format!("walking the pages (limit {limit}) gives every account once, in order"),
+        );
+    }
+    for (i, a) in all.iter().enumerate() {
+        same(
+            ok(store.accounts(Some(a.id), 2), "accounts succeeds"),
+            all[i + 1..].iter().take(2).cloned().collect::<Vec<_>>(),
+            "a page starts right after its cursor, never at it",
+        );
+    }
+    let mut between = *all[2].id.as_bytes();
+    between[15] = between[15].wrapping_add(1);
+    holds(
+        &between < all[3].id.as_bytes(),
+        "(the test's own cursor sits between two ids)",
+        between,
+        "between",
+    );
+    same(
+        ok(
+            store.accounts(Some(AccountId::from_bytes(between)), 1),
+            "accounts succeeds",
+        ),
+        vec![all[3].clone()],
+        "a cursor that is no stored id starts the page at the next id",
+    );
+    same(
+        ok(
+            store.accounts(Some(AccountId::from_bytes([0xff; 16])), 5),
+            "accounts succeeds",
+        ),
+        vec![],
+        "a cursor after every id is an empty page",
+    );
+    // New accounts on both sides of a cursor.
+    let cursor = all[4].id;
+    let before_page = ok(store.accounts(Some(cursor), 2), "accounts succeeds");
+    let early = master(id_at(seed, 0x00, 0x01));
+    open(&*store, &early);
+    same(
+        ok(store.accounts(Some(cursor), 2), "accounts succeeds"),
+        before_page,
+        "an account inserted before the cursor does not shift the next page",
+    );
+    let mut right_after = *cursor.as_bytes();
+    right_after[15] = right_after[15].wrapping_add(1);
+    let late = master(AccountId::from_bytes(right_after));
+    open(&*store, &late);
+    same(
+        ok(store.accounts(Some(cursor), 1), "accounts succeeds"),
+        vec![late],
+        "an account inserted right after the cursor is on the next page",
+    );
 }

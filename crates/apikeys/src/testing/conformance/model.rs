@@ -171,8 +171,11 @@ enum Op {
     Delete {
         key: usize,
         event_at: usize,
+        /// `None`: whatever the version.
+        version: Option<Version>,
     },
     ReadAccount(usize),
+    ReadSubAccounts(usize),
     ReadKey(usize),
     ReadIdentifier(Name),
     ReadKeys(usize),
@@ -206,6 +209,7 @@ fn key_spec() -> impl Strategy<Value = KeySpec> {
 
 fn op() -> impl Strategy<Value = Op> {
     let version = prop_oneof![6 => Just(Version::Current), 1 => Just(Version::Stale), 1 => Just(Version::Future)];
+    let delete_version = version.clone();
     prop_oneof![
         3 => (0..ACCOUNTS, proptest::option::weighted(0.3, 0..ACCOUNTS), proptest::collection::vec(key_spec(), 0..3), at(), at())
             .prop_map(|(account, parent, keys, at, event_at)| Op::Create { account, parent, keys, at, event_at }),
@@ -216,8 +220,10 @@ fn op() -> impl Strategy<Value = Op> {
                 key, name, hash, version, changed_at, grace, whitelist, sneak,
             }),
         1 => (0..KEYS, any::<bool>(), any::<u8>()).prop_map(|(key, from_current, hash)| Op::Upgrade { key, from_current, hash }),
-        2 => (0..KEYS, at()).prop_map(|(key, event_at)| Op::Delete { key, event_at }),
+        2 => (0..KEYS, at(), proptest::option::of(delete_version))
+            .prop_map(|(key, event_at, version)| Op::Delete { key, event_at, version }),
         1 => (0..ACCOUNTS + 1).prop_map(Op::ReadAccount),
+        1 => (0..ACCOUNTS + 1).prop_map(Op::ReadSubAccounts),
         1 => (0..KEYS + 1).prop_map(Op::ReadKey),
         2 => name().prop_map(Op::ReadIdentifier),
         1 => (0..ACCOUNTS + 1).prop_map(Op::ReadKeys),
@@ -352,12 +358,33 @@ impl Model {
         }
     }
 
-    fn delete_key(&mut self, id: KeyId, e: &AuditEvent) -> Result<(), Want> {
-        if self.keys.remove(&id).is_none() {
+    fn delete_key(&mut self, id: KeyId, expected: Option<u64>, e: &AuditEvent) -> Result<(), Want> {
+        let Some(stored) = self.keys.get(&id) else {
             return Err(Want::KeyNotFound(id));
+        };
+        if let Some(expected) = expected
+            && stored.version != expected
+        {
+            return Err(Want::Conflict {
+                key: id,
+                expected,
+                found: stored.version,
+            });
         }
+        self.keys.remove(&id);
         self.events.push(e.clone());
         Ok(())
+    }
+
+    fn sub_accounts_of(&self, master: AccountId) -> Vec<Account> {
+        let mut subs: Vec<Account> = self
+            .accounts
+            .values()
+            .filter(|a| a.kind.parent() == Some(master))
+            .cloned()
+            .collect();
+        subs.sort_by_key(|a| (a.created_at, *a.id.as_bytes()));
+        subs
     }
 
     fn by_identifier(&self, identifier: &str) -> Option<KeyRecord> {
@@ -650,7 +677,11 @@ fn run_sequence(store: &DynStore, ops: &[Op]) -> Result<(), String> {
                     )),
                 }
             }
-            Op::Delete { key, event_at } => {
+            Op::Delete {
+                key,
+                event_at,
+                version,
+            } => {
                 let id = u.key(*key);
                 let owner = model.keys.get(&id).map_or(u.account(0), |k| k.account_id);
                 let e = AuditEvent {
@@ -664,9 +695,15 @@ fn run_sequence(store: &DynStore, ops: &[Op]) -> Result<(), String> {
                     )
                 };
                 let unstorable = !in_range(e.at);
-                let got = store.delete_key(id, &e);
+                let stored = model.keys.get(&id).map_or(1, |k| k.version);
+                let expected = version.map(|v| match v {
+                    Version::Current => stored,
+                    Version::Stale => stored.saturating_sub(1),
+                    Version::Future => stored + 1,
+                });
+                let got = store.delete_key(id, expected, &e);
                 let mut trial = model.clone();
-                let want = trial.delete_key(id, &e);
+                let want = trial.delete_key(id, expected, &e);
                 judge_write(&got, want, unstorable).map(|applied| {
                     if applied {
                         model = trial;
@@ -676,6 +713,10 @@ fn run_sequence(store: &DynStore, ops: &[Op]) -> Result<(), String> {
             Op::ReadAccount(a) => compare(
                 store.account(u.account(*a)),
                 model.accounts.get(&u.account(*a)).cloned(),
+            ),
+            Op::ReadSubAccounts(a) => compare(
+                store.sub_accounts(u.account(*a)),
+                model.sub_accounts_of(u.account(*a)),
             ),
             Op::ReadKey(k) => compare(store.key(u.key(*k)), model.keys.get(&u.key(*k)).cloned()),
             Op::ReadIdentifier(n) => {
@@ -988,7 +1029,7 @@ fn run_thread(store: &DynStore, u: &Universe, thread: usize, ops: &[ThreadOp]) -
                     account_id: owner,
                     ..e
                 };
-                let result = store.delete_key(id, &e);
+                let result = store.delete_key(id, None, &e);
                 done.push(Done {
                     events: vec![e],
                     deleted: Some(id),

@@ -539,7 +539,13 @@ pub fn race_delete_same_key(store: Arc<DynStore>) {
                 &format!("doomed-{round}"),
             )
         },
-        |k, t| store.delete_key(k.id, &about(k, AuditKind::KeyDeleted, &format!("by {t}"))),
+        |k, t| {
+            store.delete_key(
+                k.id,
+                None,
+                &about(k, AuditKind::KeyDeleted, &format!("by {t}")),
+            )
+        },
     );
     let rule = "concurrent deletes of one key: exactly one succeeds";
     for (round, (k, answers)) in raced.iter().enumerate() {
@@ -562,5 +568,81 @@ pub fn race_delete_same_key(store: Arc<DynStore>) {
         deletions,
         raced.len(),
         "exactly one deletion event per deleted key",
+    );
+}
+
+/// Each round, a fresh key at version 1: half the threads update it from
+/// version 1, the other half delete it at version 1, all at once. Exactly
+/// one call wins: a deletion at a version never removes a key that moved
+/// on, and an update never lands on a deleted key. The losers get
+/// `Conflict` (a deletion after the update) or `NotFound` (anything after
+/// the deletion).
+pub fn race_delete_at_version_with_update(store: Arc<DynStore>) {
+    let mut ids = Ids::new(90);
+    let a = add_master(&*store, &mut ids);
+    let raced = rounds(
+        |round| {
+            add_key(
+                &*store,
+                &mut ids,
+                a.id,
+                Channel::Rest,
+                &format!("edited-or-deleted-{round}"),
+            )
+        },
+        |k, t| {
+            if t % 2 == 0 {
+                let e = about(k, AuditKind::KeyDeleted, &format!("by {t}"));
+                store.delete_key(k.id, Some(1), &e)
+            } else {
+                let v2 = next(k, &format!("thread {t}"));
+                let e = about(&v2, AuditKind::CredentialsChanged, &format!("by {t}"));
+                store.update_key(&v2, 1, &e)
+            }
+        },
+    );
+    let rule = "a deletion at a version and updates from it, at once: exactly one succeeds";
+    for (round, (k, answers)) in raced.iter().enumerate() {
+        exactly(answers, 1, round, rule);
+        let winner = answers.iter().position(Result::is_ok).unwrap_or(0);
+        let stored = ok(store.key(k.id), "key succeeds");
+        if winner % 2 == 0 {
+            same(stored, None, "the deletion won: the key is gone");
+        } else {
+            holds(
+                stored.as_ref().is_some_and(|s| s.version == 2),
+                "an update won: the key is kept, at the winner's version",
+                &stored,
+                "Some(key at version 2)",
+            );
+        }
+        for (t, answer) in answers.iter().enumerate() {
+            let fine = match answer {
+                Ok(()) => true,
+                Err(StoreError::NotFound(_)) => true,
+                Err(StoreError::Conflict {
+                    key,
+                    expected: 1,
+                    found: 2,
+                }) => *key == k.id,
+                Err(_) => false,
+            };
+            holds(
+                fine,
+                "the losers get NotFound or Conflict naming the versions",
+                (t, show(answer)),
+                "Ok, NotFound or Conflict { expected: 1, found: 2 }",
+            );
+        }
+    }
+    let kept = ok(
+        store.audit_events(a.id, usize::MAX),
+        "audit_events succeeds",
+    )
+    .len();
+    same(
+        kept,
+        1 + 2 * raced.len(),
+        "one event per key created and one per winner: none for a loser",
     );
 }

@@ -313,13 +313,46 @@ pub fn refused_updates_leave_no_trace(store: Arc<DynStore>) {
 }
 
 /// Every refusal of `delete_key` (a key that never existed, one already
-/// deleted) records no event and changes nothing.
+/// deleted, with or without a version; a stored key at another version
+/// than asked) records no event and changes nothing, and `NotFound` wins
+/// over `Conflict`.
 pub fn refused_deletes_leave_no_trace(store: Arc<DynStore>) {
     let mut ids = Ids::new(24);
     let sc = Scene::new(&*store, &mut ids);
+    let kept = next(&sc.rest[0], "kept at version 2");
+    update(&*store, &kept, "to version 2");
+    for (case, expected) in [
+        ("an older version", kept.version - 1),
+        ("a newer version", kept.version + 1),
+        ("a version no key can be at", u64::MAX),
+    ] {
+        let before = Snapshot::take(&*store, &sc.watch);
+        refused(
+            store.delete_key(
+                kept.id,
+                Some(expected),
+                &about(&kept, AuditKind::KeyDeleted, case),
+            ),
+            Want::Conflict {
+                key: kept.id,
+                expected,
+                found: kept.version,
+            },
+            &format!("delete_key at {case} is a Conflict naming both versions"),
+        );
+        before.unchanged(
+            &*store,
+            &sc.watch,
+            &format!("{NO_TRACE} (delete_key at {case})"),
+        );
+    }
     let doomed = sc.rest[1].clone();
     ok(
-        store.delete_key(doomed.id, &about(&doomed, AuditKind::KeyDeleted, "first")),
+        store.delete_key(
+            doomed.id,
+            None,
+            &about(&doomed, AuditKind::KeyDeleted, "first"),
+        ),
         "a stored key can be deleted",
     );
     for (case, id) in [
@@ -327,14 +360,19 @@ pub fn refused_deletes_leave_no_trace(store: Arc<DynStore>) {
         ("key already deleted", doomed.id),
     ] {
         let before = Snapshot::take(&*store, &sc.watch);
-        refused(
-            store.delete_key(
-                id,
-                &event(sc.a.id, Some(&doomed), AuditKind::KeyDeleted, case),
-            ),
-            Want::KeyNotFound(id),
-            &format!("delete_key of a {case} is NotFound naming the key"),
-        );
+        for version in [None, Some(1), Some(2)] {
+            refused(
+                store.delete_key(
+                    id,
+                    version,
+                    &event(sc.a.id, Some(&doomed), AuditKind::KeyDeleted, case),
+                ),
+                Want::KeyNotFound(id),
+                &format!(
+                    "delete_key of a {case} (version {version:?}) is NotFound naming the key, before any Conflict"
+                ),
+            );
+        }
         before.unchanged(
             &*store,
             &sc.watch,

@@ -144,7 +144,7 @@ pub fn tokens_live_and_die_with_their_credentials(store: Arc<DynStore>) {
         "a token for the renamed key",
     );
     ok(
-        store.delete_key(k.id, &about(&k, AuditKind::KeyDeleted, "deleted")),
+        store.delete_key(k.id, None, &about(&k, AuditKind::KeyDeleted, "deleted")),
         "a key is deleted",
     );
     same(

@@ -193,7 +193,7 @@ pub fn longest_values_round_trip(store: Arc<DynStore>) {
     );
     let e = long_event(about(&inserted, AuditKind::KeyDeleted, ""));
     ok(
-        store.delete_key(inserted.id, &e),
+        store.delete_key(inserted.id, None, &e),
         "a stored key can be deleted",
     );
     let mut held = vec![

@@ -197,6 +197,7 @@ pub fn writes_are_visible_to_other_threads_at_once(store: Arc<DynStore>) {
         ok(
             store.delete_key(
                 k.id,
+                None,
                 &event(a.id, Some(&k), AuditKind::KeyDeleted, "deleted"),
             ),
             "a stored key can be deleted",
