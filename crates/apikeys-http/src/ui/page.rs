@@ -68,7 +68,12 @@ pub(super) async fn page(
                 Some(id) if id != me.id => k.account(actor, id)?,
                 _ => me.clone(),
             };
-            let keys = k.keys(actor, target.id)?;
+            let mut keys = k.keys(actor, target.id)?;
+            // In the channels' order, then oldest first.
+            keys.sort_by_key(|key| {
+                let channel = Channel::ALL.iter().position(|c| *c == key.channel);
+                (channel, key.created_at)
+            });
             let audit = k.audit(actor, target.id, AUDIT_EVENTS)?;
             let sub_accounts = Vec::new();
             Ok(PageData {

@@ -189,8 +189,9 @@
   }
 
   // The secret, shown once.
+  const CHANNELS = { ftp: "FTP", rest: "REST", http: "HTTP", web_service: "Web Service", email: "Email" };
   function showSecret(key, from) {
-    document.getElementById("secret-channel").textContent = key.channel;
+    document.getElementById("secret-channel").textContent = CHANNELS[key.channel] || key.channel;
     document.getElementById("secret-identifier").textContent = key.identifier;
     document.getElementById("secret-value").textContent = key.secret;
     document.getElementById("secret-saved").checked = false;
@@ -294,7 +295,7 @@
     };
   }
   function describe(key) {
-    return key.channel + " key " + key.identifier;
+    return (CHANNELS[key.channel] || key.channel) + " key " + key.identifier;
   }
   document.querySelectorAll("[data-action]").forEach(function (item) {
     item.addEventListener("click", function () {
