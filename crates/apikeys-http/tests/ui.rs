@@ -140,6 +140,30 @@ fn cookies_are_secure_when_configured_or_behind_https() {
         for cookie in set_cookies(&opened) {
             assert!(cookie.ends_with("; Secure"), "{cookie}");
         }
+        // Secure, the session cookie has the `__Host-` prefix, and only
+        // that name opens the session.
+        let session = set_cookies(&opened)[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(session.starts_with("__Host-apikeys_session="), "{session}");
+        let page = server.get("/ui/").header("Cookie", &session).send();
+        assert_eq!(page.status, 200);
+        let unprefixed = session.strip_prefix("__Host-").unwrap();
+        assert_eq!(
+            server
+                .get("/ui/")
+                .header("Cookie", unprefixed)
+                .send()
+                .status,
+            401
+        );
+        server
+            .get(&format!("/v1/accounts/{account}/keys"))
+            .header("Cookie", unprefixed)
+            .send()
+            .expect_error(401, "unauthorized");
     }
 }
 
@@ -519,6 +543,12 @@ fn the_page_lists_keys_or_explains_that_none_is_active() {
         .send()
         .text();
     assert!(!html.contains("No channel is active yet"));
+    // The audit trail, newest first.
+    let audit = &html[html.find("id=\"audit\"").unwrap()..];
+    let created = audit.find("key created").unwrap();
+    let opened = audit.find("account opened").unwrap();
+    assert!(created < opened, "newest first");
+    assert_eq!(audit.matches("key created").count(), 2);
     assert_eq!(html.matches("<tr data-key=").count(), 2);
     // FTP is taken; REST is offered again, as another REST key.
     assert!(!html.contains("value=\"ftp\""));

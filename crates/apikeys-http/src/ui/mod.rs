@@ -26,7 +26,8 @@
 //!   the cookie's `SameSite=Strict`. Every answer to a session request is
 //!   `Cache-Control: no-store`.
 //! - The cookie is `HttpOnly; SameSite=Strict; Path=/`, and `Secure` when
-//!   [`UiConfig::secure_cookies`] says so or the public origin is https. A
+//!   [`UiConfig::secure_cookies`] says so or the public origin is https
+//!   (then named `__Host-apikeys_session`, which no subdomain can plant). A
 //!   browser does not send a Strict cookie on the redirect that ends a
 //!   cross-site click (the customer comes from the platform's site), so the
 //!   link also sets a short-lived `Lax` marker without any power; a page
@@ -56,8 +57,12 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "apikeys_session";
+/// The session cookie's name when it is `Secure`: the `__Host-` prefix makes
+/// browsers refuse such a cookie unless it is `Secure`, `Path=/` and has no
+/// `Domain`, so a sibling subdomain cannot plant one (session fixation).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-apikeys_session";
 /// The powerless marker a link sets beside the session (see the module's
 /// decisions).
 const PENDING_COOKIE: &str = "apikeys_session_pending";
@@ -162,6 +167,16 @@ impl UiConfig {
                 .public_origin
                 .as_deref()
                 .is_some_and(|o| o.starts_with("https://"))
+    }
+
+    /// The session cookie's name: [`SECURE_SESSION_COOKIE`] when cookies
+    /// are secure, else [`SESSION_COOKIE`].
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.cookies_are_secure() {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
     }
 
     /// The `Content-Security-Policy` of every page.
@@ -381,7 +396,8 @@ pub(crate) fn session_actor(
     parts: &mut Parts,
     state: &AppState,
 ) -> Result<Option<Actor>, ApiError> {
-    let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
+    let name = state.portal().config().session_cookie_name();
+    let Some(value) = cookie(&parts.headers, name) else {
         return Ok(None);
     };
     let session = state
@@ -430,7 +446,8 @@ fn is_safe(method: &Method) -> bool {
 /// Every answer to a request with a session cookie is `no-store`: it shows
 /// an account's keys, and may show a secret.
 pub(crate) async fn no_store_for_sessions(req: Request, next: Next) -> Response {
-    let with_session = cookie(req.headers(), SESSION_COOKIE).is_some();
+    let with_session = cookie(req.headers(), SESSION_COOKIE).is_some()
+        || cookie(req.headers(), SECURE_SESSION_COOKIE).is_some();
     let mut response = next.run(req).await;
     if with_session {
         response
@@ -544,7 +561,7 @@ async fn open_link(State(state): State<AppState>, Path(token): Path<String>) -> 
         header::SET_COOKIE,
         cookie_header(
             &state,
-            SESSION_COOKIE,
+            state.portal().config().session_cookie_name(),
             cookie.expose_secret(),
             "; SameSite=Strict",
         ),
@@ -565,7 +582,7 @@ struct SignOutForm {
 /// `POST {path}/session/end`: ends the session (with its CSRF token) and
 /// goes to the return URL or the signed-out page.
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(value) = cookie(&headers, SESSION_COOKIE) else {
+    let Some(value) = cookie(&headers, state.portal().config().session_cookie_name()) else {
         return redirect("../signed-out");
     };
     let Some(session) = state.portal().session(value, state.sync().now()) else {
@@ -590,7 +607,12 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 fn clear_session(state: &AppState, mut response: Response) -> Response {
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie_header(state, SESSION_COOKIE, "", "; SameSite=Strict; Max-Age=0"),
+        cookie_header(
+            state,
+            state.portal().config().session_cookie_name(),
+            "",
+            "; SameSite=Strict; Max-Age=0",
+        ),
     );
     response
 }

@@ -3,7 +3,7 @@
 //! and the dialogs the script drives. No inline script or style: the page's
 //! only script and stylesheet are its own static files.
 
-use super::{PENDING_COOKIE, SESSION_COOKIE, cookie, cookie_header};
+use super::{PENDING_COOKIE, cookie, cookie_header};
 use crate::state::AppState;
 use apikeys::{Account, AccountId, AccountKind, Actor, ApiKey, AuditEvent, Channel, Cost};
 use axum::extract::{RawQuery, State};
@@ -35,7 +35,8 @@ pub(super) async fn page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let now = state.sync().now();
-    let session = cookie(&headers, SESSION_COOKIE).and_then(|c| state.portal().session(c, now));
+    let name = state.portal().config().session_cookie_name();
+    let session = cookie(&headers, name).and_then(|c| state.portal().session(c, now));
     let Some(session) = session else {
         if cookie(&headers, PENDING_COOKIE).is_some() {
             return continue_page(&state);
