@@ -553,3 +553,77 @@ fn a_label_with_markup_is_shown_inert() {
         0
     );
 }
+
+#[test]
+fn the_page_works_from_the_keyboard() {
+    let Some(env) = env("the_page_works_from_the_keyboard") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(Some("2021-05-01T00:00:00Z"));
+    env.sign_in(&account);
+    let active = || {
+        b.execute(
+            "const e = document.activeElement; return e.id || e.dataset.menu || e.textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    };
+    let tab_to = |target: &str| {
+        for _ in 0..12 {
+            b.keys("\u{E004}");
+            if active() == target {
+                return;
+            }
+        }
+        panic!("Tab never reached {target}; stopped at {}", active());
+    };
+    // Tab reaches the create button; Enter opens the dialog with focus
+    // inside; Escape closes it and gives focus back to the button.
+    tab_to("create-open");
+    b.keys("\u{E007}");
+    b.wait("the dialog", || {
+        b.exists("#create-dialog[open]").then_some(())
+    });
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('create-dialog').contains(document.activeElement)",
+            json!([])
+        ),
+        true
+    );
+    b.keys("\u{E00C}");
+    b.wait("focus back on the create button", || {
+        (active() == "create-open").then_some(())
+    });
+    // On to the first key's Actions menu: arrows move between its items,
+    // Escape closes it.
+    let first_menu = b
+        .execute(
+            "return document.querySelector('#keys [data-menu]').dataset.menu",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tab_to(&first_menu);
+    b.keys("\u{E007}");
+    b.wait("the menu's first item", || {
+        (active() == "Change credentials").then_some(())
+    });
+    b.keys("\u{E015}");
+    assert_eq!(active(), "Edit label");
+    b.keys("\u{E00C}");
+    assert_eq!(active(), first_menu);
+    // Every control of the page and its dialogs has a name.
+    let unnamed = b.execute(
+        "return Array.from(document.querySelectorAll('button, input:not([type=hidden]), select, textarea'))\
+           .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')\
+                        && !e.textContent.trim())\
+           .map(e => e.outerHTML);",
+        json!([]),
+    );
+    assert_eq!(unnamed, json!([]), "controls without a label");
+}
