@@ -362,6 +362,20 @@ fn a_credential_change_ends_the_old_secret() {
         401
     );
     assert_eq!(env.authenticate("http", "shop-gateway-2", &secret), 200);
+    // Leaving while the secret is shown, then Back: it is gone.
+    env.action(1, "credentials");
+    b.click("#credentials-form input[name=cred-secret][value=generate]");
+    b.click("#credentials-submit");
+    let shown = b.wait("the new secret", || {
+        let t = b.text("#secret-value");
+        (!t.is_empty()).then_some(t)
+    });
+    b.goto(&format!("http://{}/ui/signed-out", env.server.addr));
+    b.back();
+    b.wait_text("#keys", "shop-gateway-2");
+    assert!(!b.source().contains(&shown));
+    assert!(!b.exists("#secret-dialog[open]"));
+    assert_eq!(env.authenticate("http", "shop-gateway-2", &shown), 200);
 }
 
 #[test]

@@ -228,6 +228,17 @@
         "Tick \u201cI have saved the secret\u201d first: it will not be shown again.";
     }
   });
+  // Leaving the page (Back, a link) forgets the secret, so that a page
+  // restored from the browser's back-forward cache cannot show it; such a
+  // restored page is loaded afresh.
+  window.addEventListener("pagehide", function () {
+    document.getElementById("secret-value").textContent = "";
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) {
+      reload();
+    }
+  });
   secretDialog.addEventListener("close", function () {
     document.getElementById("secret-value").textContent = "";
     reload();
