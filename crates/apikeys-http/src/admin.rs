@@ -159,6 +159,13 @@ impl FromRequestParts<AppState> for Admin {
         if let Some(retry_after) = state.admin_throttle().retry_after(client, now) {
             return Err(ApiError::too_many(retry_after));
         }
+        // A portal session (feature `ui`): its cookie, and no Authorization.
+        #[cfg(feature = "ui")]
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && let Some(actor) = crate::ui::session_actor(parts, state)?
+        {
+            return Ok(Admin(actor));
+        }
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)

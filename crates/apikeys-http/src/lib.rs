@@ -21,6 +21,8 @@ pub mod server;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "ui")]
+pub mod ui;
 
 pub use admin::{AdminToken, AdminTokenError};
 pub use client_addr::{ForwardedHeader, TrustedProxies};
@@ -58,6 +60,9 @@ pub struct Config {
     pub body_timeout: Duration,
     /// The lanes calls run in (see [`facade`]).
     pub lanes: Lanes,
+    /// The "API Keys" page and its portal sessions (feature `ui`).
+    #[cfg(feature = "ui")]
+    pub ui: ui::UiConfig,
 }
 
 impl Default for Config {
@@ -67,6 +72,8 @@ impl Default for Config {
             body_limit: 64 * 1024,
             body_timeout: Duration::from_secs(10),
             lanes: Lanes::default(),
+            #[cfg(feature = "ui")]
+            ui: ui::UiConfig::default(),
         }
     }
 }
@@ -99,6 +106,14 @@ impl Config {
         self.lanes = lanes;
         self
     }
+
+    /// This configuration with another page and session set-up.
+    #[cfg(feature = "ui")]
+    #[must_use]
+    pub fn ui(mut self, ui: ui::UiConfig) -> Self {
+        self.ui = ui;
+        self
+    }
 }
 
 #[derive(OpenApi)]
@@ -115,6 +130,7 @@ credentials, IP whitelists, audit, and authentication. The management API needs 
         (name = "keys", description = "API keys and their credentials"),
         (name = "whitelist", description = "Per-key IP whitelists"),
         (name = "authentication", description = "Checking credentials (no admin token)"),
+        (name = "portal", description = "One-time links to the API Keys page (feature `ui`)"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -143,7 +159,10 @@ impl Modify for SecuritySchemes {
 /// Every route, each with its OpenAPI operation: the document is built from
 /// the same list as the router, so the two cannot drift.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let routes = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    #[cfg(feature = "ui")]
+    let routes = routes.routes(routes!(ui::open_portal_session));
+    routes
         .routes(routes!(accounts::open_account))
         .routes(routes!(accounts::get_account))
         .routes(routes!(accounts::list_keys, accounts::create_key))
@@ -175,6 +194,10 @@ pub fn router(keys: Arc<ApiKeys>, admin: AdminToken, config: Config) -> Router {
     let body_limit = config.body_limit;
     let keys = AsyncApiKeys::new(keys, config.lanes.clone());
     let state = AppState::new(keys, admin, config, openapi_json);
+    #[cfg(feature = "ui")]
+    let routes = routes
+        .merge(ui::routes(&state))
+        .layer(axum::middleware::from_fn(ui::no_store_for_sessions));
     routes
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)

@@ -126,14 +126,26 @@ fn display_name(name: &header::HeaderName) -> &'static str {
     }
 }
 
+/// A path as the log may show it: a portal link's one-time token (the
+/// segment after `/session/`, but for the sign-out's `end`) is replaced.
+fn loggable_path(path: &str) -> String {
+    match path.split_once("/session/") {
+        Some((head, tail)) if tail != "end" && !tail.is_empty() => {
+            format!("{head}/session/[token]")
+        }
+        _ => path.to_owned(),
+    }
+}
+
 /// Logs each request's method, path, status and duration at debug level.
-/// Never the query string: the HTTP channel carries a password in it.
+/// Never the query string: the HTTP channel carries a password in it; nor a
+/// portal link's token.
 pub(crate) async fn log_request(req: Request, next: Next) -> Response {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return next.run(req).await;
     }
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = loggable_path(req.uri().path());
     let start = Instant::now();
     let response = next.run(req).await;
     tracing::debug!(
@@ -144,4 +156,19 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn link_tokens_never_reach_the_log() {
+        use super::loggable_path;
+        assert_eq!(
+            loggable_path("/ui/session/ak_secret"),
+            "/ui/session/[token]"
+        );
+        assert_eq!(loggable_path("/p/ui/session/x/y"), "/p/ui/session/[token]");
+        assert_eq!(loggable_path("/ui/session/end"), "/ui/session/end");
+        assert_eq!(loggable_path("/v1/keys/key_1"), "/v1/keys/key_1");
+    }
 }

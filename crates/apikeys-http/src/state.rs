@@ -29,6 +29,9 @@ struct Inner {
     pub(crate) refusal_log: LogLimit,
     /// Wrong admin tokens, likewise.
     pub(crate) admin_log: LogLimit,
+    /// Portal links and sessions.
+    #[cfg(feature = "ui")]
+    portal: crate::ui::session::Portal,
 }
 
 impl AppState {
@@ -40,6 +43,8 @@ impl AppState {
     ) -> Self {
         let throttle = keys.sync().policy().throttle.clone();
         AppState(Arc::new(Inner {
+            #[cfg(feature = "ui")]
+            portal: crate::ui::session::Portal::new(config.ui.clone()),
             admin_throttle: AddressThrottle::new(admin_throttle_policy(throttle)),
             keys,
             admin,
@@ -56,6 +61,11 @@ impl AppState {
 
     pub(crate) fn admin_throttle(&self) -> &AddressThrottle {
         &self.0.admin_throttle
+    }
+
+    #[cfg(feature = "ui")]
+    pub(crate) fn portal(&self) -> &crate::ui::session::Portal {
+        &self.0.portal
     }
 
     pub(crate) fn config(&self) -> &Config {

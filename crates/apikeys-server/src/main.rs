@@ -6,6 +6,7 @@ use admin_token::{
     PostgresAdminTokenStore, ResolvedToken, SqliteAdminTokenStore, resolve_admin_token,
 };
 use apikeys::{ApiKeys, DynStore, Policy};
+use apikeys_http::ui::UiConfig;
 use apikeys_http::{
     Config, ForwardedHeader, Lanes, ServeOptions, StoreCalls, TrustedProxies, router, serve,
 };
@@ -99,6 +100,53 @@ struct Args {
         value_parser = parse_forwarded_header
     )]
     forwarded_header: ForwardedHeader,
+    /// The origin the page's one-time links are given under, as customers
+    /// reach this server (e.g. https://keys.example.com). Unset: the Host of
+    /// the request that asks for the link. An https origin also marks the
+    /// session cookie Secure.
+    #[arg(long, env = "APIKEYS_PUBLIC_ORIGIN", value_name = "URL", value_parser = parse_origin)]
+    public_origin: Option<String>,
+    /// The page's CSP frame-ancestors: which sites may frame it ('none':
+    /// none; 'self'; or origins such as https://platform.example).
+    #[arg(
+        long,
+        env = "APIKEYS_FRAME_ANCESTORS",
+        value_name = "SOURCES",
+        default_value = "'none'",
+        value_parser = parse_frame_ancestors
+    )]
+    frame_ancestors: String,
+    /// Mark the page's session cookie Secure: the server is reached over
+    /// TLS (through a proxy that terminates it).
+    #[arg(long, env = "APIKEYS_SECURE_COOKIES")]
+    secure_cookies: bool,
+}
+
+/// An http(s) origin: scheme and host, no path.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim().trim_end_matches('/');
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{text}` is not an http:// or https:// origin"))?;
+    if rest.is_empty()
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]/_".contains(c))
+    {
+        return Err(format!(
+            "`{text}` is not an origin: give the scheme and host, e.g. https://keys.example.com"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_frame_ancestors(text: &str) -> Result<String, String> {
+    apikeys_http::ui::valid_frame_ancestors(text)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!("`{text}` is not a frame-ancestors value: sources separated by spaces, no `;` or `,`")
+        })
 }
 
 /// An address or a network, as a trusted proxy.
@@ -328,9 +376,16 @@ async fn run(
         networks: args.trusted_proxies.clone(),
         header: args.forwarded_header,
     };
+    let mut ui = UiConfig::default()
+        .frame_ancestors(args.frame_ancestors.clone())
+        .secure_cookies(args.secure_cookies);
+    if let Some(origin) = &args.public_origin {
+        ui = ui.public_origin(origin.clone());
+    }
     let config = Config::default()
         .trusted_proxies(proxies)
-        .lanes(Lanes::default().store_calls(store_calls));
+        .lanes(Lanes::default().store_calls(store_calls))
+        .ui(ui);
     spawn_token_purge(keys.clone());
     let app = router(keys, admin.token, config);
 

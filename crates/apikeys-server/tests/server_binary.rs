@@ -383,3 +383,80 @@ fn files_at_rest_are_private_and_exposure_is_warned_about() {
         again.log()
     );
 }
+
+/// The page's flags: links under the public origin, a `Secure` cookie
+/// behind https, the framing sources in the page's CSP; a value that would
+/// add a CSP directive stops the start.
+#[test]
+fn binary_serves_the_page_with_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite3");
+    let token = "binary-admin-token-0123456789-abcdefghij";
+    let mut server = start_with(
+        &[
+            "--db".into(),
+            db.clone().into_os_string(),
+            OsString::from("--public-origin"),
+            OsString::from("https://keys.example.com/"),
+            OsString::from("--frame-ancestors"),
+            OsString::from("'self' https://platform.example"),
+        ],
+        &[("APIKEYS_ADMIN_TOKEN", token)],
+    );
+    let admin = format!("Bearer {token}");
+    let opened = Req::new(server.addr, "POST", "/v1/accounts")
+        .header("Authorization", &admin)
+        .json(&json!({"kind": "master"}))
+        .send()
+        .expect(201);
+    let account = opened["account"]["id"].as_str().unwrap().to_owned();
+    let link = Req::new(
+        server.addr,
+        "POST",
+        &format!("/v1/accounts/{account}/portal-sessions"),
+    )
+    .header("Authorization", &admin)
+    .send()
+    .expect(201);
+    let url = link["url"].as_str().unwrap();
+    let path = url
+        .strip_prefix("https://keys.example.com")
+        .unwrap_or_else(|| panic!("{url}"));
+    // The link's answer itself, not where it leads.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let opened = agent
+        .get(format!("http://{}{path}", server.addr))
+        .call()
+        .unwrap();
+    assert_eq!(opened.status().as_u16(), 303);
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let page = Req::new(server.addr, "GET", "/ui/")
+        .header("Cookie", cookie.split(';').next().unwrap())
+        .send();
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .ends_with("frame-ancestors 'self' https://platform.example")
+    );
+    server.stop();
+    assert!(
+        !server.log().contains(path.rsplit('/').next().unwrap()),
+        "the link's token is not logged"
+    );
+
+    let output = command()
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .args(["--frame-ancestors", "'none'; script-src *"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("frame-ancestors"), "{stderr}");
+}

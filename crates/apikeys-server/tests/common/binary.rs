@@ -19,6 +19,9 @@ const SERVER_VARIABLES: &[&str] = &[
     "APIKEYS_POSTGRES_URL",
     "APIKEYS_POSTGRES_POOL",
     "APIKEYS_POSTGRES_SCHEMA",
+    "APIKEYS_PUBLIC_ORIGIN",
+    "APIKEYS_FRAME_ANCESTORS",
+    "APIKEYS_SECURE_COOKIES",
 ];
 
 /// The binary, with the server's variables cleared.

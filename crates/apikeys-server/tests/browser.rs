@@ -1,0 +1,643 @@
+//! The API Keys page in a real browser: Debian's Chromium, headless, driven
+//! through chromedriver, against the router served on 127.0.0.1 over a
+//! SQLite store. Without Chromium or its driver each test says SKIPPED;
+//! `APIKEYS_REQUIRE_BROWSER=1` makes that a failure.
+//!
+//! `APIKEYS_UPDATE_SCREENSHOTS=1` writes the screenshots into `docs/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "common/webdriver.rs"]
+mod webdriver;
+
+use apikeys::Policy;
+use apikeys::testing::Fixture;
+use apikeys_http::Config;
+use common::{Server, s};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use webdriver::Browser;
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+/// A server on SQLite and a browser.
+struct Env {
+    server: Server,
+    browser: Browser,
+    _dir: tempfile::TempDir,
+}
+
+fn env(test: &str) -> Option<Env> {
+    let browser = Browser::start(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let store = apikeys_sqlite::SqliteStore::open(dir.path().join("keys.sqlite3")).unwrap();
+    let fixture = Fixture::with_policy(Arc::new(store), 11, Policy::fast_for_tests());
+    let server = Server::start_fixture(fixture, Config::default());
+    Some(Env {
+        server,
+        browser,
+        _dir: dir,
+    })
+}
+
+impl Env {
+    fn open_account(&self, body: Value) -> Value {
+        self.server
+            .post("/v1/accounts", body)
+            .admin()
+            .send()
+            .expect(201)
+    }
+
+    fn master(&self, created_at: Option<&str>) -> String {
+        let body = match created_at {
+            Some(at) => json!({"kind": "master", "created_at": at}),
+            None => json!({"kind": "master"}),
+        };
+        s(&self.open_account(body)["account"], "id")
+    }
+
+    fn sub(&self, parent: &str) -> String {
+        s(
+            &self.open_account(json!({"kind": "sub", "parent_id": parent}))["account"],
+            "id",
+        )
+    }
+
+    /// A fresh one-time link for `account`.
+    fn link(&self, account: &str) -> String {
+        let answer = self
+            .server
+            .request("POST", &format!("/v1/accounts/{account}/portal-sessions"))
+            .admin()
+            .send()
+            .expect(201);
+        s(&answer, "url")
+    }
+
+    /// Signs the browser in as `account` and waits for the page.
+    fn sign_in(&self, account: &str) {
+        self.browser.goto(&self.link(account));
+        self.browser.wait_text("#account-id", account);
+    }
+
+    fn page(&self, query: &str) -> String {
+        format!("http://{}/ui/{query}", self.server.addr)
+    }
+
+    /// The key `POST /v1/authenticate` finds for these credentials, from
+    /// 127.0.0.1: its status.
+    fn authenticate(&self, channel: &str, identifier: &str, secret: &str) -> u16 {
+        authenticate_from("127.0.0.1", self.server.addr, channel, identifier, secret)
+    }
+
+    fn keys(&self, account: &str) -> Vec<Value> {
+        self.server
+            .get(&format!("/v1/accounts/{account}/keys"))
+            .admin()
+            .send()
+            .expect(200)["keys"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Opens the "Actions" menu of the key in row `row` (from 1) and clicks
+    /// `action`.
+    fn action(&self, row: usize, action: &str) {
+        let b = &self.browser;
+        b.click(&format!("#keys tbody tr:nth-child({row}) [data-menu]"));
+        b.click(&format!(
+            "#keys tbody tr:nth-child({row}) [data-action=\"{action}\"]"
+        ));
+    }
+
+    /// The row of the key whose identifier is `identifier`, from 1.
+    fn row_of(&self, identifier: &str) -> usize {
+        let found = self.browser.execute(
+            "const rows = Array.from(document.querySelectorAll('#keys tbody tr'));\
+             return rows.findIndex(r => r.dataset.identifier === arguments[0]) + 1;",
+            json!([identifier]),
+        );
+        let row = usize::try_from(found.as_u64().unwrap()).unwrap();
+        assert!(row > 0, "no row for {identifier}");
+        row
+    }
+}
+
+/// `POST /v1/authenticate` from `source` (an address of 127.0.0.0/8), over
+/// a socket of its own: the answer's status.
+fn authenticate_from(
+    source: &str,
+    server: SocketAddr,
+    channel: &str,
+    identifier: &str,
+    secret: &str,
+) -> u16 {
+    let socket = socket_from(source);
+    let mut stream = connect(socket, server);
+    let body = json!({"channel": channel, "identifier": identifier, "secret": secret}).to_string();
+    write!(
+        stream,
+        "POST /v1/authenticate HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
+}
+
+fn socket_from(source: &str) -> std::net::SocketAddr {
+    format!("{source}:0").parse().unwrap()
+}
+
+/// A blocking TCP connection from `from` to `to`.
+fn connect(from: SocketAddr, to: SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(from).unwrap();
+        socket.connect(to).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// Fills the create dialog (already open) and submits it.
+fn create_key(b: &Browser, channel: &str, label: Option<&str>, chosen: Option<(&str, &str)>) {
+    b.click(&format!(
+        "#create-form input[name=channel][value={channel}]"
+    ));
+    if let Some(label) = label {
+        b.type_into("#create-label", label);
+    }
+    if let Some((identifier, secret)) = chosen {
+        b.click("#create-form input[name=identifier-mode][value=choose]");
+        b.type_into("#create-identifier", identifier);
+        b.click("#create-form input[name=secret-mode][value=choose]");
+        b.type_into("#create-secret", secret);
+    }
+    b.click("#create-submit");
+}
+
+/// Reads the secret dialog's secret, confirms it was saved, closes it, and
+/// waits for the page to reload.
+fn take_secret(b: &Browser) -> (String, String) {
+    b.wait_text("#secret-title", "Save this secret");
+    let identifier = b.text("#secret-identifier");
+    let secret = b.wait("the secret", || {
+        let t = b.text("#secret-value");
+        (!t.is_empty()).then_some(t)
+    });
+    // Closing needs the confirmation first.
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('secret-close').disabled",
+            json!([])
+        ),
+        true
+    );
+    b.click("#secret-saved");
+    b.click("#secret-close");
+    b.wait("the reload", || {
+        (!b.exists("#secret-dialog[open]")).then_some(())
+    });
+    (identifier, secret)
+}
+
+#[test]
+fn a_legacy_master_sees_its_four_default_keys() {
+    let Some(env) = env("a_legacy_master_sees_its_four_default_keys") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(Some("2021-05-01T00:00:00Z"));
+    env.sign_in(&account);
+    assert_eq!(b.text("#account-kind"), "Master account");
+    assert_eq!(b.text("#account-created"), "2021-05-01 00:00 UTC");
+    let rows = b.execute(
+        "return Array.from(document.querySelectorAll('#keys tbody tr td:first-child')).map(td => td.textContent)",
+        json!([]),
+    );
+    assert_eq!(rows, json!(["FTP", "HTTP", "Web Service", "Email"]));
+    assert!(!b.exists("#empty-state"));
+    env.browser.screenshot("ui-key-list-legacy.png");
+    // The Actions menu: opened by its button, each item reachable.
+    b.click("#keys tbody tr:nth-child(2) [data-menu]");
+    let items = b.text("#keys tbody tr:nth-child(2) .menu-items");
+    for item in ["Change credentials", "Edit label", "IP Whitelist", "Delete"] {
+        assert!(items.contains(item), "{items}");
+    }
+    // Focus moved into the menu; Escape closes it and gives focus back.
+    assert_eq!(
+        b.execute("return document.activeElement.textContent", json!([])),
+        "Change credentials"
+    );
+    env.browser.screenshot("ui-actions-menu.png");
+    b.keys("\u{E00C}");
+    assert_eq!(
+        b.execute(
+            "return document.activeElement.dataset.menu !== undefined",
+            json!([])
+        ),
+        true
+    );
+    assert!(!b.exists("#keys tbody tr:nth-child(2) .menu-items:not([hidden])"));
+}
+
+#[test]
+fn a_new_master_creates_keys_and_sees_each_secret_once() {
+    let Some(env) = env("a_new_master_creates_keys_and_sees_each_secret_once") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    env.sign_in(&account);
+    b.wait_text("#empty-state", "No channel is active yet");
+    // The first key: a generated REST key.
+    b.click("#create-first");
+    b.wait("the dialog", || {
+        b.exists("#create-dialog[open]").then_some(())
+    });
+    // Focus moved into the dialog.
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('create-dialog').contains(document.activeElement)",
+            json!([])
+        ),
+        true
+    );
+    b.click("#create-form input[name=channel][value=rest]");
+    env.browser.screenshot("ui-create-modal.png");
+    b.click("#create-submit");
+    b.wait_text("#secret-title", "Save this secret");
+    env.browser.screenshot("ui-secret-once.png");
+    let (identifier, secret) = take_secret(b);
+    assert_eq!(env.authenticate("rest", &identifier, &secret), 200);
+    // Gone after a reload, and after Back: nowhere in the page.
+    b.wait_text("#keys", &identifier);
+    assert!(!b.source().contains(&secret));
+    b.refresh();
+    b.wait_text("#keys", &identifier);
+    assert!(!b.source().contains(&secret));
+    b.goto(&format!("http://{}/ui/signed-out", env.server.addr));
+    b.back();
+    b.wait_text("#keys", &identifier);
+    assert!(!b.source().contains(&secret));
+    assert!(!b.current_url().contains(&secret));
+
+    // A second REST key, with a label.
+    b.click("#create-open");
+    b.wait_text("#create-form", "Another REST key (1 of 10 used)");
+    create_key(b, "rest", Some("billing service"), None);
+    let (_, second) = take_secret(b);
+    assert_ne!(second, secret);
+    b.wait_text("#keys", "billing service");
+
+    // An FTP key with chosen credentials: the API's own message next to the
+    // field first, then the key, and no secret shown.
+    b.click("#create-open");
+    create_key(b, "ftp", None, Some(("upload-robot", "short")));
+    let message = b.wait_text("#create-secret-error", "secret is 5 characters long");
+    assert!(message.contains("12 to 128"), "{message}");
+    b.type_into("#create-secret", "a-long-chosen-ftp-secret-1");
+    b.click("#create-submit");
+    b.wait_text("#keys", "upload-robot");
+    assert!(!b.exists("#secret-dialog[open]"));
+    assert_eq!(
+        env.authenticate("ftp", "upload-robot", "a-long-chosen-ftp-secret-1"),
+        200
+    );
+    // FTP is active now: no longer offered.
+    assert!(!b.exists("#create-form input[name=channel][value=ftp]"));
+    assert_eq!(env.keys(&account).len(), 3);
+}
+
+#[test]
+fn a_credential_change_ends_the_old_secret() {
+    let Some(env) = env("a_credential_change_ends_the_old_secret") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    env.server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "http", "identifier": "shop-gateway", "secret": "the-old-http-secret-1"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    assert_eq!(
+        env.authenticate("http", "shop-gateway", "the-old-http-secret-1"),
+        200
+    );
+    env.sign_in(&account);
+    env.action(1, "credentials");
+    b.wait_text("#credentials-dialog", "will stop working");
+    b.click("#credentials-form input[name=cred-secret][value=generate]");
+    b.type_into("#credentials-identifier", "shop-gateway-2");
+    b.click("#credentials-submit");
+    let (identifier, secret) = take_secret(b);
+    assert_eq!(identifier, "shop-gateway-2");
+    b.wait_text("#keys", "shop-gateway-2");
+    assert_eq!(
+        env.authenticate("http", "shop-gateway", "the-old-http-secret-1"),
+        401
+    );
+    assert_eq!(
+        env.authenticate("http", "shop-gateway-2", "the-old-http-secret-1"),
+        401
+    );
+    assert_eq!(env.authenticate("http", "shop-gateway-2", &secret), 200);
+    // Leaving while the secret is shown, then Back: it is gone.
+    env.action(1, "credentials");
+    b.click("#credentials-form input[name=cred-secret][value=generate]");
+    b.click("#credentials-submit");
+    let shown = b.wait("the new secret", || {
+        let t = b.text("#secret-value");
+        (!t.is_empty()).then_some(t)
+    });
+    b.goto(&format!("http://{}/ui/signed-out", env.server.addr));
+    b.back();
+    b.wait_text("#keys", "shop-gateway-2");
+    assert!(!b.source().contains(&shown));
+    assert!(!b.exists("#secret-dialog[open]"));
+    assert_eq!(env.authenticate("http", "shop-gateway-2", &shown), 200);
+}
+
+#[test]
+fn a_key_is_deleted_after_confirmation() {
+    let Some(env) = env("a_key_is_deleted_after_confirmation") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(Some("2021-05-01T00:00:00Z"));
+    env.sign_in(&account);
+    let ftp = s(&env.keys(&account)[0], "identifier");
+    let row = env.row_of(&ftp);
+    env.action(row, "delete");
+    b.wait_text("#delete-dialog", "cannot be undone");
+    // Cancel keeps it, and focus returns to the menu's button.
+    b.click("#delete-dialog [data-close]");
+    b.wait("focus back on the Actions button", || {
+        (b.execute(
+            "return document.activeElement.dataset.menu !== undefined",
+            json!([]),
+        ) == true)
+            .then_some(())
+    });
+    assert_eq!(env.keys(&account).len(), 4);
+    env.action(row, "delete");
+    b.click("#delete-submit");
+    b.wait("the key to go", || {
+        (!b.text("#keys").contains(&ftp)).then_some(())
+    });
+    assert_eq!(env.keys(&account).len(), 3);
+}
+
+#[test]
+fn a_master_manages_its_sub_accounts_keys() {
+    let Some(env) = env("a_master_manages_its_sub_accounts_keys") else {
+        return;
+    };
+    let b = &env.browser;
+    let master = env.master(None);
+    env.sign_in(&master);
+    // A new sub-account from the page, then its own (empty) key list.
+    b.click("#sub-open");
+    b.click("#sub-submit");
+    let viewing = b.wait("the sub-account's page", || {
+        let t = b.text("#viewing");
+        (!t.is_empty()).then_some(t)
+    });
+    assert!(b.current_url().contains(&format!("?account={viewing}")));
+    b.wait_text("#empty-state", "This sub-account has no API key");
+    b.click("#create-first");
+    create_key(b, "email", Some("newsletter"), None);
+    let (identifier, secret) = take_secret(b);
+    b.wait_text("#keys", "newsletter");
+    assert_eq!(env.authenticate("email", &identifier, &secret), 200);
+    let keys = env.keys(&viewing);
+    assert_eq!(keys.len(), 1);
+    assert_eq!(s(&keys[0], "account_id"), viewing);
+    // The master's own header stays: it acts, the sub-account is shown.
+    assert_eq!(b.text("#account-id"), master);
+    env.browser.screenshot("ui-sub-account.png");
+    // Same actions there: the credential change of the sub-account's key.
+    env.action(1, "credentials");
+    b.click("#credentials-form input[name=cred-secret][value=generate]");
+    b.click("#credentials-submit");
+    let (_, new_secret) = take_secret(b);
+    assert_eq!(env.authenticate("email", &identifier, &secret), 401);
+    assert_eq!(env.authenticate("email", &identifier, &new_secret), 200);
+}
+
+#[test]
+fn a_sub_accounts_session_reaches_neither_its_master_nor_a_sibling() {
+    let Some(env) = env("a_sub_accounts_session_reaches_neither_its_master_nor_a_sibling") else {
+        return;
+    };
+    let b = &env.browser;
+    let master = env.master(Some("2021-05-01T00:00:00Z"));
+    let child = env.sub(&master);
+    let sibling = env.sub(&master);
+    env.sign_in(&child);
+    assert_eq!(b.text("#account-kind"), "Sub-account");
+    b.wait_text("#empty-state", "This sub-account has no API key");
+    assert!(
+        !b.exists("#sub-open"),
+        "a sub-account opens no sub-accounts"
+    );
+    for other in [&master, &sibling] {
+        b.goto(&env.page(&format!("?account={other}")));
+        b.wait_text("h1", "Not found");
+        assert!(!b.source().contains(other.as_str()));
+        // And the API, with the same session, from the page.
+        let status = b.execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/v1/accounts/' + arguments[0] + '/keys').then(r => done(r.status));",
+            json!([other]),
+        );
+        assert_eq!(status, 404);
+    }
+}
+
+#[test]
+fn a_forged_form_post_is_refused() {
+    let Some(env) = env("a_forged_form_post_is_refused") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    env.sign_in(&account);
+    // A plain HTML form, as another page would post it: the cookie goes
+    // along (same site here), the CSRF token does not.
+    b.execute(
+        "const f = document.createElement('form');\
+         f.method = 'post'; f.action = '/v1/accounts/' + arguments[0] + '/keys';\
+         f.enctype = 'text/plain';\
+         const i = document.createElement('input');\
+         i.name = '{\"channel\":\"ftp\",\"x\":\"'; i.value = '\"}';\
+         f.appendChild(i); document.body.appendChild(f); f.submit();",
+        json!([account]),
+    );
+    b.wait_text("body", "csrf_failed");
+    // And a script's fetch without the header.
+    b.goto(&env.page(""));
+    b.wait_text("#account-id", &account);
+    let status = b.execute_async(
+        "const done = arguments[arguments.length - 1];\
+         fetch('/v1/accounts/' + arguments[0] + '/keys', {method: 'POST',\
+           headers: {'Content-Type': 'application/json'}, body: '{\"channel\":\"ftp\"}'})\
+           .then(r => done(r.status));",
+        json!([account]),
+    );
+    assert_eq!(status, 403);
+    assert!(env.keys(&account).is_empty());
+}
+
+#[test]
+fn an_expired_or_reused_link_is_refused() {
+    let Some(env) = env("an_expired_or_reused_link_is_refused") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    let link = env.link(&account);
+    b.goto(&link);
+    b.wait_text("#account-id", &account);
+    // Signed out, the same link again: refused.
+    b.click("#sign-out");
+    b.wait_text("h1", "Signed out");
+    b.goto(&link);
+    b.wait_text("h1", "This link cannot be used");
+    b.goto(&env.page(""));
+    b.wait_text("h1", "Not signed in");
+    // A link past its five minutes.
+    let late = env.link(&account);
+    env.server.clock.advance(time::Duration::minutes(6));
+    b.goto(&late);
+    b.wait_text("h1", "This link cannot be used");
+    b.goto(&env.page(""));
+    b.wait_text("h1", "Not signed in");
+}
+
+#[test]
+fn a_label_with_markup_is_shown_inert() {
+    let Some(env) = env("a_label_with_markup_is_shown_inert") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    env.server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "rest", "label": XSS}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    env.sign_in(&account);
+    assert_eq!(b.text("#keys tbody tr:nth-child(1) td.label"), XSS);
+    assert_eq!(
+        b.execute(
+            "return document.querySelectorAll('#keys img').length",
+            json!([])
+        ),
+        0
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(b.alert_text(), None, "no alert or dialog opened");
+    // The audit trail names it too, as text.
+    assert_eq!(
+        b.execute("return document.querySelectorAll('img').length", json!([])),
+        0
+    );
+}
+
+#[test]
+fn the_page_works_from_the_keyboard() {
+    let Some(env) = env("the_page_works_from_the_keyboard") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(Some("2021-05-01T00:00:00Z"));
+    env.sign_in(&account);
+    let active = || {
+        b.execute(
+            "const e = document.activeElement; return e.id || e.dataset.menu || e.textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    };
+    let tab_to = |target: &str| {
+        for _ in 0..12 {
+            b.keys("\u{E004}");
+            if active() == target {
+                return;
+            }
+        }
+        panic!("Tab never reached {target}; stopped at {}", active());
+    };
+    // Tab reaches the create button; Enter opens the dialog with focus
+    // inside; Escape closes it and gives focus back to the button.
+    tab_to("create-open");
+    b.keys("\u{E007}");
+    b.wait("the dialog", || {
+        b.exists("#create-dialog[open]").then_some(())
+    });
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('create-dialog').contains(document.activeElement)",
+            json!([])
+        ),
+        true
+    );
+    b.keys("\u{E00C}");
+    b.wait("focus back on the create button", || {
+        (active() == "create-open").then_some(())
+    });
+    // On to the first key's Actions menu: arrows move between its items,
+    // Escape closes it.
+    let first_menu = b
+        .execute(
+            "return document.querySelector('#keys [data-menu]').dataset.menu",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tab_to(&first_menu);
+    b.keys("\u{E007}");
+    b.wait("the menu's first item", || {
+        (active() == "Change credentials").then_some(())
+    });
+    b.keys("\u{E015}");
+    assert_eq!(active(), "Edit label");
+    b.keys("\u{E00C}");
+    assert_eq!(active(), first_menu);
+    // Every control of the page and its dialogs has a name.
+    let unnamed = b.execute(
+        "return Array.from(document.querySelectorAll('button, input:not([type=hidden]), select, textarea'))\
+           .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')\
+                        && !e.textContent.trim())\
+           .map(e => e.outerHTML);",
+        json!([]),
+    );
+    assert_eq!(unnamed, json!([]), "controls without a label");
+}
