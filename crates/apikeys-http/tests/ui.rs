@@ -247,6 +247,11 @@ fn a_session_acts_as_its_account_and_no_more() {
     get(&child_session, &keys(&child)).expect(200);
     get(&child_session, &keys(&master_id)).expect_error(404, "account_not_found");
     get(&child_session, &keys(&sibling)).expect_error(404, "account_not_found");
+    // The master's page lists both sub-accounts; theirs list none.
+    let page = get(&mine, "/ui/").text();
+    assert!(page.contains(&child) && page.contains(&sibling));
+    let page = get(&child_session, "/ui/").text();
+    assert!(!page.contains(&sibling) && !page.contains("id=\"subs\""));
     // Nor does the page.
     let page = get(&child_session, &format!("/ui/?account={master_id}"));
     assert_eq!(page.status, 404);

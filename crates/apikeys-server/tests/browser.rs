@@ -436,6 +436,13 @@ fn a_master_manages_its_sub_accounts_keys() {
     // The master's own header stays: it acts, the sub-account is shown.
     assert_eq!(b.text("#account-id"), master);
     env.browser.screenshot("ui-sub-account.png");
+    // Back on the master's page, the sub-account is listed, and its link
+    // leads to it again.
+    b.click("nav.crumbs a");
+    b.wait_text("#subs", &viewing);
+    b.click("#subs a");
+    b.wait_text("#viewing", &viewing);
+    b.wait_text("#keys", "newsletter");
     // Same actions there: the credential change of the sub-account's key.
     env.action(1, "credentials");
     b.click("#credentials-form input[name=cred-secret][value=generate]");

@@ -76,7 +76,12 @@ pub(super) async fn page(
                 (channel, key.created_at)
             });
             let audit = k.audit(actor, target.id, AUDIT_EVENTS)?;
-            let sub_accounts = Vec::new();
+            // The master's own page lists its sub-accounts.
+            let sub_accounts = if target.id == me.id {
+                k.sub_accounts(actor, target.id)?
+            } else {
+                Vec::new()
+            };
             Ok(PageData {
                 me,
                 target,
