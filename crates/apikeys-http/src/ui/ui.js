@@ -427,10 +427,17 @@
     });
     document.getElementById("whitelist-replace").value = entries.join("\n");
   }
-  function track(result) {
+  // The key's version after a change: from the answer's ETag, else read
+  // again, so that the next change is checked against it.
+  async function track(result) {
     const v = versionOf(result.etag);
     if (v !== null) {
       current.version = v;
+      return;
+    }
+    const key = await call("GET", "/v1/keys/" + current.id);
+    if (key.ok) {
+      current.version = versionOf(key.etag) || String(key.body.version);
     }
   }
   async function openWhitelist(from) {
@@ -447,7 +454,10 @@
       showError("whitelist", result, []);
       return;
     }
-    track(result);
+    const v = versionOf(result.etag);
+    if (v !== null) {
+      current.version = v;
+    }
     renderEntries(result.body.entries);
   }
   async function changeWhitelist(patch, prefix) {
@@ -458,7 +468,7 @@
       return false;
     }
     whitelistChanged = true;
-    track(result);
+    await track(result);
     renderEntries(result.body.entries);
     return true;
   }
@@ -492,7 +502,7 @@
       return;
     }
     whitelistChanged = true;
-    track(result);
+    await track(result);
     renderEntries(result.body.entries);
   });
   document.getElementById("whitelist-test-form").addEventListener("submit", async function (event) {
