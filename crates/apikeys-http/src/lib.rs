@@ -21,10 +21,11 @@ pub mod server;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod versions;
 
 pub use admin::{AdminToken, AdminTokenError};
 pub use client_addr::{ForwardedHeader, TrustedProxies};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimits};
 pub use facade::{AsyncApiKeys, Busy, CheckError, Lanes, StoreCalls};
 pub use layer::{ApiKey, ApiKeyLayer, CredentialStyle};
@@ -144,13 +145,19 @@ impl Modify for SecuritySchemes {
 /// the same list as the router, so the two cannot drift.
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(accounts::open_account))
+        .routes(routes!(accounts::open_account, accounts::list_accounts))
         .routes(routes!(accounts::get_account))
+        .routes(routes!(accounts::sub_accounts))
         .routes(routes!(accounts::list_keys, accounts::create_key))
         .routes(routes!(accounts::audit))
-        .routes(routes!(keys::get_key, keys::delete_key))
+        .routes(routes!(keys::get_key, keys::delete_key, keys::patch_key))
         .routes(routes!(keys::change_credentials))
-        .routes(routes!(keys::get_whitelist, keys::put_whitelist))
+        .routes(routes!(
+            keys::get_whitelist,
+            keys::put_whitelist,
+            keys::patch_whitelist
+        ))
+        .routes(routes!(keys::explain_whitelist))
         .routes(routes!(authn::authenticate))
         .routes(routes!(authn::rest_whoami))
         .routes(routes!(authn::rest_token))
