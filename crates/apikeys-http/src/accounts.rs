@@ -1,19 +1,21 @@
 //! Accounts, their keys and their audit trail.
 
 use crate::admin::Admin;
-use crate::dto::{AccountKindCode, AccountView};
+use crate::dto::{AccountKindCode, AccountPageView, AccountView, AccountsQuery, AccountsView};
 use crate::dto::{
     AuditEventView, AuditQuery, AuditView, CreateKeyRequest, KeyView, KeysView, OpenAccountRequest,
     OpenedAccountView,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::versions::etag_headers;
 use apikeys::{
     AccountId, AccountKind, Channel, Cost, IdentifierChoice, NewAccount, NewKey, SecretChoice,
 };
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -21,17 +23,100 @@ use time::format_description::well_known::Rfc3339;
 /// Default and largest `?limit=` of the audit trail.
 const AUDIT_DEFAULT_LIMIT: usize = 100;
 const AUDIT_MAX_LIMIT: usize = 1000;
+/// Default and largest `?limit=` of the list of accounts.
+const ACCOUNTS_DEFAULT_LIMIT: usize = 100;
+const ACCOUNTS_MAX_LIMIT: usize = 1000;
+
+/// Every account, masters and sub-accounts, a page at a time, ascending by
+/// id: the operator only. Follow `next_cursor` to the next page; accounts
+/// opened meanwhile neither shift nor repeat a page.
+#[utoipa::path(
+    get, path = "/v1/accounts", tag = "accounts",
+    params(
+        AccountsQuery,
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account (an account may not list them all: 403)", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        (status = 200, description = "A page of accounts", body = AccountPageView),
+        (status = 400, description = "A malformed cursor or limit", body = ErrorBody),
+        (status = 403, description = "An acting account may not list every account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn list_accounts(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiQuery(query): ApiQuery<AccountsQuery>,
+) -> Result<Json<AccountPageView>, ApiError> {
+    let limit = query.limit.unwrap_or(ACCOUNTS_DEFAULT_LIMIT);
+    if !(1..=ACCOUNTS_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!(
+                "limit is {limit}: it must be 1 to {ACCOUNTS_MAX_LIMIT} (default {ACCOUNTS_DEFAULT_LIMIT})"
+            ),
+        ));
+    }
+    let after = query
+        .cursor
+        .map(|c| {
+            c.parse::<AccountId>().map_err(|_| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    "cursor is not one this server gave: pass a previous page's `next_cursor`, or none for the first page",
+                )
+            })
+        })
+        .transpose()?;
+    let (accounts, next) = state
+        .run(Cost::Fast, move |k| k.accounts(actor, after, limit))
+        .await??;
+    Ok(Json(AccountPageView {
+        accounts: accounts.iter().map(AccountView::from).collect(),
+        next_cursor: next.map(|id| id.to_string()),
+    }))
+}
+
+/// A master's sub-accounts, oldest first (ties by id); a sub-account has
+/// none.
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/sub-accounts", tag = "accounts",
+    params(
+        ("account_id" = String, Path, description = "The master's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        (status = 200, description = "Its sub-accounts", body = AccountsView),
+        (status = 404, description = "No such account (or one the acting account may not see)", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn sub_accounts(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<AccountsView>, ApiError> {
+    let accounts = state
+        .run(Cost::Fast, move |k| k.sub_accounts(actor, id))
+        .await??;
+    Ok(Json(AccountsView {
+        accounts: accounts.iter().map(AccountView::from).collect(),
+    }))
+}
 
 /// Opens an account; a master created before the cutover gets its four
 /// default keys, whose generated secrets are in this response only.
 #[utoipa::path(
     post, path = "/v1/accounts", tag = "accounts",
     request_body = OpenAccountRequest,
-    params(("X-Acting-Account" = Option<String>, Header, description = "Act as this account (only a master may open its own sub-accounts)")),
+    params(("X-Acting-Account" = Option<String>, Header, description = "Act as this account (only a master may open its own sub-accounts)", pattern = "^acc_[0-9a-f]{32}$")),
     responses(
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
         (status = 201, description = "Opened", body = OpenedAccountView),
         (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such parent", body = ErrorBody),
     ),
@@ -46,7 +131,7 @@ pub(crate) async fn open_account(
         (AccountKindCode::Master, None) => AccountKind::Master,
         (AccountKindCode::Master, Some(_)) => {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "parent_id is only for kind `sub`: a master account has no parent",
             ));
         }
@@ -55,7 +140,7 @@ pub(crate) async fn open_account(
         },
         (AccountKindCode::Sub, None) => {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "parent_id is required for kind `sub`: the master this sub-account belongs to",
             ));
         }
@@ -81,14 +166,13 @@ pub(crate) async fn open_account(
 #[utoipa::path(
     get, path = "/v1/accounts/{account_id}", tag = "accounts",
     params(
-        ("account_id" = String, Path, description = "The account's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
+        crate::error::AdminErrors,
         (status = 200, description = "The account", body = AccountView),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
     ),
     security(("admin_token" = []))
@@ -108,14 +192,13 @@ pub(crate) async fn get_account(
 #[utoipa::path(
     get, path = "/v1/accounts/{account_id}/keys", tag = "keys",
     params(
-        ("account_id" = String, Path, description = "The account's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
+        crate::error::AdminErrors,
         (status = 200, description = "The keys", body = KeysView),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
     ),
     security(("admin_token" = []))
@@ -137,14 +220,15 @@ pub(crate) async fn list_keys(
     post, path = "/v1/accounts/{account_id}/keys", tag = "keys",
     request_body = CreateKeyRequest,
     params(
-        ("account_id" = String, Path, description = "The account's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
-        (status = 201, description = "Created; `secret` present if generated", body = KeyView),
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 201, description = "Created; `secret` present if generated", body = KeyView,
+            headers(("ETag" = String, description = "The key's version, quoted"))),
         (status = 400, description = "Bad input: channel, identifier, secret or label", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
         (status = 409, description = "Identifier taken, channel already active, or REST limit reached", body = ErrorBody),
     ),
@@ -155,7 +239,7 @@ pub(crate) async fn create_key(
     Admin(actor): Admin,
     ApiPath(id): ApiPath<AccountId>,
     ApiJson(req): ApiJson<CreateKeyRequest>,
-) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<KeyView>), ApiError> {
     let channel = parse_channel(&req.channel)?;
     let new = NewKey {
         channel,
@@ -172,22 +256,25 @@ pub(crate) async fn create_key(
     let issued = state
         .run(cost, move |k| k.create_key(actor, id, new))
         .await??;
-    Ok((StatusCode::CREATED, Json(KeyView::from(issued))))
+    Ok((
+        StatusCode::CREATED,
+        etag_headers(issued.key.version),
+        Json(KeyView::from(issued)),
+    ))
 }
 
 /// An account's audit trail, newest first.
 #[utoipa::path(
     get, path = "/v1/accounts/{account_id}/audit", tag = "accounts",
     params(
-        ("account_id" = String, Path, description = "The account's id"),
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
         AuditQuery,
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
+        crate::error::AdminErrors,
         (status = 200, description = "The events, newest first", body = AuditView),
         (status = 400, description = "Malformed id or limit", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
     ),
     security(("admin_token" = []))
@@ -201,7 +288,7 @@ pub(crate) async fn audit(
     let limit = query.limit.unwrap_or(AUDIT_DEFAULT_LIMIT);
     if !(1..=AUDIT_MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!(
                 "limit is {limit}: it must be 1 to {AUDIT_MAX_LIMIT} (default {AUDIT_DEFAULT_LIMIT})"
             ),
@@ -217,7 +304,7 @@ pub(crate) async fn audit(
 
 pub(crate) fn parse_channel(code: &str) -> Result<Channel, ApiError> {
     code.parse().map_err(|e: apikeys::ParseChannelError| {
-        ApiError::bad_request("invalid_channel", e.to_string())
+        ApiError::bad_request(ErrorCode::InvalidChannel, e.to_string())
     })
 }
 
@@ -227,13 +314,13 @@ where
     T::Err: std::fmt::Display,
 {
     text.parse()
-        .map_err(|e| ApiError::bad_request("invalid_id", format!("{field}: {e}")))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidId, format!("{field}: {e}")))
 }
 
 fn parse_instant(text: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
         ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!(
                 "{field} `{}` is not an RFC 3339 instant (example: 2021-05-01T00:00:00Z)",
                 text.chars().take(64).collect::<String>()

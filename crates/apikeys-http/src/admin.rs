@@ -20,6 +20,7 @@
 //!   `AdminToken`, however it was obtained.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::state::AppState;
 use apikeys::{AccountId, Actor, Secret};
 use axum::extract::FromRequestParts;
@@ -189,11 +190,14 @@ impl FromRequestParts<AppState> for Admin {
                 let id: AccountId = value
                     .to_str()
                     .map_err(|_| {
-                        ApiError::bad_request("invalid_id", "X-Acting-Account is not text")
+                        ApiError::bad_request(ErrorCode::InvalidId, "X-Acting-Account is not text")
                     })?
                     .parse()
                     .map_err(|e| {
-                        ApiError::bad_request("invalid_id", format!("X-Acting-Account: {e}"))
+                        ApiError::bad_request(
+                            ErrorCode::InvalidId,
+                            format!("X-Acting-Account: {e}"),
+                        )
                     })?;
                 Actor::Account(id)
             }

@@ -117,6 +117,8 @@ fn answer(
     post, path = "/v1/authenticate", tag = "authentication",
     request_body = AuthenticateRequest,
     responses(
+        crate::error::GuardErrors,
+        crate::error::BodyErrors,
         (status = 200, description = "This account, this key", body = AuthenticatedView),
         (status = 400, description = "Bad input (e.g. unknown channel)", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
@@ -140,6 +142,7 @@ pub(crate) async fn authenticate(
 #[utoipa::path(
     get, path = "/v1/rest/whoami", tag = "authentication",
     responses(
+        crate::error::GuardErrors,
         (status = 200, description = "This account, this key", body = AuthenticatedView),
         (status = 401, description = "`invalid_credentials` (also when credentials are missing, or a token expired or was revoked)", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`", body = ErrorBody),
@@ -165,6 +168,7 @@ pub(crate) async fn rest_whoami(
 #[utoipa::path(
     get, path = "/v1/rest/authentication", tag = "authentication",
     responses(
+        crate::error::GuardErrors,
         (status = 200, description = "A token", body = TokenView),
         (status = 401, description = "`invalid_credentials` (also when Basic credentials are missing)", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`", body = ErrorBody),
@@ -209,6 +213,7 @@ pub(crate) async fn rest_token(
     get, path = "/http/whoami", tag = "authentication",
     params(HttpCredentials),
     responses(
+        crate::error::GuardErrors,
         (status = 200, description = "This account, this key", body = AuthenticatedView),
         (status = 401, description = "`invalid_credentials` (also when a parameter is missing)", body = ErrorBody),
         (status = 403, description = "`address_not_allowed`", body = ErrorBody),

@@ -33,6 +33,28 @@ pub enum ChannelCode {
     Email,
 }
 
+/// The audit kinds (documentation only; a test checks it lists the
+/// domain's kinds, in their order).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AuditKindCode {
+    /// An account was opened.
+    AccountOpened,
+    /// A key was created.
+    KeyCreated,
+    /// A key's identifier or secret changed.
+    CredentialsChanged,
+    /// A key's IP whitelist changed.
+    WhitelistChanged,
+    /// A key was deleted.
+    KeyDeleted,
+    /// A REST token was issued.
+    TokenIssued,
+    /// A key's label was set, changed or removed.
+    LabelChanged,
+}
+
 /// A secret received from a client: wrapped at once in the domain's
 /// [`Secret`], which zeroizes on drop and never prints.
 pub struct SecretInput(pub Secret);
@@ -121,7 +143,7 @@ pub struct KeyView {
     /// When it was created.
     #[schema(format = DateTime)]
     pub created_at: String,
-    /// When its credentials or whitelist last changed.
+    /// When its credentials, whitelist or label last changed.
     #[schema(format = DateTime)]
     pub changed_at: String,
     /// Grows by one with every change.
@@ -255,8 +277,8 @@ pub struct AuditEventView {
     /// When the change was made.
     #[schema(format = DateTime)]
     pub at: String,
-    /// `account_opened`, `key_created`, `credentials_changed`,
-    /// `whitelist_changed` or `key_deleted`.
+    /// What kind of change.
+    #[schema(value_type = AuditKindCode)]
     pub kind: String,
     /// `operator` or the acting account's id.
     pub actor: String,
@@ -372,4 +394,87 @@ pub struct TokenView {
 pub struct Health {
     /// Always `ok`.
     pub status: &'static str,
+}
+
+/// A master's sub-accounts.
+#[derive(Serialize, ToSchema)]
+pub struct AccountsView {
+    /// Oldest first, ties by id.
+    pub accounts: Vec<AccountView>,
+}
+
+/// A page of every account (operator only).
+#[derive(Serialize, ToSchema)]
+pub struct AccountPageView {
+    /// Ascending by id.
+    pub accounts: Vec<AccountView>,
+    /// The `cursor` of the next page; `null` on the last page.
+    #[schema(pattern = "^acc_[0-9a-f]{32}$")]
+    pub next_cursor: Option<String>,
+}
+
+/// `?cursor=&limit=` of the list of accounts.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountsQuery {
+    /// The `next_cursor` of the previous page; the first page without it.
+    #[param(pattern = "^acc_[0-9a-f]{32}$")]
+    pub cursor: Option<String>,
+    /// How many accounts at most: 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// `PATCH /v1/keys/{key_id}/whitelist`: entries to add and to remove, in
+/// one change (an entry in both ends up removed; removing an absent entry
+/// is no error). At least one of the two must hold an entry.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhitelistPatch {
+    /// Entries to add, parsed like `PUT`'s.
+    #[schema(example = json!(["198.51.100.0/24"]))]
+    pub add: Option<Vec<String>>,
+    /// Entries to remove.
+    #[schema(example = json!(["203.0.113.0/24"]))]
+    pub remove: Option<Vec<String>>,
+}
+
+/// `?address=` of an explanation.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainQuery {
+    /// An IPv4 or IPv6 address.
+    #[param(example = "203.0.113.7")]
+    pub address: String,
+}
+
+/// Whether an address would pass a key's whitelist, and why.
+#[derive(Serialize, ToSchema)]
+pub struct ExplanationView {
+    /// The address, as understood (IPv4-mapped IPv6 as IPv4).
+    pub address: String,
+    /// Whether it may use the key.
+    pub allowed: bool,
+    /// The most specific entry containing it; `null` if none (or if the
+    /// whitelist is empty: then any address is allowed).
+    pub matched: Option<String>,
+    /// The answer in a sentence.
+    pub reason: String,
+}
+
+/// `PATCH /v1/keys/{key_id}`: the label, set or (with `null`) removed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    /// The new label (1 to 64 characters, none of them control, format or
+    /// separator characters), or `null` to remove it. Required.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, required = true)]
+    pub label: Option<Option<String>>,
+}
+
+/// A field that may be `null` but must be present: `Some(None)` for `null`,
+/// and `None` (the default) when it is missing.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }

@@ -4,6 +4,7 @@
 //! messages.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -60,7 +61,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "expected a JSON body with `Content-Type: application/json`",
             ));
         }
@@ -78,9 +79,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .map_err(|e| match e.classify() {
                 // serde's messages name the field: "missing field `channel`",
                 // "unknown field `foo`, expected one of ...", "invalid type: ...".
-                Category::Data => ApiError::bad_request("invalid_body", e.to_string()),
+                Category::Data => ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()),
                 Category::Syntax | Category::Eof | Category::Io => {
-                    ApiError::bad_request("invalid_json", e.to_string())
+                    ApiError::bad_request(ErrorCode::InvalidJson, e.to_string())
                 }
             })
     }
@@ -112,7 +113,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 fn body_too_slow(deadline: std::time::Duration) -> ApiError {
     ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
+        ErrorCode::RequestTimeout,
         format!(
             "the body did not arrive within {} s",
             deadline.as_secs_f64()
@@ -125,12 +126,12 @@ fn body_rejection(rejection: &BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body is larger than {limit} bytes, the most this server accepts"),
         )
     } else {
         ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("the body could not be read: {}", rejection.body_text()),
         )
     }
@@ -152,10 +153,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e.body_text()))?;
         raw.parse::<T>()
             .map(ApiPath)
-            .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidId, e.to_string()))
     }
 }
 
@@ -173,7 +174,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
-            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
+            Err(e) => Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                e.body_text(),
+            )),
         }
     }
 }

@@ -1,13 +1,21 @@
-//! One key: read it, change its credentials, its whitelist, delete it.
+//! One key: read it, change its credentials, its label, its whitelist,
+//! explain its whitelist, delete it. Every answer carrying the key carries
+//! its `ETag`, and every change honours `If-Match` (see [`crate::versions`]).
 
 use crate::admin::Admin;
-use crate::dto::{ChangeCredentialsRequest, KeyView, WhitelistBody, whitelist_view};
-use crate::error::{ApiError, ErrorBody};
+use crate::dto::{
+    ChangeCredentialsRequest, ExplainQuery, ExplanationView, KeyPatch, KeyView, WhitelistBody,
+    WhitelistPatch, whitelist_view,
+};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::ApiQuery;
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
+use crate::versions::{IfMatch, etag_headers};
 use apikeys::{Cost, CredentialChange, Grace, IdentifierChoice, KeyId, SecretChoice};
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use time::Duration;
 
@@ -15,14 +23,14 @@ use time::Duration;
 #[utoipa::path(
     get, path = "/v1/keys/{key_id}", tag = "keys",
     params(
-        ("key_id" = String, Path, description = "The key's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
-        (status = 200, description = "The key", body = KeyView),
+        crate::error::AdminErrors,
+        (status = 200, description = "The key", body = KeyView,
+            headers(("ETag" = String, description = "The key's version, quoted"))),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
     ),
     security(("admin_token" = []))
@@ -31,24 +39,25 @@ pub(crate) async fn get_key(
     State(state): State<AppState>,
     Admin(actor): Admin,
     ApiPath(id): ApiPath<KeyId>,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<(HeaderMap, Json<KeyView>), ApiError> {
     let key = state.run(Cost::Fast, move |k| k.key(actor, id)).await??;
-    Ok(Json(KeyView::from(&key)))
+    Ok((etag_headers(key.version), Json(KeyView::from(&key))))
 }
 
 /// Deletes a key: its credentials stop working at once.
 #[utoipa::path(
     delete, path = "/v1/keys/{key_id}", tag = "keys",
     params(
-        ("key_id" = String, Path, description = "The key's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("If-Match" = Option<String>, Header, description = "Change only if the key is at this version (its ETag), else 412", pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
+        crate::error::AdminErrors,
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
+        (status = 412, description = "If-Match names a version the key has left: nothing written", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -56,9 +65,12 @@ pub(crate) async fn delete_key(
     State(state): State<AppState>,
     Admin(actor): Admin,
     ApiPath(id): ApiPath<KeyId>,
+    IfMatch(precondition): IfMatch,
 ) -> Result<StatusCode, ApiError> {
     state
-        .run(Cost::Fast, move |k| k.delete_key(actor, id))
+        .run(Cost::Fast, move |k| {
+            k.delete_key_if(actor, id, precondition)
+        })
         .await??;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -70,16 +82,19 @@ pub(crate) async fn delete_key(
     post, path = "/v1/keys/{key_id}/credentials", tag = "keys",
     request_body = ChangeCredentialsRequest,
     params(
-        ("key_id" = String, Path, description = "The key's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("If-Match" = Option<String>, Header, description = "Change only if the key is at this version (its ETag), else 412", pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
-        (status = 200, description = "Changed; `secret` present if regenerated", body = KeyView),
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 200, description = "Changed; `secret` present if regenerated", body = KeyView,
+            headers(("ETag" = String, description = "The key's version, quoted"))),
         (status = 400, description = "Bad input, nothing to change, or a grace period that cannot be granted", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
         (status = 409, description = "Identifier taken, or changed concurrently", body = ErrorBody),
+        (status = 412, description = "If-Match names a version the key has left: nothing written", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -87,12 +102,13 @@ pub(crate) async fn change_credentials(
     State(state): State<AppState>,
     Admin(actor): Admin,
     ApiPath(id): ApiPath<KeyId>,
+    IfMatch(precondition): IfMatch,
     ApiJson(req): ApiJson<ChangeCredentialsRequest>,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<(HeaderMap, Json<KeyView>), ApiError> {
     let secret = match (req.secret, req.regenerate_secret) {
         (Some(_), true) => {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "give either `secret` (a chosen secret) or `regenerate_secret: true`, not both",
             ));
         }
@@ -110,23 +126,28 @@ pub(crate) async fn change_credentials(
     };
     let cost = change.cost();
     let issued = state
-        .run(cost, move |k| k.change_credentials(actor, id, change))
+        .run(cost, move |k| {
+            k.change_credentials_if(actor, id, change, precondition)
+        })
         .await??;
-    Ok(Json(KeyView::from(issued)))
+    Ok((
+        etag_headers(issued.key.version),
+        Json(KeyView::from(issued)),
+    ))
 }
 
 /// A key's IP whitelist, normalised.
 #[utoipa::path(
     get, path = "/v1/keys/{key_id}/whitelist", tag = "whitelist",
     params(
-        ("key_id" = String, Path, description = "The key's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
-        (status = 200, description = "The whitelist (empty: any address)", body = WhitelistBody),
+        crate::error::AdminErrors,
+        (status = 200, description = "The whitelist (empty: any address)", body = WhitelistBody,
+            headers(("ETag" = String, description = "The key's version, quoted"))),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
     ),
     security(("admin_token" = []))
@@ -135,13 +156,29 @@ pub(crate) async fn get_whitelist(
     State(state): State<AppState>,
     Admin(actor): Admin,
     ApiPath(id): ApiPath<KeyId>,
-) -> Result<Json<WhitelistBody>, ApiError> {
-    let whitelist = state
-        .run(Cost::Fast, move |k| k.whitelist(actor, id))
-        .await??;
-    Ok(Json(WhitelistBody {
-        entries: whitelist_view(&whitelist),
-    }))
+) -> Result<(HeaderMap, Json<WhitelistBody>), ApiError> {
+    // The key, not only its list: the answer carries the key's version.
+    let key = state.run(Cost::Fast, move |k| k.key(actor, id)).await??;
+    Ok(whitelist_answer(&key))
+}
+
+/// The whitelist of `key`, with the key's `ETag`.
+fn whitelist_answer(key: &apikeys::ApiKey) -> (HeaderMap, Json<WhitelistBody>) {
+    (
+        etag_headers(key.version),
+        Json(WhitelistBody {
+            entries: whitelist_view(&key.whitelist),
+        }),
+    )
+}
+
+/// Whitelist entries from their text, or the domain's 400 naming the bad one.
+fn parse_entries(entries: &[String]) -> Result<Vec<ipnet::IpNet>, ApiError> {
+    entries
+        .iter()
+        .map(|e| apikeys::whitelist::parse_entry(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::from(apikeys::Error::from(e)))
 }
 
 /// Replaces a key's IP whitelist atomically; answers the normalised list.
@@ -149,16 +186,19 @@ pub(crate) async fn get_whitelist(
     put, path = "/v1/keys/{key_id}/whitelist", tag = "whitelist",
     request_body = WhitelistBody,
     params(
-        ("key_id" = String, Path, description = "The key's id"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account"),
+        ("If-Match" = Option<String>, Header, description = "Change only if the key is at this version (its ETag), else 412", pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
-        (status = 200, description = "The normalised whitelist", body = WhitelistBody),
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 200, description = "The normalised whitelist", body = WhitelistBody,
+            headers(("ETag" = String, description = "The key's version, quoted"))),
         (status = 400, description = "A bad entry (named), or too many", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
-        (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
         (status = 409, description = "Changed concurrently", body = ErrorBody),
+        (status = 412, description = "If-Match names a version the key has left: nothing written", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -166,18 +206,152 @@ pub(crate) async fn put_whitelist(
     State(state): State<AppState>,
     Admin(actor): Admin,
     ApiPath(id): ApiPath<KeyId>,
+    IfMatch(precondition): IfMatch,
     ApiJson(body): ApiJson<WhitelistBody>,
-) -> Result<Json<WhitelistBody>, ApiError> {
-    let entries = body
-        .entries
-        .iter()
-        .map(|e| apikeys::whitelist::parse_entry(e))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::from(apikeys::Error::from(e)))?;
-    let whitelist = state
-        .run(Cost::Fast, move |k| k.set_whitelist(actor, id, entries))
+) -> Result<(HeaderMap, Json<WhitelistBody>), ApiError> {
+    let entries = parse_entries(&body.entries)?;
+    let key = state
+        .run(Cost::Fast, move |k| {
+            k.set_whitelist_if(actor, id, entries, precondition)
+        })
         .await??;
-    Ok(Json(WhitelistBody {
-        entries: whitelist_view(&whitelist),
+    Ok(whitelist_answer(&key))
+}
+
+/// Adds and removes whitelist entries in one change; answers the
+/// normalised list. Removing an absent entry is no error.
+#[utoipa::path(
+    patch, path = "/v1/keys/{key_id}/whitelist", tag = "whitelist",
+    request_body = WhitelistPatch,
+    params(
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("If-Match" = Option<String>, Header, description = "Change only if the key is at this version (its ETag), else 412", pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 200, description = "The normalised whitelist", body = WhitelistBody,
+            headers(("ETag" = String, description = "The key's new version, quoted"))),
+        (status = 400, description = "A bad entry (named), too many, nothing to add or remove, or a bad If-Match", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "Changed concurrently, several times over", body = ErrorBody),
+        (status = 412, description = "If-Match names a version the key has left: nothing written", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn patch_whitelist(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<KeyId>,
+    IfMatch(precondition): IfMatch,
+    ApiJson(body): ApiJson<WhitelistPatch>,
+) -> Result<(HeaderMap, Json<WhitelistBody>), ApiError> {
+    let add = parse_entries(body.add.as_deref().unwrap_or_default())?;
+    let remove = parse_entries(body.remove.as_deref().unwrap_or_default())?;
+    if add.is_empty() && remove.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "nothing to change: give at least one entry in `add` or `remove`",
+        ));
+    }
+    let key = state
+        .run(Cost::Fast, move |k| {
+            k.edit_whitelist(actor, id, &add, &remove, precondition)
+        })
+        .await??;
+    Ok(whitelist_answer(&key))
+}
+
+/// Whether an address would pass the key's whitelist, which entry lets it,
+/// and why, in a sentence. Changes nothing.
+#[utoipa::path(
+    get, path = "/v1/keys/{key_id}/whitelist/explain", tag = "whitelist",
+    params(
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ExplainQuery,
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        (status = 200, description = "The explanation", body = ExplanationView),
+        (status = 400, description = "A malformed id or address", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn explain_whitelist(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<KeyId>,
+    ApiQuery(query): ApiQuery<ExplainQuery>,
+) -> Result<Json<ExplanationView>, ApiError> {
+    let address: std::net::IpAddr = query.address.parse().map_err(|_| {
+        ApiError::bad_request(
+            ErrorCode::InvalidAddress,
+            format!(
+                "address `{}` is not an IPv4 or IPv6 address (examples: 203.0.113.7, 2001:db8::1)",
+                query.address.chars().take(64).collect::<String>()
+            ),
+        )
+    })?;
+    let explanation = state
+        .run(Cost::Fast, move |k| k.explain_address(actor, id, address))
+        .await??;
+    let shown = address.to_canonical();
+    let reason = match (explanation.allowed, explanation.matched) {
+        (true, None) => {
+            format!("the whitelist is empty, so every address, {shown} included, may use the key")
+        }
+        (true, Some(entry)) => format!("{shown} is inside the whitelist entry {entry}"),
+        (false, _) => format!("{shown} is outside every entry of the whitelist"),
+    };
+    Ok(Json(ExplanationView {
+        address: shown.to_string(),
+        allowed: explanation.allowed,
+        matched: explanation.matched.map(|e| e.to_string()),
+        reason,
     }))
+}
+
+/// Sets or (with `null`) removes a key's label; answers the key.
+#[utoipa::path(
+    patch, path = "/v1/keys/{key_id}", tag = "keys",
+    request_body = KeyPatch,
+    params(
+        ("key_id" = String, Path, description = "The key's id", pattern = "^key_[0-9a-f]{32}$"),
+        ("If-Match" = Option<String>, Header, description = "Change only if the key is at this version (its ETag), else 412", pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 200, description = "The key", body = KeyView,
+            headers(("ETag" = String, description = "The key's new version, quoted"))),
+        (status = 400, description = "A bad label, a missing `label`, or a bad If-Match", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "Changed concurrently, several times over", body = ErrorBody),
+        (status = 412, description = "If-Match names a version the key has left: nothing written", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn patch_key(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<KeyId>,
+    IfMatch(precondition): IfMatch,
+    ApiJson(body): ApiJson<KeyPatch>,
+) -> Result<(HeaderMap, Json<KeyView>), ApiError> {
+    let Some(label) = body.label else {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "missing field `label`: give the new label, or null to remove it",
+        ));
+    };
+    let key = state
+        .run(Cost::Fast, move |k| {
+            k.set_label(actor, id, label, precondition)
+        })
+        .await??;
+    Ok((etag_headers(key.version), Json(KeyView::from(&key))))
 }

@@ -36,6 +36,7 @@
 use crate::client_addr::TrustedProxies;
 use crate::credentials_in::{Found, form_credentials, query_credentials, rest_credentials};
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::facade::{AsyncApiKeys, CheckError};
 use apikeys::{Authenticated, Channel};
 use axum::body::Body;
@@ -228,7 +229,7 @@ async fn authenticate(state: &LayerState, req: Request<Body>) -> Result<Request<
     let client = state
         .proxies
         .client_address(peer.ip(), &parts.headers)
-        .map_err(|e| ApiError::bad_request("invalid_forwarded_for", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidForwardedFor, e.to_string()))?;
     let (found, body) = match state.style {
         CredentialStyle::Rest => (rest_credentials(&parts.headers), body),
         CredentialStyle::Http => {

@@ -23,10 +23,11 @@ mod state;
 pub mod testing;
 #[cfg(feature = "ui")]
 pub mod ui;
+pub mod versions;
 
 pub use admin::{AdminToken, AdminTokenError};
 pub use client_addr::{ForwardedHeader, TrustedProxies};
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimits};
 pub use facade::{AsyncApiKeys, Busy, CheckError, Lanes, StoreCalls};
 pub use layer::{ApiKey, ApiKeyLayer, CredentialStyle};
@@ -163,13 +164,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
     #[cfg(feature = "ui")]
     let routes = routes.routes(routes!(ui::open_portal_session));
     routes
-        .routes(routes!(accounts::open_account))
+        .routes(routes!(accounts::open_account, accounts::list_accounts))
         .routes(routes!(accounts::get_account))
+        .routes(routes!(accounts::sub_accounts))
         .routes(routes!(accounts::list_keys, accounts::create_key))
         .routes(routes!(accounts::audit))
-        .routes(routes!(keys::get_key, keys::delete_key))
+        .routes(routes!(keys::get_key, keys::delete_key, keys::patch_key))
         .routes(routes!(keys::change_credentials))
-        .routes(routes!(keys::get_whitelist, keys::put_whitelist))
+        .routes(routes!(
+            keys::get_whitelist,
+            keys::put_whitelist,
+            keys::patch_whitelist
+        ))
+        .routes(routes!(keys::explain_whitelist))
         .routes(routes!(authn::authenticate))
         .routes(routes!(authn::rest_whoami))
         .routes(routes!(authn::rest_token))

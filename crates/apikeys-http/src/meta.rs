@@ -3,6 +3,7 @@
 
 use crate::dto::Health;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::BodyLimits;
 use crate::state::AppState;
 use axum::Json;
@@ -37,7 +38,7 @@ pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
 pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         format!(
             "no route for {method} {}: see /openapi.json for the routes",
             uri.path()
@@ -48,7 +49,7 @@ pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!(
             "{method} is not allowed on {}: see /openapi.json for the methods",
             uri.path()
@@ -81,7 +82,7 @@ pub(crate) async fn guard_request(
     for name in &SINGLE_HEADERS {
         if headers.get_all(name).iter().nth(1).is_some() {
             return ApiError::bad_request(
-                "duplicate_header",
+                ErrorCode::DuplicateHeader,
                 format!(
                     "the {} header is given more than once: send it once",
                     display_name(name)
@@ -95,7 +96,7 @@ pub(crate) async fn guard_request(
         && headers.contains_key(header::CONTENT_LENGTH)
     {
         return ApiError::bad_request(
-            "ambiguous_length",
+            ErrorCode::AmbiguousLength,
             "the request has both Transfer-Encoding and Content-Length: send one",
         )
         .closing()

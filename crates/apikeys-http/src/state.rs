@@ -4,6 +4,7 @@
 use crate::Config;
 use crate::admin::AdminToken;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::facade::AsyncApiKeys;
 use crate::log_limit::LogLimit;
 use apikeys::{AddressThrottle, ApiKeys, Cost, ThrottlePolicy};
@@ -118,7 +119,7 @@ impl AppState {
             .config
             .trusted_proxies
             .client_address(peer.ip(), &parts.headers)
-            .map_err(|e| ApiError::bad_request("invalid_forwarded_for", e.to_string()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidForwardedFor, e.to_string()))
     }
 }
 

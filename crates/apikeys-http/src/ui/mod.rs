@@ -275,7 +275,7 @@ pub(crate) async fn open_portal_session(
     if via.is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            crate::error::ErrorCode::Forbidden,
             "portal sessions are opened with the admin token, not from a portal session",
         ));
     }
@@ -323,7 +323,7 @@ pub(crate) async fn open_portal_session(
 fn validate_return_url(url: &str) -> Result<String, ApiError> {
     let bad = |why: &str| {
         ApiError::bad_request(
-            "invalid_return_url",
+            crate::error::ErrorCode::InvalidReturnUrl,
             format!(
                 "return_url {why}: it must be an absolute http:// or https:// URL of at most 2048 characters"
             ),
@@ -361,7 +361,7 @@ fn origin_from_host(headers: &HeaderMap, secure: bool) -> Result<String, ApiErro
         })
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_host",
+                crate::error::ErrorCode::InvalidHost,
                 "no usable Host header to build the link from: configure the public origin",
             )
         })?;
@@ -409,7 +409,7 @@ pub(crate) fn session_actor(
         .contains_key(crate::admin::ACTING_ACCOUNT_HEADER)
     {
         return Err(ApiError::bad_request(
-            "acting_account_with_session",
+            crate::error::ErrorCode::ActingAccountWithSession,
             "X-Acting-Account is not accepted with a portal session: the session acts as its own account",
         ));
     }
@@ -422,7 +422,7 @@ pub(crate) fn session_actor(
         if !session.csrf_matches(presented) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "csrf_failed",
+                crate::error::ErrorCode::CsrfFailed,
                 "missing or wrong X-CSRF-Token: a change made with a portal session must carry the page's CSRF token",
             ));
         }
@@ -434,7 +434,7 @@ pub(crate) fn session_actor(
 fn session_ended() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "session_ended",
+        crate::error::ErrorCode::SessionEnded,
         "the portal session has ended (signed out, or idle too long): open the page again from your platform",
     )
 }
