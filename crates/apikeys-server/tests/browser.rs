@@ -648,3 +648,119 @@ fn the_page_works_from_the_keyboard() {
     );
     assert_eq!(unnamed, json!([]), "controls without a label");
 }
+
+#[test]
+fn the_whitelist_is_edited_and_tested_and_the_api_refuses_other_addresses() {
+    let Some(env) = env("the_whitelist_is_edited_and_tested_and_the_api_refuses_other_addresses")
+    else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    env.server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "http", "identifier": "office-printer", "secret": "printer-secret-123"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    let from = |source: &str| {
+        authenticate_from(
+            source,
+            env.server.addr,
+            "http",
+            "office-printer",
+            "printer-secret-123",
+        )
+    };
+    assert_eq!(from("127.0.0.3"), 200, "no whitelist: any address");
+    env.sign_in(&account);
+    env.action(1, "whitelist");
+    b.wait_text("#whitelist-entries", "any address is accepted");
+    // Add two entries, remove one.
+    b.type_into("#whitelist-add", "127.0.0.2");
+    b.click("#whitelist-add-form button[type=submit]");
+    b.wait_text("#whitelist-entries", "127.0.0.2/32");
+    b.type_into("#whitelist-add", "127.0.0.9/32");
+    b.click("#whitelist-add-form button[type=submit]");
+    b.wait_text("#whitelist-entries", "127.0.0.9/32");
+    b.click("#whitelist-entries button[aria-label=\"Remove 127.0.0.9/32\"]");
+    b.wait("the entry to go", || {
+        (!b.text("#whitelist-entries").contains("127.0.0.9")).then_some(())
+    });
+    // A bad entry: the API's message, next to the field.
+    b.type_into("#whitelist-add", "300.1.2.3");
+    b.click("#whitelist-add-form button[type=submit]");
+    let message = b.wait("the entry's error", || {
+        let t = b.text("#whitelist-add-error");
+        (!t.is_empty()).then_some(t)
+    });
+    assert!(message.contains("300.1.2.3"), "{message}");
+    b.type_into("#whitelist-add", "");
+    // Test an address, in and out.
+    b.type_into("#whitelist-test", "127.0.0.2");
+    b.click("#whitelist-test-form button[type=submit]");
+    let allowed = b.wait_text("#whitelist-test-result", "Allowed");
+    assert!(allowed.contains("127.0.0.2"), "{allowed}");
+    b.type_into("#whitelist-test", "127.0.0.3");
+    b.click("#whitelist-test-form button[type=submit]");
+    let refused = b.wait_text("#whitelist-test-result", "Refused");
+    assert!(refused.contains("127.0.0.3"), "{refused}");
+    env.browser.screenshot("ui-ip-whitelist.png");
+    b.click("#whitelist-dialog [data-close]");
+    b.wait_text("#keys", "1 entry");
+    // Over the API: refused from outside, accepted from inside.
+    assert_eq!(from("127.0.0.3"), 403);
+    assert_eq!(from("127.0.0.2"), 200);
+}
+
+#[test]
+fn a_label_is_edited_and_a_stale_page_is_told_to_reload() {
+    let Some(env) = env("a_label_is_edited_and_a_stale_page_is_told_to_reload") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    let key = env
+        .server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "rest", "label": "old label"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    let key_id = s(&key, "id");
+    env.sign_in(&account);
+    env.action(1, "label");
+    b.type_into("#label-input", XSS);
+    b.click("#label-submit");
+    b.wait_text("#keys tbody tr:nth-child(1) td.label", XSS);
+    assert_eq!(b.alert_text(), None);
+    assert_eq!(
+        env.keys(&account)[0]["label"].as_str(),
+        Some(XSS),
+        "saved through the API"
+    );
+    // Someone else changes the key after the page showed it: the page's
+    // change is refused with a clear message, and nothing is changed.
+    env.action(1, "credentials");
+    env.server
+        .post(
+            &format!("/v1/keys/{key_id}/credentials"),
+            json!({"regenerate_secret": true}),
+        )
+        .admin()
+        .send()
+        .expect(200);
+    let before = env.keys(&account)[0]["version"].clone();
+    b.type_into("#credentials-identifier", "renamed-by-the-page");
+    b.click("#credentials-submit");
+    b.wait_text("#credentials-error", "changed by someone else");
+    assert_eq!(env.keys(&account)[0]["version"], before);
+    assert_ne!(
+        s(&env.keys(&account)[0], "identifier"),
+        "renamed-by-the-page"
+    );
+}

@@ -532,7 +532,7 @@ fn dialogs(data: &PageData, rest_keys: usize) -> Markup {
                 form #whitelist-add-form novalidate {
                     label for="whitelist-add" { "Add an address or network (CIDR)" }
                     div.inline {
-                        input #whitelist-add type="text" autocomplete="off" placeholder="203.0.113.0/24";
+                        input #whitelist-add type="text" autocomplete="off" placeholder="e.g. 203.0.113.0/24";
                         button.secondary type="submit" { "Add" }
                     }
                     p.field-error #whitelist-add-error {}
@@ -546,7 +546,7 @@ fn dialogs(data: &PageData, rest_keys: usize) -> Markup {
                 form #whitelist-test-form novalidate {
                     label for="whitelist-test" { "Test an address" }
                     div.inline {
-                        input #whitelist-test type="text" autocomplete="off" placeholder="203.0.113.7";
+                        input #whitelist-test type="text" autocomplete="off" placeholder="e.g. 203.0.113.7";
                         button.secondary type="submit" { "Test" }
                     }
                     p.field-error #whitelist-test-error {}

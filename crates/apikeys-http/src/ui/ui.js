@@ -510,6 +510,7 @@
     clearErrors("whitelist");
     const out = document.getElementById("whitelist-test-result");
     out.textContent = "";
+    out.className = "";
     const address = document.getElementById("whitelist-test").value.trim();
     const result = await call(
       "GET",
@@ -520,8 +521,11 @@
       return;
     }
     const b = result.body;
-    out.textContent =
-      b.address + (b.allowed ? " is allowed" : " is refused") + (b.matched ? " (matches " + b.matched + ")" : "") + (b.reason ? ": " + b.reason : ".");
+    const verdict = b.allowed ? "Allowed" : "Refused";
+    out.className = b.allowed ? "verdict allowed" : "verdict refused";
+    out.textContent = b.reason
+      ? verdict + ": " + b.reason
+      : verdict + ": " + b.address + (b.matched ? " matches " + b.matched : "");
   });
   whitelistDialog.addEventListener("close", function () {
     if (whitelistChanged) {
