@@ -248,13 +248,14 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
     post, path = "/v1/accounts/{account_id}/portal-sessions", tag = "portal",
     request_body(content = Option<PortalSessionRequest>, description = "Optional"),
     params(
-        ("account_id" = String, Path, description = "The account the session acts as"),
-        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account (it may open links for what it may manage)"),
+        ("account_id" = String, Path, description = "The account the session acts as", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account (it may open links for what it may manage)", pattern = "^acc_[0-9a-f]{32}$"),
     ),
     responses(
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
         (status = 201, description = "The link (`Cache-Control: no-store`)", body = PortalSessionView),
         (status = 400, description = "Bad input: the id or the return URL", body = ErrorBody),
-        (status = 401, description = "No or wrong admin token", body = ErrorBody),
         (status = 403, description = "Asked with a portal session rather than the admin token", body = ErrorBody),
         (status = 404, description = "No such account, or one the acting account may not manage", body = ErrorBody),
     ),
@@ -334,6 +335,10 @@ fn validate_return_url(url: &str) -> Result<String, ApiError> {
     }
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(bad("contains spaces or control characters"));
+    }
+    // It travels in a `Location` header: ASCII only.
+    if !url.is_ascii() {
+        return Err(bad("has characters outside ASCII (percent-encode them)"));
     }
     let rest = url
         .strip_prefix("https://")
@@ -642,6 +647,7 @@ mod tests {
             "https://user@evil.example/",
             "https://a.example/\nSet-Cookie: x",
             "ftp://a.example/",
+            "https://bücher.example/",
         ] {
             assert!(validate_return_url(bad).is_err(), "{bad}");
         }

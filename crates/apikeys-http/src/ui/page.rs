@@ -568,14 +568,16 @@ fn dialogs(data: &PageData, rest_keys: usize) -> Markup {
                 }
             }
         }
-        dialog #sub-dialog aria-labelledby="sub-title" {
-            form #sub-form method="dialog" {
-                h2 #sub-title { "New sub-account" }
-                p { "A sub-account starts with no key: no channel is active until you create one." }
-                p.field-error #sub-error {}
-                div.buttons {
-                    button.secondary type="button" data-close { "Cancel" }
-                    button.primary type="submit" #sub-submit { "Open sub-account" }
+        @if matches!(data.target.kind, AccountKind::Master) {
+            dialog #sub-dialog aria-labelledby="sub-title" {
+                form #sub-form method="dialog" {
+                    h2 #sub-title { "New sub-account" }
+                    p { "A sub-account starts with no key: no channel is active until you create one." }
+                    p.field-error #sub-error {}
+                    div.buttons {
+                        button.secondary type="button" data-close { "Cancel" }
+                        button.primary type="submit" #sub-submit { "Open sub-account" }
+                    }
                 }
             }
         }
