@@ -1,48 +1,73 @@
-//! A small W3C WebDriver client for the browser tests: chromedriver started
-//! on a free port, headless Chromium, and the handful of commands the tests
-//! use, over the `ureq` client the other tests already use.
+//! The browser tests' WebDriver client: chromedriver started on a free
+//! port, headless Chromium, and the handful of commands the tests use,
+//! through `fantoccini` on a current-thread runtime the `Browser` owns, so
+//! that the tests stay synchronous.
 //!
-//! Decision: not a WebDriver crate. The tests need a dozen commands, each a
-//! JSON request; `fantoccini`, the usual choice, would add some fifty crates
-//! to the build (two versions of the ICU crates through `webdriver`, `url`,
-//! `cookie`, a second `thiserror`), for what this file does in a few hundred
-//! lines.
+//! Decision: `fantoccini` (0.22), the maintained W3C WebDriver client for
+//! Rust, rather than a hand-written one: it knows the protocol's shapes
+//! (sessions, element references, actions, errors) so these tests need not.
+//! Its default features are off, and with them every TLS stack: chromedriver
+//! listens on loopback, and plain HTTP through `hyper-util`'s connector is
+//! all it takes. The price is some fifty crates in the tests' build (the
+//! `webdriver` protocol types, `url` and its ICU crates, `cookie`, a second
+//! `thiserror` and `http`); it is a dev-dependency only, so the server's own
+//! build does not see them.
 
 // Test support: failing loudly is its job.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use std::net::TcpListener;
+use std::future::Future;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest one command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One browser at a time: the machine has two cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A headless Chromium driven through chromedriver; both end on drop.
 pub struct Browser {
-    driver: Child,
-    base: String,
-    session: String,
-    agent: ureq::Agent,
+    // Dropped in this order, after `Drop::drop` has ended the session: the
+    // client, the runtime that drives it, chromedriver, then the turn.
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    _driver: Driver,
     _turn: MutexGuard<'static, ()>,
 }
 
-/// A WebDriver error: its `error` code and message.
-#[derive(Debug)]
-pub struct WdError {
-    pub error: String,
-    pub message: String,
+/// The chromedriver process, killed on drop (also when `start` fails
+/// half-way).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn binary(env: &str, default: &str) -> PathBuf {
     std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+/// A WebDriver error as its code and message, anything else as it prints.
+fn describe(e: &CmdError) -> String {
+    match e {
+        CmdError::Standard(wd) => format!("{} {}", wd.error, wd.message),
+        other => other.to_string(),
+    }
 }
 
 impl Browser {
@@ -71,43 +96,28 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let base = format!("http://127.0.0.1:{port}");
+        let mut child = Driver(
+            Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // chromedriver listens once it is ready.
         let started = Instant::now();
-        loop {
-            let ready = agent
-                .get(format!("{base}/status"))
-                .call()
-                .ok()
-                .and_then(|mut r| r.body_mut().read_to_vec().ok())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .is_some_and(|v| v["value"]["ready"] == true);
-            if ready {
-                break;
-            }
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(child.0.try_wait().unwrap().is_none(), "chromedriver exited");
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "chromedriver did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut browser = Browser {
-            driver: child,
-            base,
-            session: String::new(),
-            agent,
-            _turn: turn,
-        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let mut args = vec![
             "--headless=new",
             "--disable-gpu",
@@ -120,90 +130,64 @@ impl Browser {
         if std::env::var("USER").is_ok_and(|u| u == "root") || is_root() {
             args.push("--no-sandbox");
         }
-        let answer = browser
-            .command(
-                "POST",
-                "/session",
-                json!({"capabilities": {"alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {"binary": chromium, "args": args},
-                }}}),
-            )
-            .unwrap();
-        browser.session = answer["value"]["sessionId"].as_str().unwrap().to_owned();
-        Some(browser)
-    }
-
-    fn command(&self, method: &str, path: &str, body: Value) -> Result<Value, WdError> {
-        let url = format!("{}{path}", self.base);
-        let mut response = match method {
-            "GET" => self.agent.get(&url).call(),
-            "DELETE" => self.agent.delete(&url).call(),
-            _ => self
-                .agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .send(body.to_string().as_bytes()),
-        }
-        .unwrap();
-        let ok = response.status().is_success();
-        let value: Value =
-            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
-        if ok {
-            Ok(value)
-        } else {
-            Err(WdError {
-                error: value["value"]["error"].as_str().unwrap_or("").to_owned(),
-                message: value["value"]["message"].as_str().unwrap_or("").to_owned(),
+        let mut capabilities = Capabilities::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": chromium, "args": args}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = runtime
+            .block_on(async {
+                tokio::time::timeout(
+                    COMMAND_TIMEOUT,
+                    ClientBuilder::new(connector)
+                        .capabilities(capabilities)
+                        .connect(&format!("http://127.0.0.1:{port}")),
+                )
+                .await
             })
-        }
+            .expect("chromedriver did not open a session in time")
+            .unwrap_or_else(|e| panic!("cannot open a session: {e}"));
+        Some(Browser {
+            client,
+            runtime,
+            _driver: child,
+            _turn: turn,
+        })
     }
 
-    fn session_command(&self, method: &str, path: &str, body: Value) -> Result<Value, WdError> {
-        let path = format!("/session/{}{path}", self.session);
-        self.command(method, &path, body)
-            .map(|v| v["value"].clone())
+    /// Runs one command to its end, or fails after a minute.
+    fn run<T>(&self, command: impl Future<Output = Result<T, CmdError>>) -> Result<T, CmdError> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(COMMAND_TIMEOUT, command).await })
+            .unwrap_or_else(|_| panic!("a WebDriver command took over {COMMAND_TIMEOUT:?}"))
     }
 
     /// Opens `url` and waits for it to load.
     pub fn goto(&self, url: &str) {
-        self.session_command("POST", "/url", json!({"url": url}))
-            .unwrap();
+        self.run(self.client.goto(url)).unwrap();
     }
 
     pub fn back(&self) {
-        self.session_command("POST", "/back", json!({})).unwrap();
+        self.run(self.client.back()).unwrap();
     }
 
     pub fn refresh(&self) {
-        self.session_command("POST", "/refresh", json!({})).unwrap();
+        self.run(self.client.refresh()).unwrap();
     }
 
     pub fn current_url(&self) -> String {
-        self.session_command("GET", "/url", Value::Null)
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.run(self.client.current_url()).unwrap().into()
     }
 
     /// The page's HTML as the browser now holds it.
     pub fn source(&self) -> String {
-        self.session_command("GET", "/source", Value::Null)
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.run(self.client.source()).unwrap()
     }
 
-    fn find_now(&self, css: &str) -> Option<String> {
-        self.session_command(
-            "POST",
-            "/element",
-            json!({"using": "css selector", "value": css}),
-        )
-        .ok()
-        .map(|v| v[ELEMENT].as_str().unwrap().to_owned())
+    fn find_now(&self, css: &str) -> Option<Element> {
+        self.run(self.client.find(Locator::Css(css))).ok()
     }
 
     /// Whether an element matches `css` now.
@@ -211,8 +195,13 @@ impl Browser {
         self.find_now(css).is_some()
     }
 
-    /// The element `css` selects, waiting up to 10 s for it.
+    /// The WebDriver reference of the element `css` selects, waiting up to
+    /// 10 s for it.
     pub fn find(&self, css: &str) -> String {
+        self.find_element(css).element_id().to_string()
+    }
+
+    fn find_element(&self, css: &str) -> Element {
         self.wait(&format!("an element {css}"), || self.find_now(css))
     }
 
@@ -237,59 +226,42 @@ impl Browser {
     pub fn click(&self, css: &str) {
         let started = Instant::now();
         loop {
-            let id = self.find(css);
-            match self.session_command("POST", &format!("/element/{id}/click"), json!({})) {
-                Ok(_) => return,
-                Err(e) if started.elapsed() < Duration::from_secs(10) => {
-                    let _ = e;
+            let element = self.find_element(css);
+            match self.run(element.click()) {
+                Ok(()) => return,
+                Err(_) if started.elapsed() < Duration::from_secs(10) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e) => panic!("cannot click {css}: {} {}", e.error, e.message),
+                Err(e) => panic!("cannot click {css}: {}", describe(&e)),
             }
         }
     }
 
     /// Types `text` into the element `css` selects, after clearing it.
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.session_command("POST", &format!("/element/{id}/clear"), json!({}))
-            .unwrap();
-        self.session_command(
-            "POST",
-            &format!("/element/{id}/value"),
-            json!({"text": text}),
-        )
-        .unwrap();
+        let element = self.find_element(css);
+        self.run(element.clear()).unwrap();
+        self.run(element.send_keys(text)).unwrap();
     }
 
     /// Presses keys (WebDriver key codes, e.g. "\u{E00C}" for Escape) in the
     /// focused element.
     pub fn keys(&self, keys: &str) {
-        let actions: Vec<Value> = keys
+        let actions = keys
             .chars()
-            .flat_map(|c| {
-                [
-                    json!({"type": "keyDown", "value": c.to_string()}),
-                    json!({"type": "keyUp", "value": c.to_string()}),
-                ]
-            })
-            .collect();
-        self.session_command(
-            "POST",
-            "/actions",
-            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
-        )
-        .unwrap();
+            .fold(KeyActions::new("keyboard".into()), |a, c| {
+                a.then(KeyAction::Down { value: c })
+                    .then(KeyAction::Up { value: c })
+            });
+        self.run(self.client.perform_actions(actions)).unwrap();
     }
 
     /// The rendered text of the element `css` selects.
     pub fn text(&self, css: &str) -> String {
-        let Some(id) = self.find_now(css) else {
+        let Some(element) = self.find_now(css) else {
             return String::new();
         };
-        self.session_command("GET", &format!("/element/{id}/text"), Value::Null)
-            .map(|v| v.as_str().unwrap_or_default().to_owned())
-            .unwrap_or_default()
+        self.run(element.text()).unwrap_or_default()
     }
 
     /// Waits until the element `css` selects shows a text containing `part`.
@@ -300,42 +272,28 @@ impl Browser {
         })
     }
 
-    /// Runs `script` (a function body; `arguments` holds `args`) and returns
-    /// what it returns.
+    /// Runs `script` (a function body; `arguments` holds `args`, a JSON
+    /// array) and returns what it returns.
     pub fn execute(&self, script: &str, args: Value) -> Value {
-        self.session_command(
-            "POST",
-            "/execute/sync",
-            json!({"script": script, "args": args}),
-        )
-        .unwrap_or_else(|e| panic!("script failed: {} {}", e.error, e.message))
+        self.run(self.client.execute(script, arguments(args)))
+            .unwrap_or_else(|e| panic!("script failed: {}", describe(&e)))
     }
 
     /// Runs an async `script`: its last argument is the callback.
     pub fn execute_async(&self, script: &str, args: Value) -> Value {
-        self.session_command(
-            "POST",
-            "/execute/async",
-            json!({"script": script, "args": args}),
-        )
-        .unwrap_or_else(|e| panic!("script failed: {} {}", e.error, e.message))
+        self.run(self.client.execute_async(script, arguments(args)))
+            .unwrap_or_else(|e| panic!("script failed: {}", describe(&e)))
     }
 
     /// The text of an open alert, confirm or prompt, if one is open.
     pub fn alert_text(&self) -> Option<String> {
-        self.session_command("GET", "/alert/text", Value::Null)
-            .ok()
-            .map(|v| v.as_str().unwrap_or_default().to_owned())
+        self.run(self.client.get_alert_text()).ok()
     }
 
     /// Saves a PNG of the window as `name`: into `docs/` under
     /// `APIKEYS_UPDATE_SCREENSHOTS=1`, else into a temporary directory.
     pub fn screenshot(&self, name: &str) -> PathBuf {
-        use base64ct::{Base64, Encoding};
-        let data = self
-            .session_command("GET", "/screenshot", Value::Null)
-            .unwrap();
-        let png = Base64::decode_vec(data.as_str().unwrap()).unwrap();
+        let png = self.run(self.client.screenshot()).unwrap();
         let dir = if std::env::var("APIKEYS_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs")
         } else {
@@ -345,6 +303,15 @@ impl Browser {
         let path = dir.join(name);
         std::fs::write(&path, png).unwrap();
         path
+    }
+}
+
+/// A script's arguments: `args` must be a JSON array (`null` is none).
+fn arguments(args: Value) -> Vec<Value> {
+    match args {
+        Value::Array(args) => args,
+        Value::Null => Vec::new(),
+        other => panic!("a script's arguments are a JSON array, not {other}"),
     }
 }
 
@@ -358,10 +325,11 @@ fn is_root() -> bool {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if !self.session.is_empty() {
-            let _ = self.command("DELETE", &format!("/session/{}", self.session), Value::Null);
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Ends the session (and Chromium); chromedriver ends after, with
+        // `Driver`.
+        let client = self.client.clone();
+        let _ = self
+            .runtime
+            .block_on(async { tokio::time::timeout(COMMAND_TIMEOUT, client.close()).await });
     }
 }
