@@ -312,6 +312,7 @@ pub struct AuditView {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// How many events at most: 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
