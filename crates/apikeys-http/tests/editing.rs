@@ -253,6 +253,15 @@ fn every_account_a_page_at_a_time_for_the_operator_only() {
     }
     assert_eq!(walked, ids);
     let all = server.get("/v1/accounts").admin().send().expect(200);
+    assert_eq!(
+        server
+            .get("/v1/accounts?cursor=")
+            .admin()
+            .send()
+            .expect(200),
+        all,
+        "an empty cursor is the first page"
+    );
     assert_eq!(all["accounts"].as_array().unwrap().len(), 5);
     assert_eq!(all["next_cursor"], Value::Null);
     for bad in [

@@ -15,10 +15,12 @@
 //!   allowance a wrong token is a 429 where that check insists on a 401.
 //!   This test checks instead, on every documented operation, that no
 //!   token is a 401 and a wrong one a 401 or 429, never an answer.
-//! - the coverage phase: its boundary cases for the optional
-//!   `X-Acting-Account` header include values the document calls invalid
-//!   (an empty value, 37 characters for a 36-character pattern) labelled as
-//!   valid; the fuzzing and stateful phases generate from the document.
+//! - the coverage phase: while it varies one part of a request it keeps
+//!   the optional `X-Acting-Account` header from a negative case (an empty
+//!   value, 37 characters for a 36-character pattern), yet labels the case
+//!   positive (its own metadata says `header: negative` inside a `positive`
+//!   case), so a correct 400 counts as a failure. The examples, fuzzing and
+//!   stateful phases generate from the document.
 //! - two rules no schema can state are allowed a 400 on the operations
 //!   they concern: a chosen secret containing its key's identifier, or
 //!   shaped like a generated secret (`POST …/keys`, `POST …/credentials`);
