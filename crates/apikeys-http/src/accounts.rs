@@ -58,8 +58,10 @@ pub(crate) async fn list_accounts(
             ),
         ));
     }
+    // An empty cursor (`?cursor=`, as a form sends it) is the first page.
     let after = query
         .cursor
+        .filter(|c| !c.is_empty())
         .map(|c| {
             c.parse::<AccountId>().map_err(|_| {
                 ApiError::bad_request(

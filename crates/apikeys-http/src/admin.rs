@@ -157,16 +157,16 @@ impl FromRequestParts<AppState> for Admin {
     ) -> Result<Self, Self::Rejection> {
         let client = state.client_address(parts).await?;
         let now = state.sync().now();
-        if let Some(retry_after) = state.admin_throttle().retry_after(client, now) {
-            return Err(ApiError::too_many(retry_after));
-        }
         // A portal session (feature `ui`): its cookie, and no Authorization.
+        // Not throttled: its cookie is no guess at the admin token.
         #[cfg(feature = "ui")]
         if !parts.headers.contains_key(header::AUTHORIZATION)
             && let Some(actor) = crate::ui::session_actor(parts, state)?
         {
             return Ok(Admin(actor));
         }
+        // No token at all is no guess: it is answered 401 at once, throttled
+        // or not; only a presented token waits out the throttle.
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -177,6 +177,9 @@ impl FromRequestParts<AppState> for Admin {
                     "missing admin token: send `Authorization: Bearer <admin token>`",
                 )
             })?;
+        if let Some(retry_after) = state.admin_throttle().retry_after(client, now) {
+            return Err(ApiError::too_many(retry_after));
+        }
         if !state.admin_token().verify(presented) {
             state.admin_throttle().failed(client, now);
             if let Some(left_out) = state.admin_log().admit() {

@@ -312,6 +312,7 @@ pub struct AuditView {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// How many events at most: 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -417,8 +418,9 @@ pub struct AccountPageView {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AccountsQuery {
-    /// The `next_cursor` of the previous page; the first page without it.
-    #[param(pattern = "^acc_[0-9a-f]{32}$")]
+    /// The `next_cursor` of the previous page; the first page without it
+    /// (or with it empty).
+    #[param(pattern = "^(acc_[0-9a-f]{32})?$")]
     pub cursor: Option<String>,
     /// How many accounts at most: 1 to 1000, default 100.
     #[param(minimum = 1, maximum = 1000)]

@@ -9,6 +9,7 @@ pub mod admin;
 mod authn;
 pub mod client_addr;
 mod credentials_in;
+mod document;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -33,7 +34,7 @@ pub use facade::{AsyncApiKeys, Busy, CheckError, Lanes, StoreCalls};
 pub use layer::{ApiKey, ApiKeyLayer, CredentialStyle};
 pub use server::{ServeOptions, serve};
 
-use apikeys::ApiKeys;
+use apikeys::{ApiKeys, Policy};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use state::AppState;
@@ -185,9 +186,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::openapi_json))
 }
 
-/// The OpenAPI document of the API (what `GET /openapi.json` serves).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+/// The OpenAPI document of the API, as JSON, for a service under the
+/// default policy. The bounds that depend on the policy (the longest grace,
+/// the most whitelist entries) are its; [`openapi_for`] gives another's,
+/// and the router serves its own service's (`GET /openapi.json`).
+pub fn openapi() -> serde_json::Value {
+    openapi_for(&Policy::default())
+}
+
+/// The OpenAPI document of the API, as JSON, for a service under `policy`:
+/// what the router over such a service serves.
+pub fn openapi_for(policy: &Policy) -> serde_json::Value {
+    document::finish(&api_routes().split_for_parts().1, policy)
 }
 
 /// The API over `keys`, guarded by `admin`.
@@ -197,7 +207,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// needs the peer's address.
 pub fn router(keys: Arc<ApiKeys>, admin: AdminToken, config: Config) -> Router {
     let (routes, doc) = api_routes().split_for_parts();
-    let openapi_json = serde_json::to_vec(&doc).unwrap_or_default();
+    let openapi_json =
+        serde_json::to_vec(&document::finish(&doc, keys.policy())).unwrap_or_default();
     let body_limit = config.body_limit;
     let keys = AsyncApiKeys::new(keys, config.lanes.clone());
     let state = AppState::new(keys, admin, config, openapi_json);

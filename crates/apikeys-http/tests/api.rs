@@ -955,7 +955,8 @@ fn admin_token_is_required() {
 
 /// Guessing the admin token from one address is throttled like guessing a
 /// secret: past five wrong tokens every attempt is a 429 with `Retry-After`,
-/// the right token included; another address is not held up.
+/// the right token included (a request without a token is still a 401);
+/// another address is not held up.
 #[test]
 fn wrong_admin_tokens_are_throttled_per_address() {
     let proxies = apikeys_http::TrustedProxies {
@@ -982,6 +983,12 @@ fn wrong_admin_tokens_are_throttled_per_address() {
         assert_eq!(r.header("retry-after"), Some("1"));
     }
     from("203.0.113.66", common::TOKEN).expect_error(429, "throttled");
+    // No token at all is no guess: 401 at once, throttled or not.
+    server
+        .get("/v1/accounts/acc_0123456789abcdef0123456789abcdef")
+        .header("X-Forwarded-For", "203.0.113.66")
+        .send()
+        .expect_error(401, "unauthorized");
     from("198.51.100.1", common::TOKEN).expect_error(404, "account_not_found");
     server.clock.advance(time::Duration::seconds(1));
     from("203.0.113.66", common::TOKEN).expect_error(404, "account_not_found");
@@ -1312,7 +1319,12 @@ fn openapi_documents_every_route() {
     }
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
     // The document the library exposes is the one served.
-    assert_eq!(serde_json::to_value(apikeys_http::openapi()).unwrap(), doc);
+    assert_eq!(apikeys_http::openapi_for(server.keys.policy()), doc);
+    assert_eq!(
+        apikeys_http::openapi()["components"]["schemas"]["WhitelistBody"]["properties"]["entries"]
+            ["maxItems"],
+        json!(apikeys::Policy::default().max_whitelist_entries)
+    );
 }
 
 /// With many slow chosen-secret attempts in flight (argon2 at a heavy

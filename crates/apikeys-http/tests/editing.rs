@@ -253,6 +253,15 @@ fn every_account_a_page_at_a_time_for_the_operator_only() {
     }
     assert_eq!(walked, ids);
     let all = server.get("/v1/accounts").admin().send().expect(200);
+    assert_eq!(
+        server
+            .get("/v1/accounts?cursor=")
+            .admin()
+            .send()
+            .expect(200),
+        all,
+        "an empty cursor is the first page"
+    );
     assert_eq!(all["accounts"].as_array().unwrap().len(), 5);
     assert_eq!(all["next_cursor"], Value::Null);
     for bad in [
@@ -505,6 +514,41 @@ fn the_document_is_exact() {
             }
         }
     }
+    // Lengths and the policy's bounds, from the rules themselves.
+    let create = &schemas["CreateKeyRequest"]["properties"];
+    assert_eq!(
+        (
+            &create["identifier"]["minLength"],
+            &create["identifier"]["maxLength"],
+            &create["secret"]["minLength"],
+            &create["secret"]["maxLength"],
+            &create["label"]["maxLength"],
+        ),
+        (&json!(3), &json!(64), &json!(12), &json!(128), &json!(64))
+    );
+    let policy = server.keys.policy();
+    assert_eq!(
+        schemas["WhitelistBody"]["properties"]["entries"]["maxItems"],
+        json!(policy.max_whitelist_entries)
+    );
+    assert_eq!(
+        schemas["ChangeCredentialsRequest"]["properties"]["grace_seconds"]["maximum"],
+        json!(policy.max_grace.whole_seconds())
+    );
+    let acting = &doc["paths"]["/v1/keys/{key_id}"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "X-Acting-Account")
+        .unwrap()["schema"];
+    assert_eq!(acting["type"], "string", "a header is never null");
+    assert_eq!(
+        schemas["OpenAccountRequest"]["oneOf"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "a master names no parent, a sub-account its master"
+    );
     assert_eq!(
         schemas["AuditEventView"]["properties"]["kind"]["$ref"],
         "#/components/schemas/AuditKindCode",

@@ -341,3 +341,48 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// For every number of earlier changes and every list of versions, a
+    /// change asked for at that list applies exactly when the key's version
+    /// is in it, whichever change it is; otherwise it is refused naming the
+    /// list and the version, and the key is as it was.
+    #[test]
+    fn a_change_applies_exactly_at_the_versions_it_names(
+        earlier in 0u64..4,
+        versions in proptest::collection::vec(0u64..7, 0..4),
+        which in 0usize..4,
+    ) {
+        let f = Fixture::new(memory(), 507);
+        let k = master_with_key(&f, NewKey::generated(Channel::Rest));
+        let id = k.key.id;
+        for i in 0..earlier {
+            f.keys.set_label(op(), id, Some(format!("v{i}")), Precondition::Any).unwrap();
+        }
+        let current = 1 + earlier;
+        let before = f.keys.key(op(), id).unwrap();
+        let pre = Precondition::OneOf(versions.clone());
+        let result = match which {
+            0 => f.keys.set_label(op(), id, Some("new".into()), pre).map(|_| ()),
+            1 => f.keys.edit_whitelist(op(), id, &wl(&["10.0.0.0/8"]), &[], pre).map(|_| ()),
+            2 => f
+                .keys
+                .change_credentials_if(op(), id, CredentialChange::regenerate_secret(), pre)
+                .map(|_| ()),
+            _ => f.keys.delete_key_if(op(), id, pre),
+        };
+        if versions.contains(&current) {
+            prop_assert!(result.is_ok(), "{result:?}");
+        } else {
+            match result {
+                Err(Error::StaleVersion { key, expected, current: c }) => {
+                    prop_assert_eq!((key, expected, c), (id, versions, current));
+                }
+                other => prop_assert!(false, "expected StaleVersion, got {other:?}"),
+            }
+            prop_assert_eq!(f.keys.key(op(), id).unwrap(), before);
+        }
+    }
+}

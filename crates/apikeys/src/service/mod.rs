@@ -224,11 +224,11 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-/// Versions as text for a message: `3`, or `3, 4`, or `none` for an empty
-/// list.
+/// Versions as text for a message: `3`, or `3, 4`; an empty list names no
+/// version at all.
 pub(crate) fn version_list(versions: &[u64]) -> String {
     if versions.is_empty() {
-        return "none".into();
+        return "any version the change was asked for at (it names none)".into();
     }
     versions
         .iter()
