@@ -229,11 +229,12 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = req.headers();
-        let empty = !headers.contains_key(header::CONTENT_TYPE)
-            && !headers.contains_key(header::TRANSFER_ENCODING)
-            && headers
-                .get(header::CONTENT_LENGTH)
-                .is_none_or(|v| v.as_bytes() == b"0");
+        // No body at all, or a declared empty one (whatever its type).
+        let length = headers.get(header::CONTENT_LENGTH);
+        let empty = length.is_some_and(|v| v.as_bytes() == b"0")
+            || length.is_none()
+                && !headers.contains_key(header::CONTENT_TYPE)
+                && !headers.contains_key(header::TRANSFER_ENCODING);
         if empty {
             return Ok(OptionalJson(None));
         }
