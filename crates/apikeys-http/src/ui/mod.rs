@@ -77,8 +77,11 @@ pub struct UiConfig {
     /// Where the page lives, below the router's root: `/ui` by default; no
     /// trailing slash.
     pub path: String,
-    /// The origin links are given under (`https://portal.example.com`, and
-    /// any prefix the router is nested under). Unset: the request's `Host`.
+    /// The origin links are given under, as customers reach the server
+    /// (`https://keys.example.com`, with the path a proxy in front maps to
+    /// the router's root, if any). A prefix the router is nested under
+    /// (`Router::nest`) is added from the request. Unset: the request's
+    /// `Host`.
     pub public_origin: Option<String>,
     /// The JSON API's base as the page's script should reach it; unset: the
     /// router's root, relative to the page.
@@ -307,7 +310,7 @@ pub(crate) async fn open_portal_session(
     let view = PortalSessionView {
         url: format!(
             "{origin}{prefix}{}/session/{}",
-            config.path,
+            config.path.trim_end_matches('/'),
             token.expose_secret()
         ),
         expires_at: crate::dto::rfc3339(expires_at),
