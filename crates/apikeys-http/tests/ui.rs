@@ -9,6 +9,7 @@ use apikeys_http::Config;
 use apikeys_http::ui::UiConfig;
 use common::{Response, Server, s};
 use serde_json::json;
+use std::sync::Arc;
 
 const ORIGIN: &str = "http://portal.test";
 const XSS: &str = "<img src=x onerror=alert(1)>";
@@ -219,6 +220,14 @@ fn opening_links_needs_the_admin_token_and_a_manageable_account() {
             json!({"return_url": "https://platform.example/settings"}),
         )
         .admin()
+        .send()
+        .expect(201);
+    // A declared empty body, even typed as JSON, is no body.
+    server
+        .request("POST", &path(&a))
+        .admin()
+        .header("Content-Type", "application/json")
+        .header("Content-Length", "0")
         .send()
         .expect(201);
     // The route is documented.
@@ -629,4 +638,90 @@ fn the_page_can_live_under_another_path() {
         Some("keys/")
     );
     assert_eq!(server.get("/portal/keys/static/ui.js").send().status, 200);
+}
+
+/// An embedder nests the whole router under a prefix: links carry it, and
+/// the page's relative links and API base stay right under it.
+#[test]
+fn the_router_can_be_nested_under_a_prefix() {
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use tower::ServiceExt;
+    let fixture = apikeys::testing::Fixture::new(Arc::new(apikeys::MemoryStore::new()), 21);
+    let inner = apikeys_http::router(
+        Arc::new(fixture.keys),
+        apikeys_http::AdminToken::from_chosen(common::TOKEN).unwrap(),
+        Config::default().ui(UiConfig::default().public_origin(ORIGIN)),
+    );
+    let app = axum::Router::new()
+        .nest("/apikeys", inner)
+        .layer(MockConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            1,
+        ))));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let send = |method: &str, path: &str, cookie: Option<&str>, admin: bool| {
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if admin {
+            request = request.header("Authorization", format!("Bearer {}", common::TOKEN));
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let body = if path.ends_with("/accounts") {
+            request = request.header("Content-Type", "application/json");
+            Body::from(r#"{"kind":"master"}"#)
+        } else {
+            Body::empty()
+        };
+        let app = app.clone();
+        runtime.block_on(async move {
+            let response = app.oneshot(request.body(body).unwrap()).await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, headers, String::from_utf8_lossy(&body).into_owned())
+        })
+    };
+    let (status, _, body) = send("POST", "/apikeys/v1/accounts", None, true);
+    assert_eq!(status, 201, "{body}");
+    let opened: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let account = s(&opened["account"], "id");
+    let (status, _, body) = send(
+        "POST",
+        &format!("/apikeys/v1/accounts/{account}/portal-sessions"),
+        None,
+        true,
+    );
+    assert_eq!(status, 201, "{body}");
+    let url = s(&serde_json::from_str(&body).unwrap(), "url");
+    let path = url.strip_prefix(ORIGIN).unwrap();
+    assert!(path.starts_with("/apikeys/ui/session/"), "{url}");
+    let (status, headers, _) = send("GET", path, None, false);
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "../");
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _, page) = send("GET", "/apikeys/ui/", Some(&cookie), false);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&account));
+    // The script's API base, relative to /apikeys/ui/, is /apikeys.
+    assert_eq!(attribute(&page, "data-api-base"), "..");
+    let (status, _, _) = send(
+        "GET",
+        &format!("/apikeys/v1/accounts/{account}/keys"),
+        Some(&cookie),
+        false,
+    );
+    assert_eq!(status, 200);
 }

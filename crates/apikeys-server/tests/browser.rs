@@ -376,6 +376,23 @@ fn a_credential_change_ends_the_old_secret() {
     assert!(!b.source().contains(&shown));
     assert!(!b.exists("#secret-dialog[open]"));
     assert_eq!(env.authenticate("http", "shop-gateway-2", &shown), 200);
+    // A change that keeps the old secret working for an hour.
+    env.action(1, "credentials");
+    b.click("#credentials-form input[name=cred-secret][value=generate]");
+    b.execute(
+        "document.getElementById('credentials-grace').value = '3600';",
+        json!([]),
+    );
+    b.click("#credentials-submit");
+    let (_, newest) = take_secret(b);
+    assert_eq!(env.authenticate("http", "shop-gateway-2", &newest), 200);
+    assert_eq!(
+        env.authenticate("http", "shop-gateway-2", &shown),
+        200,
+        "the old secret, during its hour"
+    );
+    env.server.clock.advance(time::Duration::minutes(61));
+    assert_eq!(env.authenticate("http", "shop-gateway-2", &shown), 401);
 }
 
 #[test]

@@ -77,8 +77,11 @@ pub struct UiConfig {
     /// Where the page lives, below the router's root: `/ui` by default; no
     /// trailing slash.
     pub path: String,
-    /// The origin links are given under (`https://portal.example.com`, and
-    /// any prefix the router is nested under). Unset: the request's `Host`.
+    /// The origin links are given under, as customers reach the server
+    /// (`https://keys.example.com`, with the path a proxy in front maps to
+    /// the router's root, if any). A prefix the router is nested under
+    /// (`Router::nest`) is added from the request. Unset: the request's
+    /// `Host`.
     pub public_origin: Option<String>,
     /// The JSON API's base as the page's script should reach it; unset: the
     /// router's root, relative to the page.
@@ -229,11 +232,12 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = req.headers();
-        let empty = !headers.contains_key(header::CONTENT_TYPE)
-            && !headers.contains_key(header::TRANSFER_ENCODING)
-            && headers
-                .get(header::CONTENT_LENGTH)
-                .is_none_or(|v| v.as_bytes() == b"0");
+        // No body at all, or a declared empty one (whatever its type).
+        let length = headers.get(header::CONTENT_LENGTH);
+        let empty = length.is_some_and(|v| v.as_bytes() == b"0")
+            || length.is_none()
+                && !headers.contains_key(header::CONTENT_TYPE)
+                && !headers.contains_key(header::TRANSFER_ENCODING);
         if empty {
             return Ok(OptionalJson(None));
         }
@@ -306,7 +310,7 @@ pub(crate) async fn open_portal_session(
     let view = PortalSessionView {
         url: format!(
             "{origin}{prefix}{}/session/{}",
-            config.path,
+            config.path.trim_end_matches('/'),
             token.expose_secret()
         ),
         expires_at: crate::dto::rfc3339(expires_at),
