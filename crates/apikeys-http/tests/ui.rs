@@ -222,6 +222,12 @@ fn opening_links_needs_the_admin_token_and_a_manageable_account() {
         .admin()
         .send()
         .expect(201);
+    // JSON `null` is no body.
+    server
+        .post(&path(&a), json!(null))
+        .admin()
+        .send()
+        .expect(201);
     // A declared empty body, even typed as JSON, is no body.
     server
         .request("POST", &path(&a))

@@ -203,13 +203,24 @@ pub fn valid_frame_ancestors(value: &str) -> Option<&str> {
     .then_some(value)
 }
 
+/// The shape of a return URL, as [`validate_return_url`] accepts it:
+/// `http://` or `https://`, a host part of printable ASCII without `/`, `?`,
+/// `#`, `@` or `\`, then anything printable.
+pub const RETURN_URL_PATTERN: &str = "^https?://[!-\"$-.0->A-\\[\\]-~]+([/?#][!-~]*)?$";
+
 /// `POST /v1/accounts/{account_id}/portal-sessions`.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PortalSessionRequest {
     /// Where sign-out sends the customer: an absolute http(s) URL (the
-    /// platform's own page). Without it, a signed-out page of the router.
-    #[schema(example = "https://platform.example/settings")]
+    /// platform's own page) of printable ASCII, with a host and no user
+    /// part, at most 2048 characters. Without it, a signed-out page of the
+    /// router.
+    #[schema(
+        example = "https://platform.example/settings",
+        pattern = "^https?://[!-\"$-.0->A-\\[\\]-~]+([/?#][!-~]*)?$",
+        max_length = 2048
+    )]
     pub return_url: Option<String>,
 }
 
@@ -241,8 +252,9 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
         if empty {
             return Ok(OptionalJson(None));
         }
-        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
-        Ok(OptionalJson(Some(value)))
+        // `null` is no body too, as the document's optional body says.
+        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
+        Ok(OptionalJson(value))
     }
 }
 
@@ -655,6 +667,16 @@ mod tests {
         ] {
             assert!(validate_return_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_document_states_the_return_url_pattern() {
+        let doc = crate::openapi();
+        let json = serde_json::to_value(&doc).unwrap();
+        let field =
+            &json["components"]["schemas"]["PortalSessionRequest"]["properties"]["return_url"];
+        assert_eq!(field["pattern"], RETURN_URL_PATTERN);
+        assert_eq!(field["maxLength"], 2048);
     }
 
     #[test]
