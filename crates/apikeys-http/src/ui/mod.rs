@@ -209,7 +209,11 @@ pub fn valid_frame_ancestors(value: &str) -> Option<&str> {
 pub struct PortalSessionRequest {
     /// Where sign-out sends the customer: an absolute http(s) URL (the
     /// platform's own page). Without it, a signed-out page of the router.
-    #[schema(example = "https://platform.example/settings")]
+    #[schema(
+        example = "https://platform.example/settings",
+        max_length = 2048,
+        pattern = r#"^https?://[!-"$-.0->A-[\]-~]+([/?#][!-~]*)?$"#
+    )]
     pub return_url: Option<String>,
 }
 
@@ -224,7 +228,7 @@ pub struct PortalSessionView {
     pub expires_at: String,
 }
 
-/// A JSON body that may be absent altogether.
+/// A JSON body that may be absent altogether, or `null`.
 pub(crate) struct OptionalJson<T>(Option<T>);
 
 impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
@@ -241,8 +245,10 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
         if empty {
             return Ok(OptionalJson(None));
         }
-        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
-        Ok(OptionalJson(Some(value)))
+        // `null`, which the document allows for an optional body, is no
+        // body too.
+        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
+        Ok(OptionalJson(value))
     }
 }
 
