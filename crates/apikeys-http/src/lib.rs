@@ -220,6 +220,7 @@ pub fn router(keys: Arc<ApiKeys>, admin: AdminToken, config: Config) -> Router {
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(meta::no_store_with_credentials))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             meta::guard_request,

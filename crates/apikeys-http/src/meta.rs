@@ -138,6 +138,23 @@ fn loggable_path(path: &str) -> String {
     }
 }
 
+/// Every answer to a request that presents credentials (the admin token, a
+/// REST key's Basic credentials or token) is `Cache-Control: no-store`: it
+/// may show a secret (a generated one, a token) or an account's keys, and no
+/// cache on the way may keep it. (Answers to a portal session get the same
+/// from the page's module.)
+pub(crate) async fn no_store_with_credentials(req: Request, next: Next) -> Response {
+    let with_credentials = req.headers().contains_key(header::AUTHORIZATION);
+    let mut response = next.run(req).await;
+    if with_credentials {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
+}
+
 /// Logs each request's method, path, status and duration at debug level.
 /// Never the query string: the HTTP channel carries a password in it; nor a
 /// portal link's token.

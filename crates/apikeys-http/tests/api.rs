@@ -1529,3 +1529,45 @@ fn ambiguous_oversized_and_slow_requests_are_refused() {
         "{waited:?}"
     );
 }
+
+/// Answers that show a generated secret, or any answer to the admin token,
+/// are kept by no cache: `Cache-Control: no-store`.
+#[test]
+fn answers_with_secrets_are_never_stored_by_caches() {
+    let server = Server::start();
+    let opened = server
+        .post(
+            "/v1/accounts",
+            json!({"kind": "master", "created_at": LEGACY}),
+        )
+        .admin()
+        .send();
+    assert_eq!(opened.header("cache-control"), Some("no-store"));
+    let account = opened.expect(201)["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "rest"}),
+        )
+        .admin()
+        .send();
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let key = created.expect(201);
+    let changed = server
+        .post(
+            &format!("/v1/keys/{}/credentials", key["id"].as_str().unwrap()),
+            json!({"regenerate_secret": true}),
+        )
+        .admin()
+        .send();
+    assert_eq!(changed.header("cache-control"), Some("no-store"));
+    assert!(changed.expect(200)["secret"].is_string());
+    // Without credentials the header is the caches' business (the open
+    // document, health, a refusal).
+    let refused = server.get(&format!("/v1/accounts/{account}")).send();
+    assert_eq!(refused.header("cache-control"), None);
+    assert_eq!(server.get("/healthz").send().header("cache-control"), None);
+}
