@@ -248,6 +248,7 @@ macro_rules! __conformance_list {
             tokens_live_and_die_with_their_credentials,
             token_inserts_are_checked_and_refusals_leave_no_trace,
             token_inserts_purge_expired_and_keep_the_bound,
+            token_instants_are_kept_exactly_or_refused,
             purge_removes_exactly_the_expired_tokens,
             race_token_inserts_keep_the_bound,
             token_revocation_is_seen_at_once,

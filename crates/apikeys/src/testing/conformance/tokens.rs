@@ -231,6 +231,69 @@ pub fn token_inserts_are_checked_and_refusals_leave_no_trace(store: Arc<DynStore
     );
 }
 
+/// A token's instants are kept like every other instant: to the
+/// nanosecond, read back in UTC whatever offset they were written in; an
+/// instant outside the range every store keeps is `Unstorable`, and the
+/// refused insert leaves neither token nor event.
+pub fn token_instants_are_kept_exactly_or_refused(store: Arc<DynStore>) {
+    let mut ids = Ids::new(306);
+    let a = add_master(&*store, &mut ids);
+    let k = add_key(&*store, &mut ids, a.id, Channel::Rest, "tok-instants");
+    let east = time::UtcOffset::from_hms(5, 30, 0).unwrap_or(time::UtcOffset::UTC);
+    let written = TokenRecord {
+        issued_at: ISSUED.to_offset(east),
+        expires_at: (ISSUED + Duration::minutes(1440)).to_offset(east),
+        ..token("elsewhere", k.id, ISSUED)
+    };
+    ok(
+        issue(&*store, &written, &k, 10, ISSUED),
+        "a token written in another offset is stored",
+    );
+    let read = found(&*store, &written).map(|(t, _)| t);
+    same(
+        read.as_ref().map(|t| (t.issued_at, t.expires_at)),
+        Some((ISSUED, ISSUED + Duration::minutes(1440))),
+        "a token's instants read back to the nanosecond",
+    );
+    same(
+        read.map(|t| (t.issued_at.offset(), t.expires_at.offset())),
+        Some((time::UtcOffset::UTC, time::UtcOffset::UTC)),
+        "a token's instants read back in UTC",
+    );
+    let before = trail_len(&*store, &k);
+    let too_late = LATEST + Duration::nanoseconds(1);
+    let late = TokenRecord {
+        expires_at: too_late,
+        ..token("expires-too-late", k.id, ISSUED)
+    };
+    refused(
+        issue(&*store, &late, &k, 10, ISSUED),
+        Want::UnstorableInstant(too_late),
+        "a token expiring after the range is Unstorable",
+    );
+    let too_early = EARLIEST - Duration::nanoseconds(1);
+    let early = TokenRecord {
+        issued_at: too_early,
+        ..token("issued-too-early", k.id, ISSUED)
+    };
+    refused(
+        issue(&*store, &early, &k, 10, ISSUED),
+        Want::UnstorableInstant(too_early),
+        "a token issued before the range is Unstorable",
+    );
+    same(found(&*store, &late), None, "a refused token is not stored");
+    same(
+        found(&*store, &early),
+        None,
+        "a refused token is not stored",
+    );
+    same(
+        trail_len(&*store, &k),
+        before,
+        "a refused token records no event",
+    );
+}
+
 /// Issuing a token clears its key's expired ones and, at the bound, its
 /// oldest (ties by digest); other keys' tokens are untouched; a token
 /// expiring exactly now is expired.
