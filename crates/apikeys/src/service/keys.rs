@@ -76,14 +76,13 @@ impl Precondition {
     /// `Ok`, or the [`Error::StaleVersion`] of `key` at `current`.
     fn check(&self, key: KeyId, current: u64) -> Result<(), Error> {
         match self {
-            Precondition::OneOf(versions) if !versions.contains(&current) => {
-                Err(Error::StaleVersion {
-                    key,
-                    expected: versions.clone(),
-                    current,
-                })
-            }
-            _ => Ok(()),
+            _ if self.allows(current) => Ok(()),
+            Precondition::Any => Ok(()),
+            Precondition::OneOf(versions) => Err(Error::StaleVersion {
+                key,
+                expected: versions.clone(),
+                current,
+            }),
         }
     }
 }

@@ -296,7 +296,7 @@ pub fn token_instants_are_kept_exactly_or_refused(store: Arc<DynStore>) {
 
 /// Issuing a token clears its key's expired ones and, at the bound, its
 /// oldest (ties by digest); other keys' tokens are untouched; a token
-/// expiring exactly now is expired.
+/// expiring exactly now is expired, and does not count toward the bound.
 pub fn token_inserts_purge_expired_and_keep_the_bound(store: Arc<DynStore>) {
     let mut ids = Ids::new(303);
     let a = add_master(&*store, &mut ids);
@@ -367,6 +367,35 @@ pub fn token_inserts_purge_expired_and_keep_the_bound(store: Arc<DynStore>) {
         found(&*store, &theirs).map(|(t, _)| t),
         Some(theirs.clone()),
         "another key's tokens are untouched",
+    );
+    // At the bound, a token expiring exactly at `now` counts for nothing:
+    // it goes, and no live token goes in its place.
+    let b = add_master(&*store, &mut ids);
+    let k2 = add_key(&*store, &mut ids, b.id, Channel::Rest, "tok-bound-edge");
+    let live_old = token("edge-live", k2.id, ISSUED);
+    let dying = TokenRecord {
+        expires_at: ISSUED + Duration::minutes(5),
+        ..token("edge-dying", k2.id, ISSUED + Duration::seconds(1))
+    };
+    for t in [&live_old, &dying] {
+        ok(issue(&*store, t, &k2, 2, ISSUED), "two tokens at the bound");
+    }
+    let edge = ISSUED + Duration::minutes(5);
+    let newest = token("edge-new", k2.id, edge);
+    ok(
+        issue(&*store, &newest, &k2, 2, edge),
+        "a token issued as another expires",
+    );
+    same(
+        found(&*store, &dying),
+        None,
+        "a token expiring exactly at `now` is cleared",
+    );
+    holds(
+        found(&*store, &live_old).is_some(),
+        "an expired token does not count toward the bound: the live one stays",
+        found(&*store, &live_old),
+        "Some(_)",
     );
 }
 
