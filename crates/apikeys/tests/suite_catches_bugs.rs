@@ -1440,6 +1440,11 @@ impl Store for Buggy {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        let token = &TokenRecord {
+            issued_at: self.keep(token.issued_at, false)?,
+            expires_at: self.keep(token.expires_at, false)?,
+            ..token.clone()
+        };
         let event = self.kept_event(event)?;
         // The oldest live tokens past the bound, as `inner` holds them.
         let victims = |inner: &Inner| -> Vec<TokenDigest> {
