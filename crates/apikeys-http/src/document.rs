@@ -37,18 +37,27 @@ const ACCOUNT_ID: &str = "^acc_[0-9a-f]{32}$";
 const CREATION_YEARS: &str = "^(197[1-9]|19[89][0-9]|20[0-9][0-9]|21[0-8][0-9]|219[0-8])-";
 /// An IPv4 address, dotted decimal without leading zeros.
 const IPV4: &str = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}";
-/// An IPv6 address in its usual textual forms (no zone).
-const IPV6: &str = "(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:))";
+/// An IPv6 address in its textual forms (no zone), without and then with
+/// an IPv4 address in its last 32 bits.
+fn ipv6() -> String {
+    const PLAIN: &str = "([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:)";
+    format!(
+        "({PLAIN}|([0-9a-fA-F]{{1,4}}:){{6}}{IPV4}|::([0-9a-fA-F]{{1,4}}:){{0,5}}{IPV4}|([0-9a-fA-F]{{1,4}}:){{1,4}}:{IPV4})"
+    )
+}
 
 /// A whitelist entry: an IPv4 or IPv6 address, or a network in CIDR
 /// notation.
 fn entry_pattern() -> String {
-    format!("^({IPV4}(/(3[0-2]|[12]?[0-9]))?|{IPV6}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$")
+    format!(
+        "^({IPV4}(/(3[0-2]|[12]?[0-9]))?|{}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$",
+        ipv6()
+    )
 }
 
 /// An address to explain.
 fn address_pattern() -> String {
-    format!("^({IPV4}|{IPV6})$")
+    format!("^({IPV4}|{})$", ipv6())
 }
 
 /// A chosen identifier.
@@ -275,6 +284,37 @@ pub(crate) fn finish(doc: &utoipa::openapi::OpenApi, policy: &Policy) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each form the entry pattern names is one the server takes.
+    #[test]
+    fn the_forms_of_the_entry_pattern_are_accepted() {
+        for entry in [
+            "0.0.0.0",
+            "255.255.255.255/32",
+            "10.0.0.0/8",
+            "1:2:3:4:5:6:7:8",
+            "1::",
+            "::",
+            "::1/128",
+            "1:2:3:4:5:6::8",
+            "1::8",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:1.2.3.4",
+            "::1.2.3.4",
+            "::ffff:1.2.3.4/120",
+            "::1:2:3:4:5:1.2.3.4",
+            "1::1.2.3.4",
+            "1:2:3:4::1.2.3.4",
+            "FFFF:abcd::0/0",
+        ] {
+            assert!(
+                apikeys::whitelist::parse_entry(entry).is_ok(),
+                "{entry} is in the pattern's language but refused"
+            );
+        }
+        let p = entry_pattern();
+        assert!(p.starts_with("^(") && p.ends_with(")?)$"), "{p}");
+    }
 
     #[test]
     fn the_label_pattern_refuses_what_the_rule_refuses() {

@@ -16,7 +16,10 @@ use std::time::Instant;
 /// Liveness: answers without touching the store.
 #[utoipa::path(
     get, path = "/healthz", tag = "meta",
-    responses((status = 200, description = "The server is up", body = Health))
+    responses(
+        crate::error::GuardErrors,
+        (status = 200, description = "The server is up", body = Health),
+    )
 )]
 pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -25,7 +28,10 @@ pub(crate) async fn healthz() -> Json<Health> {
 /// This API's OpenAPI document, generated from the handlers and their types.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "meta",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+    responses(
+        crate::error::GuardErrors,
+        (status = 200, description = "The OpenAPI document", content_type = "application/json"),
+    )
 )]
 pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
     (

@@ -492,6 +492,13 @@ fn the_document_is_exact() {
                 is_change,
                 "{method} {path}: 412"
             );
+            // The guard's refusals, before any handler.
+            for status in ["400", "413"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} does not document {status}"
+                );
+            }
             if op["security"][0].get("admin_token").is_some() {
                 for status in ["400", "401", "413", "429", "503"] {
                     assert!(
