@@ -252,6 +252,7 @@ pub(crate) async fn create_key(
             .secret
             .map_or(SecretChoice::Generate, |s| SecretChoice::Chosen(s.0)),
         label: req.label,
+        expires_at: None,
     };
     // A chosen secret is hashed with argon2: that runs in the argon2 lane.
     let cost = new.cost();

@@ -280,6 +280,8 @@ fn processes_race_for_identifier_and_channel() {
             id,
             kind: AccountKind::Master,
             created_at: START,
+            suspended: false,
+            policy: Default::default(),
         };
         store.create_account(&a, &[], &[]).unwrap();
     }

@@ -23,6 +23,8 @@ fn batch(rng: &mut ChaCha20Rng, prefix: &str, accounts: usize) -> Batch {
                 kind: AccountKind::Master,
                 // Imported accounts keep their historic dates.
                 created_at: datetime!(2019-03-04 05:06:07.089 UTC),
+                suspended: false,
+                policy: Default::default(),
             };
             let keys: Vec<KeyRecord> = [Channel::Ftp, Channel::Rest, Channel::Rest]
                 .into_iter()

@@ -23,6 +23,8 @@ fn master(seed: u64) -> Account {
         id: AccountId::random(&mut ChaCha20Rng::seed_from_u64(seed)),
         kind: AccountKind::Master,
         created_at: START,
+        suspended: false,
+        policy: Default::default(),
     }
 }
 
@@ -267,6 +269,8 @@ fn a_database_of_version_2_gains_the_sub_account_index() {
         id: master(8).id,
         kind: AccountKind::Sub { parent: m.id },
         created_at: m.created_at,
+        suspended: false,
+        policy: Default::default(),
     };
     {
         let store = SqliteStore::open(&path).unwrap();
@@ -515,6 +519,10 @@ fn an_unreadable_row_is_a_backend_error_naming_the_column() {
             created_at: START,
             changed_at: START,
             version: 1,
+            expires_at: None,
+            enabled: true,
+            legacy_default: false,
+            usage: Default::default(),
         };
         t.store.insert_key(&k, 10, &opened(&a)).unwrap();
 

@@ -11,8 +11,10 @@
 //!   master on its sub-accounts' keys too. Nobody else: siblings never act on
 //!   each other, and a sub-account never on its master.
 
+use crate::channel::ChannelSet;
 use crate::id::AccountId;
-use time::OffsetDateTime;
+use crate::whitelist::Whitelist;
+use time::{Duration, OffsetDateTime};
 
 /// Whether an account is a master or a sub-account of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +56,71 @@ pub struct Account {
     /// When the account was created, in UTC. An input, not "now": imported
     /// accounts keep their historic dates, and the default channels depend on it.
     pub created_at: OffsetDateTime,
+    /// Whether the account is suspended: while it is, every key it holds
+    /// refuses, with its REST tokens, and for a master every key of its
+    /// sub-accounts too. A new account is not.
+    pub suspended: bool,
+    /// The rules this account sets over its keys (and, for a master, over
+    /// its sub-accounts' keys).
+    pub policy: AccountPolicy,
+}
+
+impl Account {
+    /// A new, unsuspended account with the default (unrestricting) policy.
+    pub fn new(id: AccountId, kind: AccountKind, created_at: OffsetDateTime) -> Self {
+        Account {
+            id,
+            kind,
+            created_at,
+            suspended: false,
+            policy: AccountPolicy::default(),
+        }
+    }
+}
+
+/// The rules an account sets over keys: set by the operator, or by the
+/// master (over itself and its sub-accounts).
+///
+/// Rules:
+/// - `whitelist` applies to every key of the account and, for a master, to
+///   every key of its sub-accounts. A request must pass each non-empty list
+///   that applies: the key's, its account's, and its master's.
+/// - `sub_account_channels` (a master's only; all five by default) are the
+///   channels its sub-accounts may hold keys for. A sub-account's key of
+///   another channel refuses from the next request on, and no new one is
+///   created.
+/// - `max_key_lifetime` (a master's only; none by default) is the longest
+///   its sub-accounts' keys may live, counted from each key's creation: a
+///   key older than that refuses as expired from the next request on, and a
+///   new key's expiry may not be later.
+///
+/// A sub-account's own policy holds only a whitelist: the other two are
+/// its master's to set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountPolicy {
+    /// The account-wide whitelist (empty: it restricts nothing).
+    pub whitelist: Whitelist,
+    /// The channels sub-accounts may hold keys for.
+    pub sub_account_channels: ChannelSet,
+    /// The longest lifetime of a sub-account's key, from its creation.
+    pub max_key_lifetime: Option<Duration>,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        AccountPolicy {
+            whitelist: Whitelist::default(),
+            sub_account_channels: ChannelSet::ALL,
+            max_key_lifetime: None,
+        }
+    }
+}
+
+impl AccountPolicy {
+    /// Whether this is the default policy: it restricts nothing.
+    pub fn is_default(&self) -> bool {
+        *self == AccountPolicy::default()
+    }
 }
 
 /// The earliest creation instant an account may have: 1970-01-01T00:00:00Z.
@@ -100,20 +167,14 @@ mod tests {
     fn who_may_manage_whom() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let at = datetime!(2024-01-01 0:00 UTC);
-        let master = Account {
-            id: AccountId::random(&mut rng),
-            kind: AccountKind::Master,
-            created_at: at,
-        };
-        let other = Account {
-            id: AccountId::random(&mut rng),
-            kind: AccountKind::Master,
-            created_at: at,
-        };
-        let sub = |rng: &mut ChaCha20Rng| Account {
-            id: AccountId::random(rng),
-            kind: AccountKind::Sub { parent: master.id },
-            created_at: at,
+        let master = Account::new(AccountId::random(&mut rng), AccountKind::Master, at);
+        let other = Account::new(AccountId::random(&mut rng), AccountKind::Master, at);
+        let sub = |rng: &mut ChaCha20Rng| {
+            Account::new(
+                AccountId::random(rng),
+                AccountKind::Sub { parent: master.id },
+                at,
+            )
         };
         let (sub1, sub2) = (sub(&mut rng), sub(&mut rng));
 

@@ -38,11 +38,24 @@ pub enum AuditKind {
     TokenIssued,
     /// A key's label was set, changed or removed.
     LabelChanged,
+    /// A key was disabled.
+    KeyDisabled,
+    /// A key was enabled again.
+    KeyEnabled,
+    /// A key's expiry was set, changed or cleared.
+    ExpiryChanged,
+    /// An account was suspended.
+    AccountSuspended,
+    /// An account was resumed.
+    AccountResumed,
+    /// An account's policy (account-wide whitelist, sub-accounts' channels
+    /// and key lifetime) changed.
+    PolicyChanged,
 }
 
 impl AuditKind {
     /// Every kind.
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 13] = [
         AuditKind::AccountOpened,
         AuditKind::KeyCreated,
         AuditKind::CredentialsChanged,
@@ -50,6 +63,12 @@ impl AuditKind {
         AuditKind::KeyDeleted,
         AuditKind::TokenIssued,
         AuditKind::LabelChanged,
+        AuditKind::KeyDisabled,
+        AuditKind::KeyEnabled,
+        AuditKind::ExpiryChanged,
+        AuditKind::AccountSuspended,
+        AuditKind::AccountResumed,
+        AuditKind::PolicyChanged,
     ];
 
     /// The stable code, as stores keep it.
@@ -62,6 +81,12 @@ impl AuditKind {
             AuditKind::KeyDeleted => "key_deleted",
             AuditKind::TokenIssued => "token_issued",
             AuditKind::LabelChanged => "label_changed",
+            AuditKind::KeyDisabled => "key_disabled",
+            AuditKind::KeyEnabled => "key_enabled",
+            AuditKind::ExpiryChanged => "expiry_changed",
+            AuditKind::AccountSuspended => "account_suspended",
+            AuditKind::AccountResumed => "account_resumed",
+            AuditKind::PolicyChanged => "policy_changed",
         }
     }
 }
@@ -75,7 +100,7 @@ impl fmt::Display for AuditKind {
 /// A code that is not an audit kind (a store read a row it cannot understand).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted, token_issued, label_changed"
+    "`{0}` is not an audit kind: expected one of account_opened, key_created, credentials_changed, whitelist_changed, key_deleted, token_issued, label_changed, key_disabled, key_enabled, expiry_changed, account_suspended, account_resumed, policy_changed"
 )]
 pub struct ParseAuditKindError(pub String);
 

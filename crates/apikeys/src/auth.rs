@@ -77,6 +77,17 @@ pub enum Refusal {
     UnknownToken,
     /// The token has expired.
     TokenExpired,
+    /// The credentials are right, but the key is disabled.
+    KeyDisabled,
+    /// The credentials are right, but the key has expired (its own expiry,
+    /// or the lifetime its master allows).
+    KeyExpired,
+    /// The credentials are right, but the key's account, or its master, is
+    /// suspended.
+    AccountSuspended,
+    /// The credentials are right, but the key's master no longer allows its
+    /// sub-accounts this channel.
+    ChannelNotAllowed,
 }
 
 /// Why authentication did not succeed.
@@ -90,14 +101,16 @@ pub enum AuthError {
     /// grace: one uniform refusal.
     #[error("invalid credentials")]
     InvalidCredentials(Refusal),
-    /// The credentials are right but the client address is outside the key's
-    /// whitelist.
+    /// The credentials are right but the client address is outside a
+    /// whitelist that applies: the key's, its account's or its master's.
     #[error("address not allowed")]
     AddressNotAllowed {
         /// The key.
         key_id: KeyId,
         /// The refused address.
         client: IpAddr,
+        /// The first whitelist that refused it.
+        list: crate::lifecycle::WhitelistScope,
     },
     /// Too many failed attempts from this address (for this identifier, or
     /// for all): refused before any lookup or argon2, whatever the

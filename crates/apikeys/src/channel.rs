@@ -115,6 +115,23 @@ pub struct ChannelSet(u8);
 impl ChannelSet {
     /// No channel.
     pub const EMPTY: ChannelSet = ChannelSet(0);
+    /// All five channels.
+    pub const ALL: ChannelSet = ChannelSet::of(&Channel::ALL);
+
+    /// The set as bits, one per channel in [`Channel::ALL`] order (FTP is
+    /// bit 0): how stores keep it.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of these bits, or `None` if a bit names no channel.
+    pub const fn from_bits(bits: u8) -> Option<ChannelSet> {
+        if bits & !ChannelSet::ALL.0 != 0 {
+            None
+        } else {
+            Some(ChannelSet(bits))
+        }
+    }
 
     /// The set of the given channels.
     pub const fn of(channels: &[Channel]) -> ChannelSet {

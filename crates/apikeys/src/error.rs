@@ -104,6 +104,91 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An expiry that cannot be set.
+    #[error(transparent)]
+    InvalidExpiry(#[from] ExpiryError),
+    /// An account policy that cannot be set.
+    #[error(transparent)]
+    InvalidAccountPolicy(#[from] AccountPolicyError),
+    /// The sub-account's master does not allow its sub-accounts this channel.
+    #[error(
+        "channel {channel} is not allowed for account {account}: its master's policy does not let its sub-accounts hold {channel} keys"
+    )]
+    ChannelNotAllowed {
+        /// The sub-account.
+        account: AccountId,
+        /// The channel.
+        channel: Channel,
+    },
+    /// The policy does not disable dormant legacy default keys.
+    #[error(
+        "the policy does not disable dormant legacy default keys: set disable_dormant_legacy_defaults_after to turn the action on"
+    )]
+    DormancyActionOff,
+    /// A dormancy period out of range.
+    #[error("days must be from 1 to 36500, not {0}")]
+    InvalidDormancy(u32),
+}
+
+/// An expiry that cannot be set on a key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExpiryError {
+    /// The expiry is not after now.
+    #[error("expiry {at} is not in the future (now is {now}): to stop a key now, disable it")]
+    NotInFuture {
+        /// The expiry asked for.
+        at: OffsetDateTime,
+        /// The service's now.
+        now: OffsetDateTime,
+    },
+    /// The expiry is later than the longest lifetime allowed.
+    #[error(
+        "expiry {at} is later than {latest}, the end of the longest lifetime the {by} allows this key"
+    )]
+    BeyondLifetime {
+        /// The expiry asked for.
+        at: OffsetDateTime,
+        /// The latest allowed.
+        latest: OffsetDateTime,
+        /// Whose rule: "policy" or "master's policy".
+        by: &'static str,
+    },
+    /// The expiry is at or after 2200-01-01T00:00:00Z.
+    #[error("expiry {at} is too far: it must be before 2200-01-01T00:00:00Z")]
+    OutOfRange {
+        /// The expiry asked for.
+        at: OffsetDateTime,
+    },
+    /// The key must expire (a lifetime cap applies): it cannot be cleared.
+    #[error(
+        "this key must expire by {latest} (the {by} caps key lifetimes): its expiry cannot be cleared"
+    )]
+    Required {
+        /// The latest allowed.
+        latest: OffsetDateTime,
+        /// Whose rule.
+        by: &'static str,
+    },
+}
+
+/// An account policy that cannot be set.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountPolicyError {
+    /// A sub-account's policy holds only its whitelist.
+    #[error(
+        "a sub-account's policy holds only a whitelist: sub_account_channels and max_key_lifetime are its master's to set"
+    )]
+    SubAccountRules,
+    /// A lifetime that is not positive or is over 100 years.
+    #[error("max_key_lifetime must be positive and at most 100 years (3155760000 seconds)")]
+    Lifetime,
+    /// A sub-account may read its policy but not change it.
+    #[error(
+        "account {0} may not change its own policy: a sub-account's policy is set by its master or the operator"
+    )]
+    SetBySubAccount(AccountId),
 }
 
 /// A grace period that cannot be granted.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod hashing;
 pub mod id;
 pub mod key;
+pub mod lifecycle;
 pub mod policy;
 pub mod service;
 pub mod store;
@@ -24,9 +25,10 @@ pub mod store;
 pub mod testing;
 pub mod throttle;
 pub mod token;
+pub mod usage;
 pub mod whitelist;
 
-pub use account::{Account, AccountKind, Actor};
+pub use account::{Account, AccountKind, AccountPolicy, Actor};
 pub use audit::{AuditEvent, AuditKind};
 pub use auth::{AuthError, Authenticated, Refusal, SecretSlot};
 pub use channel::{Channel, ChannelSet, ParseChannelError};
@@ -51,16 +53,18 @@ pub fn os_rng() -> OsRng {
 #[doc = include_str!("../../../README.md")]
 pub struct WorkspaceReadme;
 pub use credentials::{IdentifierChoice, Secret, SecretChoice};
-pub use error::{Error, GraceError};
+pub use error::{AccountPolicyError, Error, ExpiryError, GraceError};
 pub use hashing::{Cost, HashingPolicy, SecretHash};
 pub use id::{AccountId, KeyId};
-pub use key::{ApiKey, IssuedKey, KeyRecord};
+pub use key::{ApiKey, IssuedKey, KeyRecord, KeyState, Usage};
+pub use lifecycle::{AccessExplanation, HeldKey, Holders, WhitelistScope};
 pub use policy::{ActivationPolicy, Policy, PolicyError};
 pub use service::{
-    ApiKeys, Check, CheckStats, CredentialChange, Grace, NewAccount, NewKey, OpenedAccount,
-    PendingCheck, Precondition,
+    ApiKeys, Check, CheckStats, CredentialChange, Grace, KeyUpdate, NewAccount, NewKey,
+    OpenedAccount, PendingCheck, Precondition, UsageStats,
 };
-pub use store::{DynStore, MemoryStore, Store, StoreCall, StoreError, StoreExt};
+pub use store::{DormantQuery, DynStore, MemoryStore, Store, StoreCall, StoreError, StoreExt};
 pub use throttle::{AddressThrottle, ThrottlePolicy};
 pub use token::{IssuedToken, TokenDigest, TokenRecord};
+pub use usage::{KeyUse, UsageFlusher, UsagePolicy};
 pub use whitelist::{Explanation, Whitelist};

@@ -112,7 +112,22 @@ pub struct Policy {
     /// their next checks skip argon2 (see [`crate::service::ApiKeys::authenticate`]);
     /// 0 turns the cache off. Default 10,000 entries, about 2 MB.
     pub verified_cache_capacity: usize,
+    /// The longest lifetime a new key may have, from its creation (default
+    /// none: keys live until deleted). When set, a key created without an
+    /// expiry gets one at that distance, and an expiry set later may not go
+    /// beyond it.
+    pub max_key_lifetime: Option<Duration>,
+    /// How last use is recorded (see [`crate::usage`]).
+    pub usage: crate::usage::UsagePolicy,
+    /// When set, legacy default keys never used and older than this are
+    /// disabled by [`crate::ApiKeys::disable_dormant_legacy_defaults`]
+    /// (default none: the action refuses to run).
+    pub disable_dormant_legacy_defaults_after: Option<Duration>,
 }
+
+/// The longest key lifetime any policy may set: 100 years (far inside what
+/// every store keeps).
+pub const MAX_KEY_LIFETIME: Duration = Duration::days(36_525);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -126,6 +141,9 @@ impl Default for Policy {
             token_lifetime: Duration::minutes(1440),
             max_tokens_per_key: 10,
             verified_cache_capacity: 10_000,
+            max_key_lifetime: None,
+            usage: crate::usage::UsagePolicy::default(),
+            disable_dormant_legacy_defaults_after: None,
         }
     }
 }
@@ -149,6 +167,15 @@ pub enum PolicyError {
     /// No token could be held.
     #[error("max_tokens_per_key is 0: it must be at least 1")]
     NoTokens,
+    /// A key lifetime that is not positive or is over 100 years.
+    #[error("max_key_lifetime must be positive and at most 100 years")]
+    KeyLifetime,
+    /// A last-use interval under a millisecond.
+    #[error("usage.interval must be at least 1 ms")]
+    UsageInterval,
+    /// A dormancy period that is not positive.
+    #[error("disable_dormant_legacy_defaults_after must be positive")]
+    DormancyPeriod,
 }
 
 impl Policy {
@@ -222,6 +249,28 @@ impl Policy {
         self
     }
 
+    /// This policy with a cap on new keys' lifetime (`None`: no cap).
+    #[must_use]
+    pub fn max_key_lifetime(mut self, max: Option<Duration>) -> Self {
+        self.max_key_lifetime = max;
+        self
+    }
+
+    /// This policy with another way of recording last use.
+    #[must_use]
+    pub fn usage(mut self, usage: crate::usage::UsagePolicy) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// This policy disabling dormant legacy default keys after `after`
+    /// (`None`: never).
+    #[must_use]
+    pub fn disable_dormant_legacy_defaults_after(mut self, after: Option<Duration>) -> Self {
+        self.disable_dormant_legacy_defaults_after = after;
+        self
+    }
+
     /// Checks every value against its bounds (argon2's parameters included).
     pub fn validate(&self) -> Result<(), crate::Error> {
         if self.max_whitelist_entries > crate::whitelist::MAX_ENTRIES {
@@ -235,6 +284,21 @@ impl Policy {
         }
         if self.max_tokens_per_key == 0 {
             return Err(PolicyError::NoTokens.into());
+        }
+        if self
+            .max_key_lifetime
+            .is_some_and(|l| !l.is_positive() || l > MAX_KEY_LIFETIME)
+        {
+            return Err(PolicyError::KeyLifetime.into());
+        }
+        if self.usage.interval < Duration::milliseconds(1) {
+            return Err(PolicyError::UsageInterval.into());
+        }
+        if self
+            .disable_dormant_legacy_defaults_after
+            .is_some_and(|d| !d.is_positive())
+        {
+            return Err(PolicyError::DormancyPeriod.into());
         }
         self.hashing.validate()?;
         Ok(())

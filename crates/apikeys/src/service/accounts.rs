@@ -117,11 +117,7 @@ impl ApiKeys {
                 return Err(Error::ParentNotMaster { parent });
             }
         }
-        let account = Account {
-            id: self.with_rng(|r| AccountId::random(r)),
-            kind,
-            created_at,
-        };
+        let account = Account::new(self.with_rng(|r| AccountId::random(r)), kind, created_at);
         let defaults = self
             .policy
             .activation
@@ -143,7 +139,8 @@ impl ApiKeys {
             ),
         }];
         for channel in defaults.iter() {
-            let (record, secret) = self.build_key(&account, NewKey::generated(channel), now)?;
+            let (mut record, secret) = self.build_key(&account, NewKey::generated(channel), now)?;
+            record.legacy_default = true;
             events.push(key_event(
                 &record,
                 AuditKind::KeyCreated,

@@ -48,6 +48,7 @@ use crate::hashing::{
     Cost, Rehash, SecretHash, SecretOrigin, Verification, hash_secret, random_salt, verify_secret,
 };
 use crate::key::KeyRecord;
+use crate::lifecycle::{self, Denial, HeldKey};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
@@ -81,7 +82,7 @@ pub struct PendingCheck {
     identifier: String,
     secret: Secret,
     /// `None` for an unknown identifier: the run is against the dummy hash.
-    key: Option<KeyRecord>,
+    key: Option<HeldKey>,
 }
 
 /// What the secrets of a key said: which one matched, or why none did.
@@ -142,7 +143,7 @@ impl ApiKeys {
         if identifier.len() > MAX_IDENTIFIER_LEN {
             return Check::Done(self.refuse(identifier, client, Refusal::UnknownIdentifier));
         }
-        let key = match self.store.key_by_identifier(identifier) {
+        let key = match self.store.key_for_authentication(identifier) {
             Ok(key) => key,
             Err(e) => return Check::Done(Err(AuthError::Unavailable(e))),
         };
@@ -162,7 +163,7 @@ impl ApiKeys {
                 _ => Check::Done(self.refuse(identifier, client, Refusal::UnknownIdentifier)),
             };
         };
-        match self.judge_fast(&key, secret, shape) {
+        match self.judge_fast(&key.key, secret, shape) {
             Fast::Verdict(verdict) => {
                 Check::Done(self.conclude(&key, channel, identifier, secret, client, verdict))
             }
@@ -189,11 +190,11 @@ impl ApiKeys {
             self.dummy_argon2(secret);
             return self.refuse(&identifier, client, Refusal::UnknownIdentifier);
         };
-        let verdict = self.judge_argon2(&key, secret);
+        let verdict = self.judge_argon2(&key.key, secret);
         if verdict.is_ok() {
             // Argon2 took a while: answer for the key as it is now.
-            match self.store.key(key.id) {
-                Ok(Some(now)) if now.version == key.version => {}
+            match self.store.key(key.key.id) {
+                Ok(Some(now)) if now.version == key.key.version => {}
                 Ok(_) => return self.refuse(&identifier, client, Refusal::ChangedDuringCheck),
                 Err(e) => return Err(AuthError::Unavailable(e)),
             }
@@ -277,16 +278,18 @@ impl ApiKeys {
     }
 
     /// The answer, once the secrets have spoken: the channel, then the
-    /// whitelist, then a rehash if the match asked for one.
+    /// key's lifecycle and its holders' rules (see [`crate::lifecycle`]),
+    /// then a rehash if the match asked for one, and the use noted.
     fn conclude(
         &self,
-        key: &KeyRecord,
+        held: &HeldKey,
         channel: Channel,
         identifier: &str,
         secret: &str,
         client: IpAddr,
         verdict: Verdict,
     ) -> Result<Authenticated, AuthError> {
+        let key = &held.key;
         // Checked after the secret, so that another channel's key costs the
         // same as a wrong secret.
         if key.channel != channel {
@@ -302,12 +305,18 @@ impl ApiKeys {
             Ok(v) => v,
             Err(refusal) => return self.refuse(identifier, client, refusal),
         };
-        if !key.whitelist.allows(client) {
-            self.count_failure(identifier, client);
-            return Err(AuthError::AddressNotAllowed {
-                key_id: key.id,
-                client,
-            });
+        let now = self.now();
+        match lifecycle::admit(key, &held.holders, now, client) {
+            Ok(()) => {}
+            Err(Denial::Refused(refusal)) => return self.refuse(identifier, client, refusal),
+            Err(Denial::Address(list)) => {
+                self.count_failure(identifier, client);
+                return Err(AuthError::AddressNotAllowed {
+                    key_id: key.id,
+                    client,
+                    list,
+                });
+            }
         }
         // Only an argon2 match asks for a rehash, and rehashing is argon2:
         // this happens only in the second step.
@@ -316,6 +325,7 @@ impl ApiKeys {
         }
         self.throttle.succeeded(identifier, client);
         self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+        self.note_use(key, matched, client, now);
         Ok(Authenticated {
             account_id: key.account_id,
             key_id: key.id,

@@ -46,7 +46,7 @@ use time::{Duration, OffsetDateTime};
 
 /// How many times a read-modify-write is retried when another writer changed
 /// the key in between.
-const MAX_ATTEMPTS: usize = 5;
+pub(super) const MAX_ATTEMPTS: usize = 5;
 
 /// What a change of a key requires of its current version: the guard
 /// against lost updates (two people editing one key from the same read).
@@ -74,7 +74,7 @@ impl Precondition {
     }
 
     /// `Ok`, or the [`Error::StaleVersion`] of `key` at `current`.
-    fn check(&self, key: KeyId, current: u64) -> Result<(), Error> {
+    pub(super) fn check(&self, key: KeyId, current: u64) -> Result<(), Error> {
         match self {
             _ if self.allows(current) => Ok(()),
             Precondition::Any => Ok(()),
@@ -110,6 +110,9 @@ pub struct NewKey {
     pub secret: SecretChoice,
     /// Optional label.
     pub label: Option<String>,
+    /// When it should stop working, if it should (see
+    /// [`ApiKeys::set_expiry`] for the rules).
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl NewKey {
@@ -120,7 +123,15 @@ impl NewKey {
             identifier: IdentifierChoice::Generate,
             secret: SecretChoice::Generate,
             label: None,
+            expires_at: None,
         }
+    }
+
+    /// This key, expiring at `at`.
+    #[must_use]
+    pub fn with_expiry(mut self, at: OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self
     }
 
     /// A key for `channel` with a chosen identifier and a chosen secret.
@@ -130,6 +141,7 @@ impl NewKey {
             identifier: IdentifierChoice::Chosen(identifier.into()),
             secret: SecretChoice::Chosen(secret),
             label: None,
+            expires_at: None,
         }
     }
 
@@ -213,6 +225,7 @@ impl ApiKeys {
         }
         let identifier = self.resolve_identifier(new.identifier)?;
         let (secret_hash, shown) = self.resolve_secret(new.secret, &identifier)?;
+        let expires_at = self.resolve_expiry(account, now, now, new.expires_at, true)?;
         let record = KeyRecord {
             id: self.with_rng(|r| KeyId::random(r)),
             account_id: account.id,
@@ -225,6 +238,10 @@ impl ApiKeys {
             created_at: now,
             changed_at: now,
             version: 1,
+            expires_at,
+            enabled: true,
+            legacy_default: false,
+            usage: crate::key::Usage::default(),
         };
         Ok((record, shown))
     }
@@ -272,6 +289,15 @@ impl ApiKeys {
         new: NewKey,
     ) -> Result<IssuedKey, Error> {
         let account = self.authorized_account(actor, account_id)?;
+        let holders = self.holders_of(&account)?;
+        if let Some(master) = &holders.master
+            && !master.policy.sub_account_channels.contains(new.channel)
+        {
+            return Err(Error::ChannelNotAllowed {
+                account: account_id,
+                channel: new.channel,
+            });
+        }
         let now = self.now();
         let (record, secret) = self.build_key(&account, new, now)?;
         let detail = match &record.label {
@@ -292,24 +318,26 @@ impl ApiKeys {
                 e => e,
             })?;
         Ok(IssuedKey {
-            key: ApiKey::from(&record),
+            key: self.view(&record, &holders),
             secret,
         })
     }
 
     /// The key, if the actor may see it.
     pub fn key(&self, actor: Actor, id: KeyId) -> Result<ApiKey, Error> {
-        self.authorized_key(actor, id).map(|k| ApiKey::from(&k))
+        let key = self.authorized_key(actor, id)?;
+        self.view_of(&key)
     }
 
     /// The keys of an account, oldest first.
     pub fn keys(&self, actor: Actor, account_id: AccountId) -> Result<Vec<ApiKey>, Error> {
-        self.authorized_account(actor, account_id)?;
+        let account = self.authorized_account(actor, account_id)?;
+        let holders = self.holders_of(&account)?;
         Ok(self
             .store
             .keys_of_account(account_id)?
             .iter()
-            .map(ApiKey::from)
+            .map(|k| self.view(k, &holders))
             .collect())
     }
 
@@ -389,7 +417,7 @@ impl ApiKeys {
                 Ok((next, detail))
             },
         )?;
-        Ok(ApiKey::from(&record))
+        self.view_of(&record)
     }
 
     /// Applies `change` to the key's current record and writes it with a
@@ -531,6 +559,7 @@ impl ApiKeys {
                             hash: current.secret_hash.clone(),
                             expires_at: until,
                         });
+                        next.usage.previous_secret_last_used_at = None;
                         detail.push(format!("previous secret valid until {}", rfc3339(until)));
                     }
                 }
@@ -541,7 +570,7 @@ impl ApiKeys {
             },
         )?;
         Ok(IssuedKey {
-            key: ApiKey::from(&record),
+            key: self.view_of(&record)?,
             secret: shown,
         })
     }

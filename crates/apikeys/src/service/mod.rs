@@ -16,12 +16,14 @@
 pub mod accounts;
 pub mod authentication;
 pub mod keys;
+pub mod lifecycle;
 pub mod tokens;
 pub mod whitelist;
 
 pub use accounts::{NewAccount, OpenedAccount};
 pub use authentication::{Check, PendingCheck};
 pub use keys::{CredentialChange, Grace, NewKey, Precondition};
+pub use lifecycle::{KeyUpdate, UsageStats};
 
 use crate::Actor;
 use crate::audit::{AuditEvent, AuditKind, MAX_DETAIL_LEN};
@@ -60,6 +62,8 @@ pub struct ApiKeys {
     cache: Option<VerifiedCache>,
     throttle: Throttle,
     stats: Counters,
+    /// Last uses waiting for a flush (see [`crate::usage`]).
+    usage: crate::usage::Recorder,
 }
 
 /// The counters behind [`CheckStats`].
@@ -129,6 +133,7 @@ impl ApiKeys {
             0 => None,
             capacity => VerifiedCache::new(&cache_key, capacity),
         };
+        let policy_usage_capacity = policy.usage.capacity;
         Ok(ApiKeys {
             throttle: Throttle::new(policy.throttle.clone()),
             store,
@@ -138,6 +143,7 @@ impl ApiKeys {
             dummy_hash,
             cache,
             stats: Counters::default(),
+            usage: crate::usage::Recorder::new(policy_usage_capacity),
         })
     }
 
@@ -207,7 +213,7 @@ fn key_event(
 /// `detail`, cut at a character boundary to [`MAX_DETAIL_LEN`] bytes. The
 /// details the service writes fit (the longest, a whitelist of the most
 /// entries any policy allows, is under 50 KB); this keeps the bound a fact.
-fn bounded_detail(mut detail: String) -> String {
+pub(super) fn bounded_detail(mut detail: String) -> String {
     if detail.len() > MAX_DETAIL_LEN {
         let mut end = MAX_DETAIL_LEN;
         while !detail.is_char_boundary(end) {
@@ -237,7 +243,7 @@ pub(crate) fn version_list(versions: &[u64]) -> String {
         .join(", ")
 }
 
-fn channel_list(set: ChannelSet) -> String {
+pub(super) fn channel_list(set: ChannelSet) -> String {
     if set.is_empty() {
         return "none".into();
     }

@@ -7,6 +7,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::auth::{AuthError, Authenticated, Refusal, SecretSlot};
 use crate::channel::Channel;
 use crate::error::Error;
+use crate::lifecycle::{self, Denial};
 use crate::store::StoreError;
 use crate::token::{IssuedToken, TokenDigest, TokenRecord, generate_token, is_token_shaped};
 use std::net::IpAddr;
@@ -86,14 +87,16 @@ impl ApiKeys {
         if !is_token_shaped(token) {
             return self.refuse(TOKEN_IDENTIFIER, client, Refusal::MalformedSecret);
         }
-        let found = match self.store.token(&TokenDigest::of(token)) {
+        let found = match self.store.token_for_authentication(&TokenDigest::of(token)) {
             Ok(found) => found,
             Err(e) => return Err(AuthError::Unavailable(e)),
         };
-        let Some((record, key)) = found else {
+        let Some((record, held)) = found else {
             return self.refuse(TOKEN_IDENTIFIER, client, Refusal::UnknownToken);
         };
-        if record.expires_at <= self.now() {
+        let key = &held.key;
+        let now = self.now();
+        if record.expires_at <= now {
             return self.refuse(TOKEN_IDENTIFIER, client, Refusal::TokenExpired);
         }
         if key.channel != Channel::Rest {
@@ -105,14 +108,22 @@ impl ApiKeys {
                 },
             );
         }
-        if !key.whitelist.allows(client) {
-            self.count_failure(TOKEN_IDENTIFIER, client);
-            return Err(AuthError::AddressNotAllowed {
-                key_id: key.id,
-                client,
-            });
+        match lifecycle::admit(key, &held.holders, now, client) {
+            Ok(()) => {}
+            Err(Denial::Refused(refusal)) => {
+                return self.refuse(TOKEN_IDENTIFIER, client, refusal);
+            }
+            Err(Denial::Address(list)) => {
+                self.count_failure(TOKEN_IDENTIFIER, client);
+                return Err(AuthError::AddressNotAllowed {
+                    key_id: key.id,
+                    client,
+                    list,
+                });
+            }
         }
         self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+        self.note_use(key, SecretSlot::Token, client, now);
         Ok(Authenticated {
             account_id: key.account_id,
             key_id: key.id,

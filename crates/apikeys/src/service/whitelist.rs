@@ -42,7 +42,7 @@ impl ApiKeys {
     ) -> Result<ApiKey, Error> {
         let wl = Whitelist::new(entries, self.policy.max_whitelist_entries)?;
         let record = self.change_whitelist(actor, id, &precondition.into(), |_| Ok(wl.clone()))?;
-        Ok(ApiKey::from(&record))
+        self.view_of(&record)
     }
 
     /// Adds entries to the whitelist; returns the normalised list.
@@ -93,7 +93,7 @@ impl ApiKeys {
                 limit,
             )?)
         })?;
-        Ok(ApiKey::from(&record))
+        self.view_of(&record)
     }
 
     fn change_whitelist(

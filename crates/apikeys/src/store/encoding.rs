@@ -16,16 +16,22 @@
 //! | actors | `operator`, or the acting account's id in text form |
 //! | stored hashes | [`SecretHash::as_str`](crate::hashing::SecretHash::as_str), read back with [`SecretHash::parse`](crate::hashing::SecretHash::parse) |
 //! | whitelists | the normalised entries in CIDR form ([`whitelist_entries`]), or joined by single spaces ([`whitelist_to_text`]) |
+//! | booleans (`enabled`, `legacy_default`, `suspended`) | the database's boolean, or an integer 0 / 1 |
+//! | channel sets (a policy's `sub_account_channels`) | [`ChannelSet::bits`](crate::ChannelSet::bits), an integer from 0 to 31 |
+//! | durations (a policy's `max_key_lifetime`) | signed 64-bit nanoseconds ([`duration_to_nanos`]) |
+//! | client addresses (last use) | the address's canonical text (`IpAddr`'s `Display`, IPv4-mapped IPv6 as IPv4) |
 
 use super::StoreError;
-use crate::account::{Account, AccountKind, Actor};
+use crate::account::{Account, AccountKind, AccountPolicy, Actor};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::channel::Channel;
+use crate::channel::ChannelSet;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
-use crate::key::{KeyRecord, PreviousSecret};
+use crate::key::{KeyRecord, PreviousSecret, Usage};
 use crate::whitelist::{Whitelist, WhitelistError, parse_entry};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use time::OffsetDateTime;
 
 /// A value a store refuses to write because it could not keep it exactly.
@@ -42,6 +48,9 @@ pub enum Unstorable {
     /// Versions are kept as signed 64-bit integers.
     #[error("version {0} cannot be stored: stores keep versions from 1 to 2^63 - 1")]
     Version(u64),
+    /// Durations are kept as signed 64-bit nanoseconds (about 292 years).
+    #[error("duration {0} cannot be stored: stores keep durations up to about 292 years")]
+    Duration(time::Duration),
 }
 
 impl From<Unstorable> for StoreError {
@@ -61,6 +70,21 @@ pub fn instant_from_nanos(nanos: i64) -> OffsetDateTime {
     // i64 nanoseconds span 1677 to 2262, well inside `time`'s range.
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A duration as signed 64-bit nanoseconds, exactly.
+pub fn duration_to_nanos(d: time::Duration) -> Result<i64, Unstorable> {
+    i64::try_from(d.whole_nanoseconds()).map_err(|_| Unstorable::Duration(d))
+}
+
+/// The duration [`duration_to_nanos`] encoded.
+pub fn duration_from_nanos(nanos: i64) -> time::Duration {
+    time::Duration::nanoseconds(nanos)
+}
+
+/// A client address as stores keep it: canonical text.
+pub fn address_to_text(a: IpAddr) -> String {
+    a.to_canonical().to_string()
 }
 
 /// A version as a signed 64-bit integer.
@@ -158,6 +182,18 @@ pub struct RawKey<'a> {
     pub changed_at: i64,
     /// Its version.
     pub version: i64,
+    /// When it expires, in nanoseconds, if it does.
+    pub expires_at: Option<i64>,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// Whether it was a legacy master's default key.
+    pub legacy_default: bool,
+    /// Its last use, in nanoseconds.
+    pub last_used_at: Option<i64>,
+    /// The client address of its last use.
+    pub last_used_address: Option<&'a str>,
+    /// The last use of its previous secret, in nanoseconds.
+    pub previous_secret_last_used_at: Option<i64>,
 }
 
 impl RawKey<'_> {
@@ -200,6 +236,22 @@ impl RawKey<'_> {
             changed_at: instant_from_nanos(self.changed_at),
             version: version_from_i64(self.version)
                 .map_err(|e| StoreError::bad_row(table, "version", e))?,
+            expires_at: self.expires_at.map(instant_from_nanos),
+            enabled: self.enabled,
+            legacy_default: self.legacy_default,
+            usage: Usage {
+                last_used_at: self.last_used_at.map(instant_from_nanos),
+                last_used_address: self
+                    .last_used_address
+                    .map(|a| {
+                        a.parse::<IpAddr>()
+                            .map_err(|e| StoreError::bad_row(table, "last_used_address", e))
+                    })
+                    .transpose()?,
+                previous_secret_last_used_at: self
+                    .previous_secret_last_used_at
+                    .map(instant_from_nanos),
+            },
         })
     }
 }
@@ -215,6 +267,14 @@ pub struct RawAccount<'a> {
     pub parent_id: Option<&'a [u8]>,
     /// When it was created, in nanoseconds.
     pub created_at: i64,
+    /// Whether it is suspended.
+    pub suspended: bool,
+    /// Its policy's account-wide whitelist.
+    pub policy_whitelist: RawWhitelist<'a>,
+    /// Its policy's sub-account channels, as [`ChannelSet::bits`].
+    pub sub_account_channels: i64,
+    /// Its policy's longest key lifetime, in nanoseconds.
+    pub max_key_lifetime: Option<i64>,
 }
 
 impl RawAccount<'_> {
@@ -238,10 +298,34 @@ impl RawAccount<'_> {
                 ));
             }
         };
+        let whitelist = match self.policy_whitelist {
+            RawWhitelist::Text(text) => whitelist_from_text(text),
+            RawWhitelist::Entries(entries) => whitelist_from_entries(entries),
+        }
+        .map_err(|e| StoreError::bad_row(table, "policy_whitelist", e))?;
+        let sub_account_channels = u8::try_from(self.sub_account_channels)
+            .ok()
+            .and_then(ChannelSet::from_bits)
+            .ok_or_else(|| {
+                StoreError::bad_row(
+                    table,
+                    "sub_account_channels",
+                    format!(
+                        "{} is not a set of channels: expected 0 to 31",
+                        self.sub_account_channels
+                    ),
+                )
+            })?;
         Ok(Account {
             id: AccountId::from_bytes(id_bytes(table, "id", self.id)?),
             kind,
             created_at: instant_from_nanos(self.created_at),
+            suspended: self.suspended,
+            policy: AccountPolicy {
+                whitelist,
+                sub_account_channels,
+                max_key_lifetime: self.max_key_lifetime.map(duration_from_nanos),
+            },
         })
     }
 }
@@ -319,6 +403,14 @@ pub struct KeyValues<'k> {
     pub changed_at: i64,
     /// Its version.
     pub version: i64,
+    /// When it expires, in nanoseconds.
+    pub expires_at: Option<i64>,
+    /// Its last use, in nanoseconds.
+    pub last_used_at: Option<i64>,
+    /// Its last use's address, as text.
+    pub last_used_address: Option<String>,
+    /// Its previous secret's last use, in nanoseconds.
+    pub previous_secret_last_used_at: Option<i64>,
 }
 
 impl<'k> KeyValues<'k> {
@@ -334,12 +426,46 @@ impl<'k> KeyValues<'k> {
             created_at: instant_to_nanos(key.created_at)?,
             changed_at: instant_to_nanos(key.changed_at)?,
             version: version_to_i64(key.version)?,
+            expires_at: key.expires_at.map(instant_to_nanos).transpose()?,
+            last_used_at: key.usage.last_used_at.map(instant_to_nanos).transpose()?,
+            last_used_address: key.usage.last_used_address.map(address_to_text),
+            previous_secret_last_used_at: key
+                .usage
+                .previous_secret_last_used_at
+                .map(instant_to_nanos)
+                .transpose()?,
         })
     }
 
     /// The previous secret's hash, during a grace period.
     pub fn previous_hash(&self) -> Option<&'k str> {
         self.key.previous_secret.as_ref().map(|p| p.hash.as_str())
+    }
+}
+
+/// An account's policy as a store writes it: the whitelist as text, the
+/// channels as bits, the lifetime as nanoseconds.
+#[derive(Debug)]
+pub struct PolicyValues {
+    /// The whitelist as [`whitelist_to_text`].
+    pub whitelist_text: String,
+    /// The whitelist as [`whitelist_entries`].
+    pub whitelist_entries: Vec<String>,
+    /// The channels as [`ChannelSet::bits`].
+    pub sub_account_channels: i64,
+    /// The lifetime in nanoseconds.
+    pub max_key_lifetime: Option<i64>,
+}
+
+impl PolicyValues {
+    /// Encodes `policy`, or says what cannot be stored.
+    pub fn new(policy: &AccountPolicy) -> Result<Self, Unstorable> {
+        Ok(PolicyValues {
+            whitelist_text: whitelist_to_text(&policy.whitelist),
+            whitelist_entries: whitelist_entries(&policy.whitelist),
+            sub_account_channels: i64::from(policy.sub_account_channels.bits()),
+            max_key_lifetime: policy.max_key_lifetime.map(duration_to_nanos).transpose()?,
+        })
     }
 }
 

@@ -6,12 +6,13 @@
 
 use super::encoding::{instant_to_nanos, version_to_i64};
 use super::{Entity, Existing, Store, StoreError, Unstorable};
-use crate::account::{Account, AccountKind};
+use crate::account::{Account, AccountKind, AccountPolicy};
 use crate::audit::AuditEvent;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
 use crate::token::{TokenDigest, TokenRecord};
+use crate::usage::KeyUse;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -78,6 +79,14 @@ fn kept_key(k: &KeyRecord) -> Result<KeyRecord, Unstorable> {
     if let Some(p) = &mut kept.previous_secret {
         p.expires_at = keep(p.expires_at)?;
     }
+    kept.expires_at = kept.expires_at.map(keep).transpose()?;
+    kept.usage.last_used_at = kept.usage.last_used_at.map(keep).transpose()?;
+    kept.usage.previous_secret_last_used_at = kept
+        .usage
+        .previous_secret_last_used_at
+        .map(keep)
+        .transpose()?;
+    kept.usage.last_used_address = kept.usage.last_used_address.map(|a| a.to_canonical());
     Ok(kept)
 }
 
@@ -296,11 +305,19 @@ impl Store for MemoryStore {
         }
         let credentials_changed =
             stored.identifier != key.identifier || stored.secret_hash != key.secret_hash;
-        // Immutable fields stay as stored, whatever the caller passed.
+        // Immutable fields stay as stored, whatever the caller passed; so
+        // does last use, which only `record_uses` writes.
         let mut next = written;
         next.account_id = stored.account_id;
         next.channel = stored.channel;
         next.created_at = stored.created_at;
+        next.legacy_default = stored.legacy_default;
+        next.usage = stored.usage;
+        if next.previous_secret.as_ref().map(|p| &p.hash)
+            != stored.previous_secret.as_ref().map(|p| &p.hash)
+        {
+            next.usage.previous_secret_last_used_at = None;
+        }
         if credentials_changed {
             inner.drop_tokens_of(key.id);
         }
@@ -357,6 +374,81 @@ impl Store for MemoryStore {
             .remove(&key.identifier.to_ascii_lowercase());
         inner.drop_tokens_of(id);
         inner.record(event);
+        Ok(())
+    }
+
+    fn set_account_suspended(
+        &self,
+        id: AccountId,
+        suspended: bool,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let event = &kept_event(event)?;
+        let mut inner = self.write();
+        let account = inner
+            .accounts
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound(Entity::Account(id)))?;
+        account.suspended = suspended;
+        inner.record(event);
+        Ok(())
+    }
+
+    fn set_account_policy(
+        &self,
+        id: AccountId,
+        policy: &AccountPolicy,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let event = &kept_event(event)?;
+        let mut inner = self.write();
+        let account = inner
+            .accounts
+            .get_mut(&id)
+            .ok_or(StoreError::NotFound(Entity::Account(id)))?;
+        account.policy = policy.clone();
+        inner.record(event);
+        Ok(())
+    }
+
+    fn record_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        let uses = uses
+            .iter()
+            .map(|u| {
+                Ok(KeyUse {
+                    at: keep(u.at)?,
+                    address: u.address.to_canonical(),
+                    previous: u
+                        .previous
+                        .as_ref()
+                        .map(|(at, h)| keep(*at).map(|at| (at, h.clone())))
+                        .transpose()?,
+                    ..u.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, Unstorable>>()?;
+        let mut inner = self.write();
+        for u in &uses {
+            let Some(key) = inner.keys.get_mut(&u.key_id) else {
+                continue;
+            };
+            if key.usage.last_used_at.is_none_or(|t| u.at > t) {
+                key.usage.last_used_at = Some(u.at);
+                key.usage.last_used_address = Some(u.address);
+            }
+            if let Some((at, hash)) = &u.previous
+                && key
+                    .previous_secret
+                    .as_ref()
+                    .is_some_and(|p| p.hash == *hash)
+                && key
+                    .usage
+                    .previous_secret_last_used_at
+                    .is_none_or(|t| *at > t)
+            {
+                key.usage.previous_secret_last_used_at = Some(*at);
+            }
+        }
         Ok(())
     }
 

@@ -24,13 +24,15 @@ mod memory;
 pub use encoding::Unstorable;
 pub use memory::MemoryStore;
 
-use crate::account::Account;
+use crate::account::{Account, AccountPolicy};
 use crate::audit::AuditEvent;
 use crate::channel::Channel;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
+use crate::lifecycle::{HeldKey, Holders};
 use crate::token::{TokenDigest, TokenRecord};
+use crate::usage::KeyUse;
 use std::fmt;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -130,6 +132,29 @@ pub type DynStore = dyn Store;
 ///
 /// When [`Store::insert_token`] makes room, a key's oldest token goes first:
 /// ascending by issue instant, ties ascending by digest.
+///
+/// **Lifecycle.** A key's `expires_at` and `enabled` are written like its
+/// other fields; `legacy_default` is written once, at insert, and kept.
+/// Its [`Usage`](crate::key::Usage) (last use) is written at insert and
+/// then only by [`Store::record_uses`]: [`Store::update_key`] keeps the
+/// stored usage, except that it clears `previous_secret_last_used_at` when
+/// the previous secret's hash changes (a new grace, or none). An account's
+/// `suspended` and `policy` are written at creation and then only by
+/// [`Store::set_account_suspended`] and [`Store::set_account_policy`], each
+/// writing its own field and nothing else, so that a suspension and a
+/// policy change racing each other both land.
+///
+/// **Last use** ([`Store::record_uses`]) keeps the newest instant: a use
+/// older than the one stored changes nothing, so processes may record in
+/// any order. A previous secret's use is recorded only while the stored
+/// previous hash is the one it matched.
+///
+/// **Authentication reads** ([`Store::key_for_authentication`],
+/// [`Store::token_for_authentication`]) answer the key together with its
+/// account and, for a sub-account, its master, as they are when the read
+/// starts: a suspension or a policy change that returned is seen by the
+/// next read. The provided methods read them one after the other; a
+/// database store should override them with one query.
 pub trait Store: Send + Sync {
     /// Stores a new account together with its initial keys and the audit
     /// events of its opening, all or nothing.
@@ -290,6 +315,142 @@ pub trait Store: Send + Sync {
     /// ties most recently recorded first), at most `limit` of them.
     fn audit_events(&self, account: AccountId, limit: usize)
     -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Suspends (`true`) or resumes (`false`) an account and stores `event`,
+    /// atomically; writes nothing else of the account. Setting the state it
+    /// already has is still written (with its event).
+    ///
+    /// Errors: [`StoreError::NotFound`] if there is no such account.
+    fn set_account_suspended(
+        &self,
+        id: AccountId,
+        suspended: bool,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces an account's policy and stores `event`, atomically; writes
+    /// nothing else of the account.
+    ///
+    /// Errors: [`StoreError::NotFound`] if there is no such account.
+    fn set_account_policy(
+        &self,
+        id: AccountId,
+        policy: &AccountPolicy,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Records last uses, all in one transaction: for each, if the key
+    /// exists, its `last_used_at` and `last_used_address` become the use's
+    /// if the use is newer than what is stored (or nothing is), and its
+    /// `previous_secret_last_used_at` likewise from `previous`, only if the
+    /// stored previous hash equals the one `previous` names. Uses of keys
+    /// that are gone are skipped. No version bump, no `changed_at`, no
+    /// audit event: last use is not a change.
+    fn record_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError>;
+
+    /// The account and, for a sub-account, its master; `None` if the
+    /// account does not exist.
+    fn holders(&self, account: AccountId) -> Result<Option<Holders>, StoreError> {
+        let Some(account) = self.account(account)? else {
+            return Ok(None);
+        };
+        let master = match account.kind.parent() {
+            Some(parent) => self.account(parent)?,
+            None => None,
+        };
+        Ok(Some(Holders { account, master }))
+    }
+
+    /// The key whose identifier equals `identifier` ignoring ASCII case
+    /// (as [`Store::key_by_identifier`]), with its holders: the
+    /// authentication hot path. `None` if there is no such key.
+    fn key_for_authentication(&self, identifier: &str) -> Result<Option<HeldKey>, StoreError> {
+        let Some(key) = self.key_by_identifier(identifier)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .holders(key.account_id)?
+            .map(|holders| HeldKey { key, holders }))
+    }
+
+    /// The token with this digest, its key and the key's holders (as
+    /// [`Store::token`]): the bearer-token hot path.
+    fn token_for_authentication(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(TokenRecord, HeldKey)>, StoreError> {
+        let Some((token, key)) = self.token(digest)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .holders(key.account_id)?
+            .map(|holders| (token, HeldKey { key, holders })))
+    }
+
+    /// Keys unused since `query.unused_since`: those whose last use, or
+    /// creation if never used, is at or before it (see [`DormantQuery`]),
+    /// ascending by id (its bytes), at most `query.limit`, after
+    /// `query.after`: a keyset page.
+    ///
+    /// The provided method walks every account; a database store should
+    /// override it with one query.
+    fn dormant_keys(&self, query: &DormantQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut accounts = Vec::new();
+        match query.account {
+            Some(id) => {
+                if let Some(a) = self.account(id)? {
+                    accounts.extend(self.sub_accounts(a.id)?);
+                    accounts.push(a);
+                }
+            }
+            None => {
+                let mut after = None;
+                loop {
+                    let page = self.accounts(after, 1000)?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id);
+                    accounts.extend(page);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for a in &accounts {
+            found.extend(
+                self.keys_of_account(a.id)?
+                    .into_iter()
+                    .filter(|k| query.matches(k) && query.after.is_none_or(|after| k.id > after)),
+            );
+        }
+        found.sort_by_key(|k| k.id);
+        found.truncate(query.limit);
+        Ok(found)
+    }
+}
+
+/// Which dormant keys [`Store::dormant_keys`] lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DormantQuery {
+    /// Only this account's keys and, for a master, its sub-accounts'
+    /// (`None`: every account's).
+    pub account: Option<AccountId>,
+    /// Keys whose last use, or creation if never used, is at or before this
+    /// instant.
+    pub unused_since: OffsetDateTime,
+    /// Only legacy default keys never used at all.
+    pub legacy_defaults_only: bool,
+    /// Only keys whose id is after this one (the last of the previous page).
+    pub after: Option<KeyId>,
+    /// At most this many keys.
+    pub limit: usize,
+}
+
+impl DormantQuery {
+    /// Whether `key` is one this query lists (its account and page aside).
+    pub fn matches(&self, key: &KeyRecord) -> bool {
+        key.usage.last_used_at.unwrap_or(key.created_at) <= self.unused_since
+            && (!self.legacy_defaults_only
+                || (key.legacy_default && key.usage.last_used_at.is_none()))
+    }
 }
 
 /// Which [`Store`] method a call is: for wrappers that count or fail calls
@@ -327,6 +488,20 @@ pub enum StoreCall {
     Token,
     /// [`Store::purge_expired_tokens`].
     PurgeExpiredTokens,
+    /// [`Store::set_account_suspended`].
+    SetAccountSuspended,
+    /// [`Store::set_account_policy`].
+    SetAccountPolicy,
+    /// [`Store::record_uses`].
+    RecordUses,
+    /// [`Store::holders`].
+    Holders,
+    /// [`Store::key_for_authentication`]: the authentication lookup.
+    KeyForAuthentication,
+    /// [`Store::token_for_authentication`]: the bearer-token lookup.
+    TokenForAuthentication,
+    /// [`Store::dormant_keys`].
+    DormantKeys,
 }
 
 /// Implements [`Store`] for a wrapper by forwarding every method to
@@ -471,6 +646,66 @@ macro_rules! forward_store {
                 let ($this, $call) = (self, $crate::store::StoreCall::PurgeExpiredTokens);
                 $before?;
                 $inner.purge_expired_tokens(now)
+            }
+            fn set_account_suspended(
+                &self,
+                id: $crate::AccountId,
+                suspended: bool,
+                event: &$crate::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::SetAccountSuspended);
+                $before?;
+                $inner.set_account_suspended(id, suspended, event)
+            }
+            fn set_account_policy(
+                &self,
+                id: $crate::AccountId,
+                policy: &$crate::account::AccountPolicy,
+                event: &$crate::AuditEvent,
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::SetAccountPolicy);
+                $before?;
+                $inner.set_account_policy(id, policy, event)
+            }
+            fn record_uses(
+                &self,
+                uses: &[$crate::usage::KeyUse],
+            ) -> Result<(), $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::RecordUses);
+                $before?;
+                $inner.record_uses(uses)
+            }
+            fn holders(
+                &self,
+                account: $crate::AccountId,
+            ) -> Result<Option<$crate::lifecycle::Holders>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::Holders);
+                $before?;
+                $inner.holders(account)
+            }
+            fn key_for_authentication(
+                &self,
+                identifier: &str,
+            ) -> Result<Option<$crate::lifecycle::HeldKey>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::KeyForAuthentication);
+                $before?;
+                $inner.key_for_authentication(identifier)
+            }
+            fn token_for_authentication(
+                &self,
+                digest: &$crate::token::TokenDigest,
+            ) -> Result<Option<($crate::token::TokenRecord, $crate::lifecycle::HeldKey)>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::TokenForAuthentication);
+                $before?;
+                $inner.token_for_authentication(digest)
+            }
+            fn dormant_keys(
+                &self,
+                query: &$crate::store::DormantQuery,
+            ) -> Result<Vec<$crate::KeyRecord>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::DormantKeys);
+                $before?;
+                $inner.dormant_keys(query)
             }
         }
     };

@@ -17,6 +17,8 @@ pub fn master(id: AccountId) -> Account {
         id,
         kind: AccountKind::Master,
         created_at: START,
+        suspended: false,
+        policy: Default::default(),
     }
 }
 
@@ -49,6 +51,10 @@ pub fn key(id: KeyId, account: AccountId, channel: Channel, identifier: &str) ->
         created_at: START,
         changed_at: START,
         version: 1,
+        expires_at: None,
+        enabled: true,
+        legacy_default: false,
+        usage: Default::default(),
     }
 }
 

@@ -455,6 +455,10 @@ fn build_key(u: &Universe, spec: &KeySpec, account: Option<AccountId>) -> KeyRec
         created_at: t,
         changed_at: t,
         version: 1,
+        expires_at: None,
+        enabled: true,
+        legacy_default: false,
+        usage: Default::default(),
     }
 }
 
@@ -516,6 +520,8 @@ fn run_sequence(store: &DynStore, ops: &[Op]) -> Result<(), String> {
                         None => AccountKind::Master,
                     },
                     created_at: instant(*at),
+                    suspended: false,
+                    policy: Default::default(),
                 };
                 // Initial keys of the account, and now and then of another.
                 let records: Vec<KeyRecord> = keys
@@ -926,6 +932,10 @@ fn run_thread(store: &DynStore, u: &Universe, thread: usize, ops: &[ThreadOp]) -
                         created_at: START,
                         changed_at: START,
                         version: 1,
+                        expires_at: None,
+                        enabled: true,
+                        legacy_default: false,
+                        usage: Default::default(),
                     })
                     .collect();
                 let mut events = vec![event_of(
@@ -969,6 +979,10 @@ fn run_thread(store: &DynStore, u: &Universe, thread: usize, ops: &[ThreadOp]) -
                     created_at: START + Duration::nanoseconds(place as i64),
                     changed_at: START,
                     version: 1,
+                    expires_at: None,
+                    enabled: true,
+                    legacy_default: false,
+                    usage: Default::default(),
                 };
                 let e = event_of(k.account_id, Some(&k), AuditKind::KeyCreated, START, detail);
                 let limit = if channel.allows_several_keys() {
