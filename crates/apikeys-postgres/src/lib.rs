@@ -18,14 +18,19 @@ pub use redact::redact_password;
 /// refused with [`ConnectError::NewerSchema`].
 pub const SCHEMA_VERSION: i32 = schema::LATEST;
 
-use crate::codec::{EventParams, KeyParams};
+use crate::codec::{ACCOUNT_COLUMN_COUNT, EventParams, KEY_COLUMN_COUNT, KeyParams};
 use crate::pool::{Conn, Manager};
 use crate::schema::names;
-use apikeys::store::{Entity, Existing};
+use apikeys::account::AccountPolicy;
+use apikeys::lifecycle::{HeldKey, Holders};
+use apikeys::store::encoding::PolicyValues;
+use apikeys::store::{DormantQuery, Entity, Existing};
 use apikeys::token::{TokenDigest, TokenRecord};
+use apikeys::usage::KeyUse;
 use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use postgres::error::SqlState;
 use postgres::{Config, NoTls, Transaction};
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -424,6 +429,12 @@ fn insert_key(
             &p.created_at,
             &p.changed_at,
             &p.version,
+            &p.expires_at,
+            &p.enabled,
+            &p.legacy_default,
+            &p.last_used_at,
+            &p.last_used_address,
+            &p.previous_secret_last_used_at,
         ],
     )
     .map_err(|e| key_insert_error(e, key))?;
@@ -457,6 +468,88 @@ fn insert_event(
     Ok(())
 }
 
+/// The token's instants of a row holding them just after the key's columns.
+fn token_at(
+    row: &postgres::Row,
+    digest: &TokenDigest,
+    key: &KeyRecord,
+) -> Result<TokenRecord, Fail> {
+    let issued_at: i64 = row.try_get(KEY_COLUMN_COUNT)?;
+    let expires_at: i64 = row.try_get(KEY_COLUMN_COUNT + 1)?;
+    Ok(TokenRecord {
+        digest: *digest,
+        key_id: key.id,
+        issued_at: apikeys::store::encoding::instant_from_nanos(issued_at),
+        expires_at: apikeys::store::encoding::instant_from_nanos(expires_at),
+    })
+}
+
+/// The holders of a row holding an account's columns at `base` and its
+/// master's (NULLs for a master) just after.
+fn holders_at(row: &postgres::Row, base: usize) -> Result<Holders, StoreError> {
+    Ok(Holders {
+        account: codec::account_at(row, base)?,
+        master: codec::opt_account_at(row, base + ACCOUNT_COLUMN_COUNT)?,
+    })
+}
+
+/// A batch of last uses as the arrays `record_uses` binds: one entry per
+/// key, the newest use winning (the first of equal ones, as the in-memory
+/// store keeps it), and one previous-secret entry per key and hash, sorted
+/// by key id so that concurrent batches lock their rows in the same order.
+#[derive(Default)]
+struct UseArrays<'u> {
+    ids: Vec<&'u [u8]>,
+    ats: Vec<i64>,
+    addresses: Vec<String>,
+    previous_ids: Vec<&'u [u8]>,
+    previous_ats: Vec<i64>,
+    previous_hashes: Vec<&'u str>,
+}
+
+impl<'u> UseArrays<'u> {
+    fn new(uses: &'u [KeyUse]) -> Result<Self, StoreError> {
+        let mut last: HashMap<KeyId, (i64, &'u KeyUse)> = HashMap::new();
+        let mut previous: HashMap<(KeyId, &'u str), (i64, &'u KeyUse)> = HashMap::new();
+        for u in uses {
+            let at = codec::instant(u.at)?;
+            match last.get(&u.key_id) {
+                Some((newest, _)) if *newest >= at => {}
+                _ => {
+                    last.insert(u.key_id, (at, u));
+                }
+            }
+            if let Some((at, hash)) = &u.previous {
+                let at = codec::instant(*at)?;
+                match previous.get(&(u.key_id, hash.as_str())) {
+                    Some((newest, _)) if *newest >= at => {}
+                    _ => {
+                        previous.insert((u.key_id, hash.as_str()), (at, u));
+                    }
+                }
+            }
+        }
+        let mut last: Vec<_> = last.into_values().collect();
+        last.sort_by_key(|(_, u)| u.key_id);
+        let mut previous: Vec<_> = previous.into_iter().collect();
+        previous.sort_by_key(|((id, hash), _)| (*id, *hash));
+        let mut arrays = UseArrays::default();
+        for (at, u) in last {
+            arrays.ids.push(u.key_id.as_bytes().as_slice());
+            arrays.ats.push(at);
+            arrays
+                .addresses
+                .push(apikeys::store::encoding::address_to_text(u.address));
+        }
+        for ((_, hash), (at, u)) in previous {
+            arrays.previous_ids.push(u.key_id.as_bytes().as_slice());
+            arrays.previous_ats.push(at);
+            arrays.previous_hashes.push(hash);
+        }
+        Ok(arrays)
+    }
+}
+
 fn commit(tx: Transaction<'_>, xid: i64) -> Result<(), Fail> {
     tx.commit().map_err(|e| Fail::Commit(e, xid))
 }
@@ -469,6 +562,7 @@ impl Store for PostgresStore {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let created_at = codec::instant(account.created_at)?;
+        let policy = PolicyValues::new(&account.policy)?;
         let parent = account.kind.parent();
         let key_params = keys
             .iter()
@@ -488,6 +582,10 @@ impl Store for PostgresStore {
                         &account.kind.code(),
                         &parent.as_ref().map(|p| p.as_bytes().as_slice()),
                         &created_at,
+                        &account.suspended,
+                        &policy.whitelist_entries,
+                        &policy.sub_account_channels,
+                        &policy.max_key_lifetime,
                     ],
                 )
                 .and_then(|row| row.try_get(0))
@@ -649,6 +747,8 @@ impl Store for PostgresStore {
                         &p.whitelist,
                         &p.changed_at,
                         &p.version,
+                        &p.expires_at,
+                        &p.enabled,
                     ],
                 )
                 .map_err(|e| match violated(&e) {
@@ -794,17 +894,7 @@ impl Store for PostgresStore {
                 return Ok(None);
             };
             let key = codec::key_from_row(&row)?;
-            let issued_at: i64 = row.try_get(12)?;
-            let expires_at: i64 = row.try_get(13)?;
-            Ok(Some((
-                TokenRecord {
-                    digest: *digest,
-                    key_id: key.id,
-                    issued_at: apikeys::store::encoding::instant_from_nanos(issued_at),
-                    expires_at: apikeys::store::encoding::instant_from_nanos(expires_at),
-                },
-                key,
-            )))
+            Ok(Some((token_at(&row, digest, &key)?, key)))
         })
     }
 
@@ -830,6 +920,192 @@ impl Store for PostgresStore {
                 .collect::<Result<Vec<_>, _>>()?)
         })
     }
+
+    fn set_account_suspended(
+        &self,
+        id: AccountId,
+        suspended: bool,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let ep = EventParams::new(event)?;
+        self.write(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let Some(updated) = tx.query_opt(
+                &conn.st.set_suspended,
+                &[&id.as_bytes().as_slice(), &suspended],
+            )?
+            else {
+                return Err(StoreError::NotFound(Entity::Account(id)).into());
+            };
+            let xid: i64 = updated.try_get(0)?;
+            insert_event(&mut tx, &conn.st, event, &ep)?;
+            commit(tx, xid)
+        })
+    }
+
+    fn set_account_policy(
+        &self,
+        id: AccountId,
+        policy: &AccountPolicy,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let policy = PolicyValues::new(policy)?;
+        let ep = EventParams::new(event)?;
+        self.write(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let Some(updated) = tx.query_opt(
+                &conn.st.set_policy,
+                &[
+                    &id.as_bytes().as_slice(),
+                    &policy.whitelist_entries,
+                    &policy.sub_account_channels,
+                    &policy.max_key_lifetime,
+                ],
+            )?
+            else {
+                return Err(StoreError::NotFound(Entity::Account(id)).into());
+            };
+            let xid: i64 = updated.try_get(0)?;
+            insert_event(&mut tx, &conn.st, event, &ep)?;
+            commit(tx, xid)
+        })
+    }
+
+    fn record_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        // Everything encoded first: an instant out of range refuses the
+        // batch before anything is written.
+        let arrays = UseArrays::new(uses)?;
+        if arrays.ids.is_empty() {
+            return Ok(());
+        }
+        // One transaction, whatever the batch's size: BEGIN, one statement
+        // for the last uses, one for the previous secrets' if any, COMMIT.
+        // Recording is idempotent (the newest instant wins), so a batch
+        // that lost a deadlock against another process's (their rows
+        // locked in another order by the join) is simply run again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let outcome = self.write(|conn| {
+                let mut tx = conn.client.transaction()?;
+                let xid: i64 = tx
+                    .query_one(
+                        &conn.st.record_last_uses,
+                        &[&arrays.ids, &arrays.ats, &arrays.addresses],
+                    )?
+                    .try_get(0)?;
+                if !arrays.previous_ids.is_empty() {
+                    tx.execute(
+                        &conn.st.record_previous_uses,
+                        &[
+                            &arrays.previous_ids,
+                            &arrays.previous_ats,
+                            &arrays.previous_hashes,
+                        ],
+                    )?;
+                }
+                commit(tx, xid)
+            });
+            match outcome {
+                Err(e) if attempts < 3 && lost_a_deadlock(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn holders(&self, account: AccountId) -> Result<Option<Holders>, StoreError> {
+        self.read(|conn| {
+            let row = conn
+                .client
+                .query_opt(&conn.st.holders, &[&account.as_bytes().as_slice()])?;
+            Ok(row.as_ref().map(|r| holders_at(r, 0)).transpose()?)
+        })
+    }
+
+    fn key_for_authentication(&self, identifier: &str) -> Result<Option<HeldKey>, StoreError> {
+        // As `key_by_identifier`: no stored identifier holds a NUL.
+        if identifier.contains('\0') {
+            return Ok(None);
+        }
+        // The hot path: one prepared statement, one round trip, the key by
+        // its index and the holders by primary key, from one snapshot.
+        self.read(|conn| {
+            let Some(row) = conn
+                .client
+                .query_opt(&conn.st.key_for_authentication, &[&identifier])?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(HeldKey {
+                key: codec::key_from_row(&row)?,
+                holders: holders_at(&row, KEY_COLUMN_COUNT)?,
+            }))
+        })
+    }
+
+    fn token_for_authentication(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(TokenRecord, HeldKey)>, StoreError> {
+        self.read(|conn| {
+            let Some(row) = conn
+                .client
+                .query_opt(&conn.st.token_for_authentication, &[&digest.0.as_slice()])?
+            else {
+                return Ok(None);
+            };
+            let key = codec::key_from_row(&row)?;
+            let token = token_at(&row, digest, &key)?;
+            let holders = holders_at(&row, KEY_COLUMN_COUNT + 2)?;
+            Ok(Some((token, HeldKey { key, holders })))
+        })
+    }
+
+    fn dormant_keys(&self, query: &DormantQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        let since = codec::instant(query.unused_since)?;
+        // bytea compares bytewise, shorter first on a tie: the empty value
+        // is before every id, the first page.
+        let after: &[u8] = query
+            .after
+            .as_ref()
+            .map_or(&[], |k| k.as_bytes().as_slice());
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let legacy = query.legacy_defaults_only;
+        self.read(|conn| {
+            let rows = match query.account {
+                None => conn
+                    .client
+                    .query(&conn.st.dormant_keys, &[&after, &since, &legacy, &limit])?,
+                Some(account) => conn.client.query(
+                    &conn.st.dormant_keys_of_account,
+                    &[
+                        &after,
+                        &since,
+                        &legacy,
+                        &limit,
+                        &account.as_bytes().as_slice(),
+                    ],
+                )?,
+            };
+            Ok(rows
+                .iter()
+                .map(codec::key_from_row)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+/// Whether a write failed for a deadlock the server broke by aborting it
+/// (nothing of it was applied).
+fn lost_a_deadlock(e: &StoreError) -> bool {
+    let StoreError::Backend { source } = e else {
+        return false;
+    };
+    matches!(
+        source.downcast_ref::<DatabaseError>(),
+        Some(DatabaseError::Query { source })
+            if source.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! own [`Conn`] rather than `r2d2_postgres`'s bare `postgres::Client`: the
 //! statements must live and die with the connection they were prepared on.
 
-use crate::codec::{ACCOUNT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS};
+use crate::codec::{ACCOUNT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, qualified};
 use crate::schema::fold;
 use postgres::{Client, Config, NoTls, Statement};
 
@@ -90,10 +90,31 @@ pub(crate) struct Statements {
     pub(crate) token: Statement,
     pub(crate) drop_tokens_of_key: Statement,
     pub(crate) purge_tokens: Statement,
+    pub(crate) set_suspended: Statement,
+    pub(crate) set_policy: Statement,
+    pub(crate) record_last_uses: Statement,
+    pub(crate) record_previous_uses: Statement,
+    pub(crate) holders: Statement,
+    pub(crate) key_for_authentication: Statement,
+    pub(crate) token_for_authentication: Statement,
+    pub(crate) dormant_keys: Statement,
+    pub(crate) dormant_keys_of_account: Statement,
 }
 
 impl Statements {
     fn prepare(c: &mut Client) -> Result<Self, postgres::Error> {
+        let k = qualified(KEY_COLUMNS, "k");
+        let a = qualified(ACCOUNT_COLUMNS, "a");
+        let m = qualified(ACCOUNT_COLUMNS, "m");
+        // The account of a row of `a`, and its master (NULLs for a master).
+        let holders_join = "JOIN apikeys_accounts a ON a.id = k.account_id \
+             LEFT JOIN apikeys_accounts m ON m.id = a.parent_id";
+        // The filter of `DormantQuery::matches` and the keyset page: $1 the
+        // last id of the previous page (the empty value, before every id,
+        // for the first), $2 `unused_since`, $3 only unused legacy
+        // defaults, $4 the limit.
+        let dormant = "k.id > $1 AND coalesce(k.last_used_at, k.created_at) <= $2 \
+             AND (NOT $3::boolean OR (k.legacy_default AND k.last_used_at IS NULL))";
         Ok(Statements {
             account: c.prepare(&format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE id = $1"
@@ -110,8 +131,8 @@ impl Statements {
                  ORDER BY id LIMIT $2"
             ))?,
             insert_account: c.prepare(&format!(
-                "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4) \
-                 RETURNING txid_current()"
+                "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING txid_current()"
             ))?,
             // NO KEY UPDATE: serialises the writers of one account's keys
             // without blocking the foreign-key checks of other writers.
@@ -120,7 +141,8 @@ impl Statements {
             )?,
             insert_key: c.prepare(&format!(
                 "INSERT INTO apikeys_keys ({KEY_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                     $13, $14, $15, $16, $17, $18)"
             ))?,
             count_channel: c.prepare(
                 "SELECT count(*) FROM apikeys_keys WHERE account_id = $1 AND channel = $2",
@@ -139,11 +161,17 @@ impl Statements {
             ))?,
             // Also says whether the credentials changed: the row as it was
             // comes from the same snapshot, and the version check rules out
-            // a change in between.
+            // a change in between. The right-hand sides read the row as it
+            // was: the previous secret's last use is kept only while its
+            // hash stays the same. The legacy mark and the usage are not
+            // written.
             update_key: c.prepare(
                 "UPDATE apikeys_keys AS k SET identifier = $3, label = $4, secret_hash = $5, \
                  previous_hash = $6, previous_expires_at = $7, whitelist = $8, \
-                 changed_at = $9, version = $10 \
+                 changed_at = $9, version = $10, expires_at = $11, enabled = $12, \
+                 previous_secret_last_used_at = CASE \
+                     WHEN k.previous_hash IS NOT DISTINCT FROM $6 \
+                     THEN k.previous_secret_last_used_at END \
                  FROM (SELECT identifier, secret_hash FROM apikeys_keys WHERE id = $1) AS old \
                  WHERE k.id = $1 AND k.version = $2 \
                  RETURNING txid_current(), \
@@ -185,16 +213,67 @@ impl Statements {
                  VALUES ($1, $2, $3, $4)",
             )?,
             token: c.prepare(&format!(
-                "SELECT {}, t.issued_at, t.expires_at FROM apikeys_tokens t \
-                 JOIN apikeys_keys k ON k.id = t.key_id WHERE t.digest = $1",
-                KEY_COLUMNS
-                    .split(',')
-                    .map(|c| format!("k.{}", c.trim()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "SELECT {k}, t.issued_at, t.expires_at FROM apikeys_tokens t \
+                 JOIN apikeys_keys k ON k.id = t.key_id WHERE t.digest = $1"
             ))?,
             drop_tokens_of_key: c.prepare("DELETE FROM apikeys_tokens WHERE key_id = $1")?,
             purge_tokens: c.prepare("DELETE FROM apikeys_tokens WHERE expires_at <= $1")?,
+            // Each writes its own columns only, so that a suspension and a
+            // policy change racing each other both land.
+            set_suspended: c.prepare(
+                "UPDATE apikeys_accounts SET suspended = $2 WHERE id = $1 \
+                 RETURNING txid_current()",
+            )?,
+            set_policy: c.prepare(
+                "UPDATE apikeys_accounts SET policy_whitelist = $2, sub_account_channels = $3, \
+                 max_key_lifetime = $4 WHERE id = $1 RETURNING txid_current()",
+            )?,
+            // A whole batch in one statement (arrays of one entry per key,
+            // unnested), newest instant winning; keys that are gone match no
+            // row. One row back whatever the batch: the transaction's id.
+            record_last_uses: c.prepare(
+                "WITH updated AS ( \
+                     UPDATE apikeys_keys AS k SET last_used_at = u.at, last_used_address = u.address \
+                     FROM unnest($1::bytea[], $2::bigint[], $3::text[]) AS u(id, at, address) \
+                     WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at) \
+                     RETURNING 1) \
+                 SELECT txid_current(), (SELECT count(*) FROM updated)",
+            )?,
+            // Only while the stored previous hash is the one the use matched.
+            record_previous_uses: c.prepare(
+                "UPDATE apikeys_keys AS k SET previous_secret_last_used_at = u.at \
+                 FROM unnest($1::bytea[], $2::bigint[], $3::text[]) AS u(id, at, hash) \
+                 WHERE k.id = u.id AND k.previous_hash = u.hash \
+                   AND (k.previous_secret_last_used_at IS NULL \
+                        OR k.previous_secret_last_used_at < u.at)",
+            )?,
+            holders: c.prepare(&format!(
+                "SELECT {a}, {m} FROM apikeys_accounts a \
+                 LEFT JOIN apikeys_accounts m ON m.id = a.parent_id WHERE a.id = $1"
+            ))?,
+            // The authentication hot path: the key by the folded-identifier
+            // index, its account and master by primary key, in one
+            // statement and one round trip, from one snapshot.
+            key_for_authentication: c.prepare(&format!(
+                "SELECT {k}, {a}, {m} FROM apikeys_keys k {holders_join} WHERE {} = {}",
+                fold("k.identifier"),
+                fold("$1::text"),
+            ))?,
+            token_for_authentication: c.prepare(&format!(
+                "SELECT {k}, t.issued_at, t.expires_at, {a}, {m} FROM apikeys_tokens t \
+                 JOIN apikeys_keys k ON k.id = t.key_id {holders_join} WHERE t.digest = $1"
+            ))?,
+            // In id order, the primary key's: a page is a range of it.
+            dormant_keys: c.prepare(&format!(
+                "SELECT {k} FROM apikeys_keys k WHERE {dormant} ORDER BY k.id LIMIT $4"
+            ))?,
+            // One account's keys and, for a master, its sub-accounts'.
+            dormant_keys_of_account: c.prepare(&format!(
+                "SELECT {k} FROM apikeys_keys k WHERE k.account_id IN \
+                     (SELECT $5::bytea UNION ALL \
+                      SELECT id FROM apikeys_accounts WHERE parent_id = $5) \
+                 AND {dormant} ORDER BY k.id LIMIT $4"
+            ))?,
         })
     }
 }

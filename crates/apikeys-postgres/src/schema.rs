@@ -7,8 +7,13 @@
 //! - instants: `bigint` nanoseconds since 1970 in UTC (exact, sub-second
 //!   included; `timestamptz` keeps only microseconds);
 //! - channels, account kinds, audit kinds: their stable text codes;
-//! - whitelists: `text[]` of normalised CIDR entries;
-//! - actors: `operator` or the acting account's id in text form.
+//! - whitelists (a key's, and an account's policy's): `text[]` of
+//!   normalised CIDR entries;
+//! - actors: `operator` or the acting account's id in text form;
+//! - booleans (`enabled`, `legacy_default`, `suspended`): `boolean`;
+//! - a policy's sub-account channels: their bits, `bigint` 0 to 31; its
+//!   longest key lifetime: `bigint` nanoseconds;
+//! - a last use's client address: its canonical text.
 //!
 //! Rules held by the database itself, so that they hold against every
 //! process writing to it:
@@ -155,10 +160,47 @@ CREATE INDEX apikeys_tokens_expiry ON apikeys_tokens (expires_at);
         description: "sub-accounts listed by their master",
         sql: "CREATE INDEX apikeys_accounts_parent ON apikeys_accounts (parent_id, created_at, id);",
     },
+    Migration {
+        version: 5,
+        description: "key and account lifecycle, last use",
+        sql: r#"
+-- Every column has the value an existing row had in the release before (a
+-- key that works, never expires and was never used; an account not
+-- suspended, with the default policy), so the upgrade changes nothing a
+-- client sees. Constant defaults: no table rewrite.
+ALTER TABLE apikeys_keys
+    ADD COLUMN expires_at                    bigint,
+    ADD COLUMN enabled                       boolean NOT NULL DEFAULT true,
+    ADD COLUMN legacy_default                boolean NOT NULL DEFAULT false,
+    ADD COLUMN last_used_at                  bigint,
+    ADD COLUMN last_used_address             text,
+    ADD COLUMN previous_secret_last_used_at  bigint;
+ALTER TABLE apikeys_accounts
+    ADD COLUMN suspended             boolean NOT NULL DEFAULT false,
+    ADD COLUMN policy_whitelist      text[]  NOT NULL DEFAULT '{}',
+    ADD COLUMN sub_account_channels  bigint  NOT NULL DEFAULT 31,
+    ADD COLUMN max_key_lifetime      bigint,
+    ADD CONSTRAINT apikeys_accounts_sub_account_channels_check
+        CHECK (sub_account_channels BETWEEN 0 AND 31);
+
+-- The releases before marked a legacy master's default keys only in the
+-- audit trail, with this exact detail on their `key_created` event.
+UPDATE apikeys_keys SET legacy_default = true
+WHERE id IN (SELECT key_id FROM apikeys_audit_events
+             WHERE kind = 'key_created'
+               AND detail = 'default key of a legacy account'
+               AND key_id IS NOT NULL);
+
+-- No index for dormancy, on purpose: one on `last_used_at` would make every
+-- recorded use a non-HOT update touching every index of the table, on the
+-- write that happens for every used key each flush interval, to speed up a
+-- rare listing that the primary key already serves in its order.
+"#,
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub const LATEST: i32 = 4;
+pub const LATEST: i32 = 5;
 
 /// First half of the advisory lock key ("apks"); the second half is a hash
 /// of the schema name, so that schemas migrate independently.

@@ -52,6 +52,18 @@ fn connecting_again_migrates_nothing_and_keeps_the_data() {
     assert_eq!(migrations(&db), expected);
 }
 
+/// Takes a schema of the current version back to version 4 (before the
+/// lifecycle columns), so that a test can make an older schema from it.
+const UNDO_MIGRATION_5: &str = "
+    ALTER TABLE apikeys_keys
+        DROP COLUMN expires_at, DROP COLUMN enabled, DROP COLUMN legacy_default,
+        DROP COLUMN last_used_at, DROP COLUMN last_used_address,
+        DROP COLUMN previous_secret_last_used_at;
+    ALTER TABLE apikeys_accounts
+        DROP COLUMN suspended, DROP COLUMN policy_whitelist,
+        DROP COLUMN sub_account_channels, DROP COLUMN max_key_lifetime;
+    DELETE FROM apikeys_schema_migrations WHERE version > 4;";
+
 /// A schema made by the first release (version 1, with a foreign key from
 /// audit events to accounts) upgrades in place: its data stays, version 2 is
 /// recorded, and the trail no longer depends on the accounts table.
@@ -69,6 +81,7 @@ fn a_schema_of_the_first_release_upgrades_and_keeps_its_data() {
     db.client()
         .batch_execute(&format!(
             "SET search_path = {schema};
+             {UNDO_MIGRATION_5}
              DROP TABLE apikeys_tokens;
              DROP INDEX apikeys_accounts_parent;
              DELETE FROM apikeys_schema_migrations WHERE version > 1;
