@@ -8,7 +8,10 @@
 //! - `postgres/authenticate_generated`: one round trip plus the SHA-256
 //!   check of a generated secret; tens of microseconds on loopback;
 //! - `postgres/key_by_identifier`: the store's lookup alone, the floor of the
-//!   figure above.
+//!   figure above;
+//! - `postgres/key_for_authentication`: the lookup authentication makes,
+//!   the key with its account and master in one statement, next to
+//!   `key_by_identifier` in the same run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use apikeys::NewAccount;
@@ -132,6 +135,13 @@ fn bench(c: &mut Criterion, url: &str) {
     });
     group.bench_function("key_by_identifier", |b| {
         b.iter(|| store.key_by_identifier(black_box(&identifier)).unwrap())
+    });
+    group.bench_function("key_for_authentication", |b| {
+        b.iter(|| {
+            store
+                .key_for_authentication(black_box(&identifier))
+                .unwrap()
+        })
     });
     group.finish();
     drop(keys);
