@@ -521,6 +521,8 @@ fn an_unreadable_row_is_a_backend_error_naming_the_column() {
         ("channel", "'sms'"),
         ("previous_hash", "'orphan-hash'"),
         ("secret_hash", "'$md5$not-a-hash-we-read'"),
+        ("enabled", "2"),
+        ("last_used_address", "'not-an-address'"),
     ];
     for (seed, (column, value)) in (20..).zip(damage) {
         let t = temp_store();
@@ -574,6 +576,53 @@ fn an_unreadable_row_is_a_backend_error_naming_the_column() {
                 )),
                 "{err}"
             );
+        }
+    }
+}
+
+/// The same for an account's lifecycle columns, through every read of an
+/// account (the authentication read's too).
+#[test]
+fn an_unreadable_account_row_is_a_backend_error_naming_the_column() {
+    let damage = [
+        ("suspended", "7"),
+        ("policy_whitelist", "'10.0.0.0/8 nonsense'"),
+        ("sub_account_channels", "32"),
+        ("max_key_lifetime", "'forever'"),
+    ];
+    for (seed, (column, value)) in (40..).zip(damage) {
+        let t = temp_store();
+        let a = master(seed);
+        let mut k = apikeys::testing::records::key(
+            KeyId::random(&mut ChaCha20Rng::seed_from_u64(seed)),
+            a.id,
+            Channel::Ftp,
+            &format!("account-{column}"),
+        );
+        k.created_at = a.created_at;
+        t.store
+            .create_account(&a, &[k.clone()], &[opened(&a)])
+            .unwrap();
+        let conn = rusqlite::Connection::open(t.store.path().unwrap()).unwrap();
+        conn.execute_batch("PRAGMA ignore_check_constraints = ON;")
+            .unwrap();
+        conn.execute(&format!("UPDATE accounts SET {column} = {value}"), [])
+            .unwrap();
+        let reads = [
+            t.store.account(a.id).map(|_| ()),
+            t.store.accounts(None, 10).map(|_| ()),
+            t.store.holders(a.id).map(|_| ()),
+            t.store.key_for_authentication(&k.identifier).map(|_| ()),
+        ];
+        for result in reads {
+            let err = result.expect_err(column);
+            let StoreError::Backend { source } = &err else {
+                panic!("{column}: {err:?}")
+            };
+            let bad = source
+                .downcast_ref::<BadRow>()
+                .unwrap_or_else(|| panic!("{column}: {source:?}"));
+            assert_eq!((bad.table, bad.column), ("accounts", column));
         }
     }
 }
