@@ -278,7 +278,11 @@ impl Store for MemoryStore {
     fn key_for_authentication(&self, identifier: &str) -> Result<Option<HeldKey>, StoreError> {
         let lower = identifier.to_ascii_lowercase();
         let inner = self.read();
-        let Some(key) = inner.by_identifier.get(&lower).and_then(|id| inner.keys.get(id)) else {
+        let Some(key) = inner
+            .by_identifier
+            .get(&lower)
+            .and_then(|id| inner.keys.get(id))
+        else {
             return Ok(None);
         };
         Ok(inner.holders(key.account_id).map(|holders| HeldKey {
