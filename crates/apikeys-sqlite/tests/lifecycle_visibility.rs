@@ -19,6 +19,9 @@ fn reason(r: Result<apikeys::Authenticated, AuthError>) -> String {
     }
 }
 
+/// What it is, how to make it, how to undo it, and the refusal it causes.
+type Change<'a> = (&'a str, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>, &'a str);
+
 #[test]
 fn each_lifecycle_change_through_one_store_is_seen_through_another_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,7 +70,7 @@ fn each_lifecycle_change_through_one_store_is_seen_through_another_at_once() {
     };
     by_token().unwrap();
 
-    let changes: Vec<(&str, Box<dyn Fn()>, Box<dyn Fn()>, &str)> = vec![
+    let changes: Vec<Change<'_>> = vec![
         (
             "master suspended",
             Box::new(|| drop(writer.keys.set_suspended(op, m.id, true).unwrap())),
