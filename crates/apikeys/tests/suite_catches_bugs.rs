@@ -180,6 +180,7 @@ enum Bug {
     DormantIgnoresSubAccounts,
     DormantLegacyIgnoresUse,
     DormantPageIncludesCursor,
+    LifetimeUnchecked,
 }
 
 use Bug::*;
@@ -781,6 +782,11 @@ const BUGS: &[(Bug, &str, &str)] = &[
         "dormant_keys pages include the cursor's key",
         "dormant_keys_are_listed_exactly",
     ),
+    (
+        LifetimeUnchecked,
+        "a policy lifetime beyond 2^63 - 1 ns is accepted",
+        "policy_lifetimes_beyond_the_range_are_unstorable",
+    ),
 ];
 
 // ----- the buggy store ----------------------------------------------------
@@ -882,6 +888,7 @@ impl Buggy {
     }
 
     fn kept_account(&self, a: &Account) -> Result<Account, StoreError> {
+        self.kept_policy(&a.policy)?;
         Ok(Account {
             created_at: self.keep(a.created_at, self.is(MicrosecondAccounts))?,
             ..a.clone()
@@ -939,6 +946,15 @@ impl Buggy {
             kept.identifier = kept.identifier.chars().take(63).collect();
         }
         Ok(kept)
+    }
+
+    fn kept_policy(&self, p: &AccountPolicy) -> Result<(), StoreError> {
+        if !self.is(LifetimeUnchecked)
+            && let Some(l) = p.max_key_lifetime
+        {
+            apikeys::store::encoding::duration_to_nanos(l)?;
+        }
+        Ok(())
     }
 
     /// An account write: `change` applied to the stored account, with its
@@ -1769,6 +1785,7 @@ impl Store for Buggy {
         policy: &AccountPolicy,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        self.kept_policy(policy)?;
         self.write_account(id, event, |a| {
             a.policy = policy.clone();
             if self.is(PolicyResetsSuspension) {

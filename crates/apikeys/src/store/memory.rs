@@ -4,7 +4,7 @@
 //! stores keep: instants in their range, in UTC, and versions up to
 //! 2^63 - 1 (see [`super::encoding`]).
 
-use super::encoding::{instant_to_nanos, version_to_i64};
+use super::encoding::{duration_to_nanos, instant_to_nanos, version_to_i64};
 use super::{Entity, Existing, Store, StoreError, Unstorable};
 use crate::account::{Account, AccountKind, AccountPolicy};
 use crate::audit::AuditEvent;
@@ -65,10 +65,19 @@ fn keep(t: OffsetDateTime) -> Result<OffsetDateTime, Unstorable> {
 
 /// The account as stored.
 fn kept_account(a: &Account) -> Result<Account, Unstorable> {
+    kept_policy(&a.policy)?;
     Ok(Account {
         created_at: keep(a.created_at)?,
         ..a.clone()
     })
+}
+
+/// A policy as stored: its lifetime in the range of the shared encoding.
+fn kept_policy(p: &AccountPolicy) -> Result<(), Unstorable> {
+    if let Some(l) = p.max_key_lifetime {
+        duration_to_nanos(l)?;
+    }
+    Ok(())
 }
 
 /// The key as stored: every instant kept, the version in range.
@@ -455,6 +464,7 @@ impl Store for MemoryStore {
         policy: &AccountPolicy,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
+        kept_policy(policy)?;
         let event = &kept_event(event)?;
         let mut inner = self.write();
         let account = inner

@@ -90,7 +90,9 @@ pub type DynStore = dyn Store;
 /// nanosecond, from 1677-09-21 to 2262-04-11 UTC, and read back in UTC. A
 /// write holding an instant outside that range fails with a
 /// [`StoreError::Backend`] whose source is an [`Unstorable`], and writes
-/// nothing. Versions likewise are kept up to 2^63 − 1. Whether a write that
+/// nothing. Durations (a policy's `max_key_lifetime`) likewise are kept to
+/// the nanosecond up to 2^63 − 1 ns (about 292 years) and refused beyond
+/// (the domain never asks for more than 100 years). Versions likewise are kept up to 2^63 − 1. Whether a write that
 /// also breaks a rule fails with `Unstorable` or with the rule's error is
 /// not specified; either way nothing is written. Only what a write stores
 /// is checked: the creation instant [`Store::update_key`] ignores is never
@@ -237,8 +239,10 @@ pub trait Store: Send + Sync {
     /// (compare-and-swap).
     ///
     /// Only the identifier, label, hashes, previous secret, whitelist,
-    /// `changed_at` and `version` are written; the stored id, account,
-    /// channel and creation instant are kept, whatever `key` says. If the
+    /// expiry, enabled state, `changed_at` and `version` are written; the
+    /// stored id, account, channel, creation instant, legacy mark and usage
+    /// are kept, whatever `key` says (except that the previous secret's
+    /// last use is cleared when the previous hash changes). If the
     /// identifier or the current secret hash changes, the key's tokens are
     /// deleted in the same transaction.
     ///

@@ -260,6 +260,7 @@ macro_rules! __conformance_list {
             dormant_keys_are_listed_exactly,
             race_uses_keep_the_newest,
             race_suspension_and_policy_both_land,
+            policy_lifetimes_beyond_the_range_are_unstorable,
             model_based_sequences,
             model_based_concurrent,
         );

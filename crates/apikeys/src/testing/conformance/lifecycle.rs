@@ -785,3 +785,69 @@ pub fn race_suspension_and_policy_both_land(store: Arc<DynStore>) {
         );
     }
 }
+
+/// A policy's lifetime is kept to the nanosecond up to 2^63 − 1 ns, and
+/// refused as `Unstorable` beyond, at creation and at a policy write, with
+/// nothing written.
+pub fn policy_lifetimes_beyond_the_range_are_unstorable(store: Arc<DynStore>) {
+    let mut ids = Ids::new(149);
+    let longest = Duration::nanoseconds(i64::MAX);
+    let kept = Account {
+        policy: AccountPolicy {
+            max_key_lifetime: Some(longest),
+            ..AccountPolicy::default()
+        },
+        ..master(ids.account())
+    };
+    open(&*store, &kept);
+    same(
+        stored_account(&*store, kept.id),
+        kept.clone(),
+        "the longest lifetime is kept exactly",
+    );
+    let huge = AccountPolicy {
+        max_key_lifetime: Some(longest + Duration::nanoseconds(1)),
+        ..AccountPolicy::default()
+    };
+    let unstorable = |r: &Result<(), crate::StoreError>| {
+        matches!(r, Err(crate::StoreError::Backend { source })
+            if source.downcast_ref::<crate::store::Unstorable>().is_some())
+    };
+    let r = store.set_account_policy(
+        kept.id,
+        &huge,
+        &event(kept.id, None, AuditKind::PolicyChanged, "x"),
+    );
+    holds(
+        unstorable(&r),
+        "a lifetime beyond 2^63 - 1 ns is unstorable",
+        show(&r),
+        "Err(Backend(Unstorable))",
+    );
+    same(
+        stored_account(&*store, kept.id),
+        kept.clone(),
+        "a refused policy write changes nothing",
+    );
+    same(
+        trail(&*store, kept.id).len(),
+        1,
+        "a refused policy write records nothing",
+    );
+    let b = Account {
+        policy: huge,
+        ..master(ids.account())
+    };
+    let r = store.create_account(&b, &[], &[super::super::records::opened(&b)]);
+    holds(
+        unstorable(&r),
+        "an account with an unstorable lifetime is refused",
+        show(&r),
+        "Err(Backend(Unstorable))",
+    );
+    same(
+        ok(store.account(b.id), "read succeeds"),
+        None,
+        "and not stored",
+    );
+}
