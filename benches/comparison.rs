@@ -113,6 +113,16 @@ fn comparison(c: &mut Criterion) {
     let keys = service(&db, unthrottled.clone(), 2);
     let uncached = service(&db, unthrottled.verified_cache_capacity(0), 3);
     let throttled = service(&db, Policy::default(), 4);
+    // The same check without last-use recording: what recording costs the
+    // hot path (a flush, once per key per interval, is off the hot path).
+    let unrecorded = service(
+        &db,
+        unthrottled.clone().usage(apikeys::UsagePolicy {
+            capacity: 0,
+            ..apikeys::UsagePolicy::default()
+        }),
+        5,
+    );
     let account = keys
         .open_account(
             Actor::Operator,
@@ -214,6 +224,16 @@ fn comparison(c: &mut Criterion) {
             let s = sample();
             black_box(
                 keys.authenticate(s.channel, &s.identifier, s.secret.expose_secret(), client())
+                    .unwrap(),
+            )
+        })
+    });
+    group.bench_function("apikeys_generated_last_use_off", |b| {
+        b.iter(|| {
+            let s = sample();
+            black_box(
+                unrecorded
+                    .authenticate(s.channel, &s.identifier, s.secret.expose_secret(), client())
                     .unwrap(),
             )
         })

@@ -120,6 +120,57 @@ struct Args {
     /// TLS (through a proxy that terminates it).
     #[arg(long, env = "APIKEYS_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// How often last use (the instant and address of each key's last
+    /// successful authentication) is written to the database, in seconds.
+    /// A crash loses at most this much last-use data, and nothing else.
+    #[arg(
+        long,
+        env = "APIKEYS_LAST_USE_INTERVAL",
+        value_name = "SECONDS",
+        default_value = "60",
+        value_parser = parse_interval
+    )]
+    last_use_interval: std::time::Duration,
+    /// The longest lifetime of a new key, in days (default: none). A key
+    /// created without an expiry then expires that long after its creation.
+    #[arg(long, env = "APIKEYS_MAX_KEY_LIFETIME_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    max_key_lifetime_days: Option<u32>,
+    /// Disables, at start and then hourly, every legacy default key (the
+    /// channels a pre-cutover master got without asking) never used and
+    /// issued more than this many days ago (default: never). Each key is
+    /// audited; `POST /v1/dormant-keys/disable` with `dry_run` lists them first.
+    #[arg(long, env = "APIKEYS_DISABLE_DORMANT_LEGACY_AFTER_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    disable_dormant_legacy_after_days: Option<u32>,
+}
+
+/// Seconds, fractions allowed, from 1 ms to a day.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.001..=86_400.0).contains(&seconds) {
+        return Err(format!(
+            "{seconds} s is out of range: give 0.001 to 86400 seconds"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+impl Args {
+    /// The policy the flags ask for.
+    fn policy(&self) -> Policy {
+        let day = |d: u32| time::Duration::days(i64::from(d));
+        let usage = apikeys::UsagePolicy {
+            interval: time::Duration::try_from(self.last_use_interval)
+                .unwrap_or(time::Duration::seconds(60)),
+            ..apikeys::UsagePolicy::default()
+        };
+        Policy::default()
+            .usage(usage)
+            .max_key_lifetime(self.max_key_lifetime_days.map(day))
+            .disable_dormant_legacy_defaults_after(self.disable_dormant_legacy_after_days.map(day))
+    }
 }
 
 /// An http(s) origin: scheme and host, no path.
@@ -229,7 +280,7 @@ fn main() -> ExitCode {
     // Opening the stores blocks, and the PostgreSQL client runs a small
     // runtime of its own, which cannot start inside ours: so this happens
     // before ours starts.
-    let opened = match open(backend) {
+    let opened = match open(backend, args.policy()) {
         Ok(o) => o,
         Err(e) => return fail(e.as_ref()),
     };
@@ -241,11 +292,20 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let keys = opened.keys.clone();
+    // Last use is written behind, by a thread of its own (outside the
+    // runtime, like every PostgreSQL call that may block).
+    let flusher = match apikeys::UsageFlusher::start(keys.clone()) {
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
     let result = runtime.block_on(run(args, listener, opened));
     // Likewise, PostgreSQL connections cannot close inside our runtime: the
     // service, which owns the pool, is dropped last, after the runtime and
-    // every task holding a clone of it.
+    // every task holding a clone of it. The last uses noted since the last
+    // flush are written first.
     drop(runtime);
+    flusher.stop();
+    tracing::info!("last use flushed");
     drop(keys);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,7 +350,7 @@ struct Opened {
     store: String,
 }
 
-fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
+fn open(backend: Backend, policy: Policy) -> Result<Opened, Box<dyn Error>> {
     let chosen = std::env::var("APIKEYS_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -330,7 +390,7 @@ fn open(backend: Backend) -> Result<Opened, Box<dyn Error>> {
             )
         }
     };
-    let keys = ApiKeys::production(store, Policy::default())?;
+    let keys = ApiKeys::production(store, policy)?;
     Ok(Opened {
         keys: Arc::new(keys),
         admin,
@@ -387,6 +447,13 @@ async fn run(
         .lanes(Lanes::default().store_calls(store_calls))
         .ui(ui);
     spawn_token_purge(keys.clone());
+    if keys
+        .policy()
+        .disable_dormant_legacy_defaults_after
+        .is_some()
+    {
+        spawn_dormancy_action(keys.clone());
+    }
     let app = router(keys, admin.token, config);
 
     // On stdout, not in the log: the generated token is shown this once.
@@ -424,6 +491,30 @@ fn spawn_token_purge(keys: Arc<ApiKeys>) {
                 Ok(Ok(n)) => tracing::info!(tokens = n, "expired tokens purged"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "purging expired tokens failed"),
                 Err(e) => tracing::warn!(error = %e, "the token purge task failed"),
+            }
+        }
+    });
+}
+
+/// At start and then hourly, disables the dormant legacy default keys the
+/// policy names (see `--disable-dormant-legacy-after-days`).
+fn spawn_dormancy_action(keys: Arc<ApiKeys>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let keys = keys.clone();
+            let run = move || keys.disable_dormant_legacy_defaults(apikeys::Actor::Operator, false);
+            match tokio::task::spawn_blocking(run).await {
+                Ok(Ok(disabled)) if disabled.is_empty() => {}
+                Ok(Ok(disabled)) => {
+                    tracing::info!(
+                        keys = disabled.len(),
+                        "dormant legacy default keys disabled"
+                    );
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "disabling dormant keys failed"),
+                Err(e) => tracing::warn!(error = %e, "the dormancy task failed"),
             }
         }
     });

@@ -6,6 +6,9 @@
 //! - `authenticate/1000000_keys`: within 1.5x of the 100,000-key figure;
 //! - `authenticate/store_lookup_*`: the store's share of it
 //!   (`key_by_identifier` alone);
+//! - `authenticate/store_lookup_held_*`: `key_for_authentication`, the key
+//!   with its account and master in one statement, what authentication
+//!   reads, next to `store_lookup_*` in the same run;
 //! - `authenticate/token_100000_keys`: a REST token check
 //!   (`ApiKeys::authenticate_token`), next to `authenticate/100000_keys` in
 //!   the same run: target at most 1.2x of it (`store_token_lookup_*` is
@@ -80,6 +83,13 @@ fn authenticate(c: &mut Criterion) {
                 let s = &samples[next % samples.len()];
                 next += 1;
                 black_box(store.key_by_identifier(&s.identifier).unwrap())
+            })
+        });
+        group.bench_function(format!("store_lookup_held_{n}_keys"), |b| {
+            b.iter(|| {
+                let s = &samples[next % samples.len()];
+                next += 1;
+                black_box(store.key_for_authentication(&s.identifier).unwrap())
             })
         });
         drop(store);

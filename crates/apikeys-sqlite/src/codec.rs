@@ -11,13 +11,20 @@ use rusqlite::types::ValueRef;
 use time::OffsetDateTime;
 
 /// The columns of `keys` that [`key_from_row`] reads, in its order (a macro,
-/// so that queries are `concat!`-ed at compile time).
+/// so that queries are `concat!`-ed at compile time), qualified by the
+/// table's alias in a query (`k`), so that a join can read them as well.
 macro_rules! key_columns {
     () => {
-        "id, account_id, channel, identifier, label, secret_hash, previous_hash, \
-         previous_expires_at, whitelist, created_at, changed_at, version"
+        "k.id, k.account_id, k.channel, k.identifier, k.label, k.secret_hash, \
+         k.previous_hash, k.previous_expires_at, k.whitelist, k.created_at, k.changed_at, \
+         k.version, k.expires_at, k.enabled, k.legacy_default, k.last_used_at, \
+         k.last_used_address, k.previous_secret_last_used_at"
     };
 }
+
+/// How many columns [`key_columns!`] names: where the next table's start in
+/// a joined row.
+pub(crate) const KEY_COLUMNS: usize = 18;
 
 /// The columns of `audit_events` that [`event_from_row`] reads, in its order.
 macro_rules! event_columns {
@@ -26,12 +33,34 @@ macro_rules! event_columns {
     };
 }
 
-/// The columns of `accounts` that [`account_from_row`] reads, in its order.
+/// The columns of `accounts` that [`account_from_row`] reads, in its order,
+/// qualified by the alias given (`"a"` for an account, `"m"` for its
+/// master in a join).
 macro_rules! account_columns {
-    () => {
-        "id, kind, parent_id, created_at"
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".kind, ",
+            $t,
+            ".parent_id, ",
+            $t,
+            ".created_at, ",
+            $t,
+            ".suspended, ",
+            $t,
+            ".policy_whitelist, ",
+            $t,
+            ".sub_account_channels, ",
+            $t,
+            ".max_key_lifetime"
+        )
     };
 }
+
+/// How many columns [`account_columns!`] names.
+pub(crate) const ACCOUNT_COLUMNS: usize = 8;
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
@@ -53,14 +82,17 @@ pub(crate) fn whitelist(w: &Whitelist) -> String {
 
 /// Reads typed columns of one row of one table, naming both in any error;
 /// the values themselves are decoded by `apikeys::store::encoding`.
+/// `base` is where the table's columns start in the row (0 unless the row
+/// is a join's).
 struct Columns<'r, 's> {
     row: &'r Row<'s>,
     table: &'static str,
+    base: usize,
 }
 
 impl<'r, 's> Columns<'r, 's> {
     fn value(&self, idx: usize) -> Result<ValueRef<'r>, StoreError> {
-        self.row.get_ref(idx).map_err(backend)
+        self.row.get_ref(self.base + idx).map_err(backend)
     }
 
     fn wrong_type(&self, column: &'static str, expected: &str, found: ValueRef<'_>) -> StoreError {
@@ -115,11 +147,28 @@ impl<'r, 's> Columns<'r, 's> {
         self.opt_int(idx, column)?
             .ok_or_else(|| self.missing(column))
     }
+
+    /// A boolean kept as the integer 0 or 1; anything else is a bad row.
+    fn bool(&self, idx: usize, column: &'static str) -> Result<bool, StoreError> {
+        match self.int(idx, column)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(StoreError::bad_row(
+                self.table,
+                column,
+                format!("expected 0 or 1, found {other}"),
+            )),
+        }
+    }
 }
 
 /// A row of [`key_columns!`].
 pub(crate) fn key_from_row(row: &Row<'_>) -> Result<KeyRecord, StoreError> {
-    let c = Columns { row, table: "keys" };
+    let c = Columns {
+        row,
+        table: "keys",
+        base: 0,
+    };
     RawKey {
         id: c.blob(0, "id")?,
         account_id: c.blob(1, "account_id")?,
@@ -133,23 +182,48 @@ pub(crate) fn key_from_row(row: &Row<'_>) -> Result<KeyRecord, StoreError> {
         created_at: c.int(9, "created_at")?,
         changed_at: c.int(10, "changed_at")?,
         version: c.int(11, "version")?,
+        expires_at: c.opt_int(12, "expires_at")?,
+        enabled: c.bool(13, "enabled")?,
+        legacy_default: c.bool(14, "legacy_default")?,
+        last_used_at: c.opt_int(15, "last_used_at")?,
+        last_used_address: c.opt_text(16, "last_used_address")?,
+        previous_secret_last_used_at: c.opt_int(17, "previous_secret_last_used_at")?,
     }
     .decode(c.table)
 }
 
 /// A row of [`account_columns!`].
 pub(crate) fn account_from_row(row: &Row<'_>) -> Result<Account, StoreError> {
+    account_at(row, 0)
+}
+
+/// The [`account_columns!`] of a joined row starting at `base`.
+pub(crate) fn account_at(row: &Row<'_>, base: usize) -> Result<Account, StoreError> {
     let c = Columns {
         row,
         table: "accounts",
+        base,
     };
     RawAccount {
         id: c.blob(0, "id")?,
         kind: c.text(1, "kind")?,
         parent_id: c.opt_blob(2, "parent_id")?,
         created_at: c.int(3, "created_at")?,
+        suspended: c.bool(4, "suspended")?,
+        policy_whitelist: RawWhitelist::Text(c.text(5, "policy_whitelist")?),
+        sub_account_channels: c.int(6, "sub_account_channels")?,
+        max_key_lifetime: c.opt_int(7, "max_key_lifetime")?,
     }
     .decode(c.table)
+}
+
+/// The [`account_columns!`] of a `LEFT JOIN`-ed account starting at
+/// `base`: `None` when the join found none (its id is NULL).
+pub(crate) fn opt_account_at(row: &Row<'_>, base: usize) -> Result<Option<Account>, StoreError> {
+    match row.get_ref(base).map_err(backend)? {
+        ValueRef::Null => Ok(None),
+        _ => account_at(row, base).map(Some),
+    }
 }
 
 /// A row of [`event_columns!`].
@@ -157,6 +231,7 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> Result<AuditEvent, StoreError> {
     let c = Columns {
         row,
         table: "audit_events",
+        base: 0,
     };
     RawEvent {
         account_id: c.blob(0, "account_id")?,

@@ -112,7 +112,7 @@ const WRITER_CACHE_KIB: i64 = -64 * 1024;
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Prepared statements each connection keeps ready (the store uses fewer).
-const STATEMENT_CACHE: usize = 32;
+const STATEMENT_CACHE: usize = 64;
 
 /// Sorts an error met while opening into what it means for the caller.
 pub(crate) fn classify_open_error(path: &Path, source: rusqlite::Error) -> OpenError {

@@ -12,8 +12,12 @@
 //!   exact to the nanosecond, and ordered as integers;
 //! - channels, audit kinds: their stable codes; actors: `operator` or an
 //!   account id's text form;
-//! - whitelists: the normalised entries in CIDR form, separated by spaces
-//!   (`''` when empty).
+//! - whitelists (a key's, and an account's policy's): the normalised entries
+//!   in CIDR form, separated by spaces (`''` when empty);
+//! - booleans (`enabled`, `legacy_default`, `suspended`): `INTEGER` 0 or 1;
+//! - a policy's sub-account channels: their bits (0 to 31); its longest key
+//!   lifetime: signed nanoseconds;
+//! - a last use's client address: its canonical text.
 //!
 //! The rules that concurrent writers could break are held by the database
 //! itself, so that they hold against other processes too:
@@ -113,6 +117,43 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     -- A master's sub-accounts, in the order they are listed (creation
     -- instant, then id): one range of this index, no sort.
     CREATE INDEX accounts_by_parent ON accounts (parent_id, created_at, id);
+    ",
+    },
+    Migration {
+        version: 4,
+        description: "key and account lifecycle, last use",
+        sql: "
+    -- Every column has the value an existing row had in the release before
+    -- (a key that works, never expires and was never used; an account not
+    -- suspended, with the default policy), so the upgrade changes nothing
+    -- a client sees.
+    ALTER TABLE keys ADD COLUMN expires_at INTEGER;
+    ALTER TABLE keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1
+        CHECK (enabled IN (0, 1));
+    ALTER TABLE keys ADD COLUMN legacy_default INTEGER NOT NULL DEFAULT 0
+        CHECK (legacy_default IN (0, 1));
+    ALTER TABLE keys ADD COLUMN last_used_at INTEGER;
+    ALTER TABLE keys ADD COLUMN last_used_address TEXT;
+    ALTER TABLE keys ADD COLUMN previous_secret_last_used_at INTEGER;
+    ALTER TABLE accounts ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0
+        CHECK (suspended IN (0, 1));
+    ALTER TABLE accounts ADD COLUMN policy_whitelist TEXT NOT NULL DEFAULT '';
+    ALTER TABLE accounts ADD COLUMN sub_account_channels INTEGER NOT NULL DEFAULT 31
+        CHECK (sub_account_channels BETWEEN 0 AND 31);
+    ALTER TABLE accounts ADD COLUMN max_key_lifetime INTEGER;
+
+    -- The releases before marked a legacy master's default keys only in the
+    -- audit trail, with this exact detail on their `key_created` event.
+    UPDATE keys SET legacy_default = 1
+    WHERE id IN (SELECT key_id FROM audit_events
+                 WHERE kind = 'key_created'
+                   AND detail = 'default key of a legacy account'
+                   AND key_id IS NOT NULL);
+
+    -- Dormancy: scanned in id order (the listing's), the columns of the
+    -- filter at hand in the index, so that a key that is not dormant costs
+    -- no search of the table.
+    CREATE INDEX keys_by_last_use ON keys (id, last_used_at, created_at, legacy_default);
     ",
     },
 ];

@@ -1,12 +1,18 @@
 //! [`SqliteStore`]: the [`Store`] on SQLite.
 
-use crate::codec::{account_from_row, backend, event_from_row, instant, key_from_row, whitelist};
+use crate::codec::{
+    ACCOUNT_COLUMNS, KEY_COLUMNS, account_at, account_from_row, backend, event_from_row, instant,
+    key_from_row, opt_account_at, whitelist,
+};
 use crate::connection::{Options, Readers, open_memory, open_writer};
 use crate::error::OpenError;
 use crate::schema;
-use apikeys::store::encoding::{self, KeyValues};
-use apikeys::store::{Entity, Existing};
+use apikeys::account::AccountPolicy;
+use apikeys::lifecycle::{HeldKey, Holders};
+use apikeys::store::encoding::{self, KeyValues, PolicyValues};
+use apikeys::store::{DormantQuery, Entity, Existing};
 use apikeys::token::{TokenDigest, TokenRecord};
+use apikeys::usage::KeyUse;
 use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -282,8 +288,11 @@ fn insert_key_in(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO keys (id, account_id, channel, identifier, label, secret_hash,
-                previous_hash, previous_expires_at, whitelist, created_at, changed_at, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                previous_hash, previous_expires_at, whitelist, created_at, changed_at, version,
+                expires_at, enabled, legacy_default, last_used_at, last_used_address,
+                previous_secret_last_used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+                ?13, ?14, ?15, ?16, ?17, ?18)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -299,6 +308,12 @@ fn insert_key_in(
                 values.created_at,
                 values.changed_at,
                 values.version,
+                values.expires_at,
+                key.enabled,
+                key.legacy_default,
+                values.last_used_at,
+                values.last_used_address,
+                values.previous_secret_last_used_at,
             ])
         });
     match inserted {
@@ -337,9 +352,12 @@ fn create_account_in(
 ) -> Result<(), StoreError> {
     let parent = account.kind.parent();
     let created_at = instant(account.created_at)?;
+    let policy = PolicyValues::new(&account.policy)?;
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO accounts (id, kind, parent_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO accounts (id, kind, parent_id, created_at, suspended, policy_whitelist,
+                sub_account_channels, max_key_lifetime)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -347,6 +365,10 @@ fn create_account_in(
                 account.kind.code(),
                 parent.as_ref().map(|p| p.as_bytes().as_slice()),
                 created_at,
+                account.suspended,
+                policy.whitelist_text,
+                policy.sub_account_channels,
+                policy.max_key_lifetime,
             ])
         });
     match inserted {
@@ -397,8 +419,8 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM accounts WHERE id = ?1"
+                    account_columns!("a"),
+                    " FROM accounts a WHERE a.id = ?1"
                 ))
                 .map_err(backend)?;
             let mut rows = stmt.query([id.as_bytes().as_slice()]).map_err(backend)?;
@@ -415,8 +437,8 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM accounts WHERE parent_id = ?1 ORDER BY created_at, id"
+                    account_columns!("a"),
+                    " FROM accounts a WHERE a.parent_id = ?1 ORDER BY a.created_at, a.id"
                 ))
                 .map_err(backend)?;
             let rows = stmt
@@ -435,8 +457,8 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "SELECT ",
-                    account_columns!(),
-                    " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2"
+                    account_columns!("a"),
+                    " FROM accounts a WHERE a.id > ?1 ORDER BY a.id LIMIT ?2"
                 ))
                 .map_err(backend)?;
             let rows = stmt.query(params![after, limit]).map_err(backend)?;
@@ -482,17 +504,13 @@ impl Store for SqliteStore {
                 .prepare_cached(concat!(
                     "SELECT ",
                     key_columns!(),
-                    " FROM keys WHERE account_id = ?1 ORDER BY created_at, id"
+                    " FROM keys k WHERE k.account_id = ?1 ORDER BY k.created_at, k.id"
                 ))
                 .map_err(backend)?;
-            let mut rows = stmt
+            let rows = stmt
                 .query([account.as_bytes().as_slice()])
                 .map_err(backend)?;
-            let mut keys = Vec::new();
-            while let Some(row) = rows.next().map_err(backend)? {
-                keys.push(key_from_row(row)?);
-            }
-            Ok(keys)
+            collect_keys(rows)
         })
     }
 
@@ -536,11 +554,17 @@ impl Store for SqliteStore {
                 .transpose()?;
             let changed_at = instant(key.changed_at)?;
             let version = encoding::version_to_i64(key.version)?;
+            let expires_at = key.expires_at.map(instant).transpose()?;
             let updated = tx
                 .prepare_cached(
+                    // The right-hand sides read the row as it was: the
+                    // previous secret's last use is kept only if its hash
+                    // stays the same (`IS` compares NULLs too).
                     "UPDATE keys SET identifier = ?2, label = ?3, secret_hash = ?4,
                         previous_hash = ?5, previous_expires_at = ?6, whitelist = ?7,
-                        changed_at = ?8, version = ?9
+                        changed_at = ?8, version = ?9, expires_at = ?10, enabled = ?11,
+                        previous_secret_last_used_at = CASE WHEN previous_hash IS ?5
+                            THEN previous_secret_last_used_at END
                      WHERE id = ?1",
                 )
                 .and_then(|mut s| {
@@ -554,6 +578,8 @@ impl Store for SqliteStore {
                         whitelist(&key.whitelist),
                         changed_at,
                         version,
+                        expires_at,
+                        key.enabled,
                     ])
                 });
             match updated {
@@ -714,17 +740,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let key = key_from_row(row)?;
-            let issued_at: i64 = row.get(12).map_err(backend)?;
-            let expires_at: i64 = row.get(13).map_err(backend)?;
-            Ok(Some((
-                TokenRecord {
-                    digest: *digest,
-                    key_id: key.id,
-                    issued_at: encoding::instant_from_nanos(issued_at),
-                    expires_at: encoding::instant_from_nanos(expires_at),
-                },
-                key,
-            )))
+            Ok(Some((token_at(row, digest, &key)?, key)))
         })
     }
 
@@ -762,6 +778,226 @@ impl Store for SqliteStore {
             Ok(events)
         })
     }
+
+    fn set_account_suspended(
+        &self,
+        id: AccountId,
+        suspended: bool,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        // One column: a policy change racing this one keeps its own.
+        self.write(|tx| {
+            let changed = tx
+                .prepare_cached("UPDATE accounts SET suspended = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id.as_bytes().as_slice(), suspended]))
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(Entity::Account(id)));
+            }
+            record_event(tx, event)
+        })
+    }
+
+    fn set_account_policy(
+        &self,
+        id: AccountId,
+        policy: &AccountPolicy,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let policy = PolicyValues::new(policy)?;
+        // The policy's columns only: a suspension racing this one keeps its
+        // own.
+        self.write(|tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE accounts SET policy_whitelist = ?2, sub_account_channels = ?3,
+                        max_key_lifetime = ?4
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.as_bytes().as_slice(),
+                        policy.whitelist_text,
+                        policy.sub_account_channels,
+                        policy.max_key_lifetime,
+                    ])
+                })
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(Entity::Account(id)));
+            }
+            record_event(tx, event)
+        })
+    }
+
+    fn record_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        // Everything encoded first: an instant out of range refuses the
+        // batch before anything is written.
+        let encoded = uses
+            .iter()
+            .map(|u| {
+                Ok((
+                    u.key_id.as_bytes().as_slice(),
+                    instant(u.at)?,
+                    encoding::address_to_text(u.address),
+                    u.previous
+                        .as_ref()
+                        .map(|(at, hash)| instant(*at).map(|at| (at, hash.as_str())))
+                        .transpose()?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if encoded.is_empty() {
+            return Ok(());
+        }
+        // One transaction (one commit, one fsync) for the whole batch. Each
+        // update keeps the newer instant, so processes recording for the
+        // same key in any order end with the latest use; a key that is gone
+        // matches no row and is skipped.
+        self.write(|tx| {
+            let mut last = tx
+                .prepare_cached(
+                    "UPDATE keys SET last_used_at = ?2, last_used_address = ?3
+                     WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                )
+                .map_err(backend)?;
+            let mut previous = tx
+                .prepare_cached(
+                    "UPDATE keys SET previous_secret_last_used_at = ?2
+                     WHERE id = ?1 AND previous_hash = ?3
+                       AND (previous_secret_last_used_at IS NULL
+                            OR previous_secret_last_used_at < ?2)",
+                )
+                .map_err(backend)?;
+            for (id, at, address, prev) in &encoded {
+                last.execute(params![id, at, address]).map_err(backend)?;
+                if let Some((at, hash)) = prev {
+                    previous.execute(params![id, at, hash]).map_err(backend)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn holders(&self, account: AccountId) -> Result<Option<Holders>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(HOLDERS).map_err(backend)?;
+            let mut rows = stmt
+                .query([account.as_bytes().as_slice()])
+                .map_err(backend)?;
+            rows.next()
+                .map_err(backend)?
+                .map(|row| holders_at(row, 0))
+                .transpose()
+        })
+    }
+
+    fn key_for_authentication(&self, identifier: &str) -> Result<Option<HeldKey>, StoreError> {
+        // The hot path, as `key_by_identifier`, and the holders with it in
+        // the same statement: one snapshot, one call.
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(KEY_FOR_AUTHENTICATION)
+                .map_err(backend)?;
+            let mut rows = stmt.query([identifier]).map_err(backend)?;
+            let Some(row) = rows.next().map_err(backend)? else {
+                return Ok(None);
+            };
+            Ok(Some(HeldKey {
+                key: key_from_row(row)?,
+                holders: holders_at(row, KEY_COLUMNS)?,
+            }))
+        })
+    }
+
+    fn token_for_authentication(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(TokenRecord, HeldKey)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(TOKEN_FOR_AUTHENTICATION)
+                .map_err(backend)?;
+            let mut rows = stmt.query([digest.0.as_slice()]).map_err(backend)?;
+            let Some(row) = rows.next().map_err(backend)? else {
+                return Ok(None);
+            };
+            let key = key_from_row(row)?;
+            let token = token_at(row, digest, &key)?;
+            let holders = holders_at(row, KEY_COLUMNS + 2)?;
+            Ok(Some((token, HeldKey { key, holders })))
+        })
+    }
+
+    fn dormant_keys(&self, query: &DormantQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        let since = instant(query.unused_since)?;
+        // The empty blob sorts before every id: no `after` is the first page.
+        let after: &[u8] = query
+            .after
+            .as_ref()
+            .map_or(&[], |k| k.as_bytes().as_slice());
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let legacy = query.legacy_defaults_only;
+        self.read(|conn| match query.account {
+            None => {
+                let mut stmt = conn.prepare_cached(DORMANT_KEYS).map_err(backend)?;
+                let rows = stmt
+                    .query(params![after, since, legacy, limit])
+                    .map_err(backend)?;
+                collect_keys(rows)
+            }
+            Some(account) => {
+                let mut stmt = conn
+                    .prepare_cached(DORMANT_KEYS_OF_ACCOUNT)
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query(params![
+                        after,
+                        since,
+                        legacy,
+                        limit,
+                        account.as_bytes().as_slice()
+                    ])
+                    .map_err(backend)?;
+                collect_keys(rows)
+            }
+        })
+    }
+}
+
+/// The token's instants of a row holding them just after the key's
+/// columns.
+fn token_at(
+    row: &rusqlite::Row<'_>,
+    digest: &TokenDigest,
+    key: &KeyRecord,
+) -> Result<TokenRecord, StoreError> {
+    let issued_at: i64 = row.get(KEY_COLUMNS).map_err(backend)?;
+    let expires_at: i64 = row.get(KEY_COLUMNS + 1).map_err(backend)?;
+    Ok(TokenRecord {
+        digest: *digest,
+        key_id: key.id,
+        issued_at: encoding::instant_from_nanos(issued_at),
+        expires_at: encoding::instant_from_nanos(expires_at),
+    })
+}
+
+/// The holders of a row holding an account's columns at `base` and its
+/// master's (NULLs for a master) just after.
+fn holders_at(row: &rusqlite::Row<'_>, base: usize) -> Result<Holders, StoreError> {
+    Ok(Holders {
+        account: account_at(row, base)?,
+        master: opt_account_at(row, base + ACCOUNT_COLUMNS)?,
+    })
+}
+
+/// Every key of a query's rows.
+fn collect_keys(mut rows: rusqlite::Rows<'_>) -> Result<Vec<KeyRecord>, StoreError> {
+    let mut keys = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        keys.push(key_from_row(row)?);
+    }
+    Ok(keys)
 }
 
 /// A token and its key: the key's columns first, as `key_from_row` reads
@@ -780,18 +1016,95 @@ fn collect_accounts(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Account>, StoreE
 /// bound digest as a constant and marks the statement as depending on its
 /// value, so the statement cache's `clear_bindings` expired it and every
 /// check parsed and planned the join again (17 µs instead of 2 µs).
-const TOKEN_WITH_KEY: &str = "SELECT k.id, k.account_id, k.channel, k.identifier, k.label, \
-     k.secret_hash, k.previous_hash, k.previous_expires_at, k.whitelist, k.created_at, \
-     k.changed_at, k.version, t.issued_at, t.expires_at \
+const TOKEN_WITH_KEY: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    ", t.issued_at, t.expires_at \
      FROM tokens t JOIN keys k ON k.identifier = t.identifier \
-     WHERE t.digest = CAST(?1 AS BLOB)";
+     WHERE t.digest = CAST(?1 AS BLOB)"
+);
 
-const KEY_BY_ID: &str = concat!("SELECT ", key_columns!(), " FROM keys WHERE id = ?1");
+const KEY_BY_ID: &str = concat!("SELECT ", key_columns!(), " FROM keys k WHERE k.id = ?1");
 
 const KEY_BY_IDENTIFIER: &str = concat!(
     "SELECT ",
     key_columns!(),
-    " FROM keys WHERE identifier = ?1"
+    " FROM keys k WHERE k.identifier = ?1"
+);
+
+/// A key, its account and the account's master (NULLs for a master's key),
+/// by identifier: the authentication hot path in one statement. One search
+/// of `keys` (clustered by identifier), one of `accounts` by primary key,
+/// and one more for a sub-account's master. The `CAST` keeps the statement
+/// prepared, as in [`TOKEN_WITH_KEY`]; the comparison still uses the
+/// column's NOCASE collation, and its primary key.
+const KEY_FOR_AUTHENTICATION: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    ", ",
+    account_columns!("a"),
+    ", ",
+    account_columns!("m"),
+    " FROM keys k JOIN accounts a ON a.id = k.account_id \
+     LEFT JOIN accounts m ON m.id = a.parent_id \
+     WHERE k.identifier = CAST(?1 AS TEXT)"
+);
+
+/// A token, its key, the key's account and master: the bearer-token hot
+/// path in one statement (see [`TOKEN_WITH_KEY`] for the `CAST`).
+const TOKEN_FOR_AUTHENTICATION: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    ", t.issued_at, t.expires_at, ",
+    account_columns!("a"),
+    ", ",
+    account_columns!("m"),
+    " FROM tokens t JOIN keys k ON k.identifier = t.identifier \
+     JOIN accounts a ON a.id = k.account_id \
+     LEFT JOIN accounts m ON m.id = a.parent_id \
+     WHERE t.digest = CAST(?1 AS BLOB)"
+);
+
+/// An account and its master (NULLs for a master).
+const HOLDERS: &str = concat!(
+    "SELECT ",
+    account_columns!("a"),
+    ", ",
+    account_columns!("m"),
+    " FROM accounts a LEFT JOIN accounts m ON m.id = a.parent_id WHERE a.id = CAST(?1 AS BLOB)"
+);
+
+/// The filter of [`DormantQuery::matches`] and the keyset page, in id order
+/// (`keys_by_last_use` serves both: its columns hold the filter, so only
+/// the keys listed are searched in the table). `?1` is the last id of the
+/// previous page (the empty blob, before every id, for the first),
+/// `?2` `unused_since`, `?3` whether only unused legacy defaults count,
+/// `?4` the limit.
+macro_rules! dormant_filter {
+    () => {
+        "k.id > ?1 AND coalesce(k.last_used_at, k.created_at) <= ?2 \
+         AND (?3 = 0 OR (k.legacy_default = 1 AND k.last_used_at IS NULL))"
+    };
+}
+
+/// Dormant keys of every account.
+const DORMANT_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys k WHERE ",
+    dormant_filter!(),
+    " ORDER BY k.id LIMIT ?4"
+);
+
+/// Dormant keys of one account (`?5`) and, for a master, of its
+/// sub-accounts.
+const DORMANT_KEYS_OF_ACCOUNT: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys k WHERE k.account_id IN \
+     (SELECT ?5 UNION ALL SELECT id FROM accounts WHERE parent_id = ?5) AND ",
+    dormant_filter!(),
+    " ORDER BY k.id LIMIT ?4"
 );
 
 #[cfg(test)]
@@ -810,10 +1123,13 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap();
         // Each statement, and its parameter's value in round `i`.
         type Value = fn(u8) -> rusqlite::types::Value;
-        let hot: [(&str, Value); 3] = [
+        let hot: [(&str, Value); 6] = [
             (TOKEN_WITH_KEY, |i| vec![i; 32].into()),
             (KEY_BY_IDENTIFIER, |i| format!("identifier{i}").into()),
             (KEY_BY_ID, |i| vec![i; 16].into()),
+            (KEY_FOR_AUTHENTICATION, |i| format!("identifier{i}").into()),
+            (TOKEN_FOR_AUTHENTICATION, |i| vec![i; 32].into()),
+            (HOLDERS, |i| vec![i; 16].into()),
         ];
         for (sql, value) in hot {
             for i in 0..10 {

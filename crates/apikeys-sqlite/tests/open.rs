@@ -204,6 +204,22 @@ fn a_newer_schema_is_refused_not_guessed() {
     assert_eq!(max, SCHEMA_VERSION + 41);
 }
 
+/// Takes a database of the current schema back to version 3 (before the
+/// lifecycle columns), so that a test can make an older database from it.
+const UNDO_MIGRATION_4: &str = "
+    DROP INDEX keys_by_last_use;
+    ALTER TABLE keys DROP COLUMN expires_at;
+    ALTER TABLE keys DROP COLUMN enabled;
+    ALTER TABLE keys DROP COLUMN legacy_default;
+    ALTER TABLE keys DROP COLUMN last_used_at;
+    ALTER TABLE keys DROP COLUMN last_used_address;
+    ALTER TABLE keys DROP COLUMN previous_secret_last_used_at;
+    ALTER TABLE accounts DROP COLUMN suspended;
+    ALTER TABLE accounts DROP COLUMN policy_whitelist;
+    ALTER TABLE accounts DROP COLUMN sub_account_channels;
+    ALTER TABLE accounts DROP COLUMN max_key_lifetime;
+    DELETE FROM apikeys_schema_migrations WHERE version > 3;";
+
 /// A database made before the migrations table took the PostgreSQL store's
 /// name (`schema_migrations`, without descriptions) is upgraded in place,
 /// keeping its data and its recorded versions.
@@ -214,6 +230,7 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
     database_with_data(&path);
     // Put the table back as the first release made it.
     let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(UNDO_MIGRATION_4).unwrap();
     conn.execute_batch(
         "DROP TABLE tokens;
          DROP INDEX accounts_by_parent;
@@ -244,6 +261,7 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
             (1, "accounts, keys, audit events".to_string()),
             (2, "REST tokens".to_string()),
             (3, "sub-accounts listed by their master".to_string()),
+            (4, "key and account lifecycle, last use".to_string()),
         ],
         "the old versions are kept and the newer migrations applied"
     );
@@ -278,6 +296,7 @@ fn a_database_of_version_2_gains_the_sub_account_index() {
         store.create_account(&sub, &[], &[opened(&sub)]).unwrap();
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(UNDO_MIGRATION_4).unwrap();
     conn.execute_batch(
         "DROP INDEX accounts_by_parent;
          DELETE FROM apikeys_schema_migrations WHERE version > 2;",

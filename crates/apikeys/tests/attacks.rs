@@ -244,7 +244,7 @@ fn counted_store() -> (Arc<apikeys::DynStore>, Arc<AtomicUsize>) {
     let store = Intercepted {
         store: MemoryStore::new(),
         before: move |call| {
-            if call == StoreCall::KeyByIdentifier {
+            if call == StoreCall::KeyForAuthentication {
                 counter.fetch_add(1, Ordering::SeqCst);
             }
             Ok::<(), StoreError>(())

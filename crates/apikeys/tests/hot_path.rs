@@ -14,7 +14,7 @@ fn counting() -> (Arc<DynStore>, Arc<AtomicUsize>) {
     let store = Intercepted {
         store: MemoryStore::new(),
         before: move |call| {
-            if call == StoreCall::KeyByIdentifier {
+            if call == StoreCall::KeyForAuthentication {
                 counter.fetch_add(1, Ordering::SeqCst);
             }
             Ok(())

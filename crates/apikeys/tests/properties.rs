@@ -1,4 +1,5 @@
 //! Property tests for every rule of the product that says "for all".
+#![allow(clippy::unwrap_used)]
 
 use apikeys::credentials::{
     CredentialError, GENERATED_SECRET_LEN, GeneratedShape, generate_secret, generated_shape,
@@ -8,7 +9,7 @@ use apikeys::testing::{Fixture, strategies};
 use apikeys::whitelist::{Whitelist, parse_entry};
 use apikeys::{
     AccountKind, ActivationPolicy, Actor, Channel, ChannelSet, MemoryStore, NewAccount, Refusal,
-    Secret,
+    Secret, WhitelistScope,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -239,5 +240,167 @@ proptest! {
     fn channel_codes_roundtrip(c in strategies::channel(), upper in prop::collection::vec(any::<bool>(), 11)) {
         let code: String = c.code().chars().zip(upper.iter().cycle()).map(|(ch, u)| if *u { ch.to_ascii_uppercase() } else { ch }).collect();
         prop_assert_eq!(code.parse::<Channel>(), Ok(c));
+    }
+}
+
+/// A small world of addresses and networks, so that random lists and
+/// addresses meet often.
+fn near_net() -> impl Strategy<Value = apikeys::ipnet::IpNet> {
+    (
+        0u8..4,
+        0u8..4,
+        prop_oneof![Just(8u8), Just(16), Just(24), Just(32)],
+    )
+        .prop_map(|(a, b, len)| {
+            apikeys::ipnet::IpNet::V4(
+                apikeys::ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, a, b, 1), len)
+                    .unwrap()
+                    .trunc(),
+            )
+        })
+}
+
+fn near_addr() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        (0u8..4, 0u8..4).prop_map(|(a, b)| IpAddr::from([10, a, b, 1])),
+        (0u8..4, 0u8..4).prop_map(|(a, b)| IpAddr::from(std::net::Ipv6Addr::from([
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xffff,
+            0x0a00 | u16::from(a),
+            (u16::from(b) << 8) | 1
+        ]))),
+        Just(IpAddr::from([192, 0, 2, 1])),
+    ]
+}
+
+fn list() -> impl Strategy<Value = Whitelist> {
+    prop::collection::vec(near_net(), 0..4).prop_map(|nets| Whitelist::new(nets, 100).unwrap())
+}
+
+/// Whether `list` lets `addr` in, by the definition: empty, or an entry
+/// contains it (an IPv4-mapped IPv6 address as its IPv4 address).
+fn oracle(list: &Whitelist, addr: IpAddr) -> bool {
+    let addr = addr.to_canonical();
+    list.is_empty() || list.entries().iter().any(|n| n.contains(&addr))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// For every chain of master policy, account whitelist and key
+    /// whitelist, and every address: allowed exactly when every non-empty
+    /// list allows it, and the list named is the first (key, account,
+    /// master) that refuses.
+    #[test]
+    fn the_whitelist_chain_allows_exactly_what_every_list_allows(
+        key_list in list(), account_list in list(), master_list in list(),
+        sub in any::<bool>(), addr in near_addr(),
+    ) {
+        use apikeys::lifecycle::{admit, explain, Denial, Holders};
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let master = apikeys::Account {
+            policy: apikeys::AccountPolicy { whitelist: master_list.clone(), ..Default::default() },
+            ..apikeys::Account::new(apikeys::AccountId::random(&mut rng), apikeys::AccountKind::Master, apikeys::testing::START)
+        };
+        let (account, master) = if sub {
+            let a = apikeys::Account {
+                policy: apikeys::AccountPolicy { whitelist: account_list.clone(), ..Default::default() },
+                ..apikeys::Account::new(apikeys::AccountId::random(&mut rng), apikeys::AccountKind::Sub { parent: master.id }, apikeys::testing::START)
+            };
+            (a, Some(master))
+        } else {
+            let m = apikeys::Account {
+                policy: apikeys::AccountPolicy { whitelist: account_list.clone(), ..Default::default() },
+                ..master
+            };
+            (m, None)
+        };
+        let holders = Holders { account, master };
+        let key = apikeys::KeyRecord {
+            whitelist: key_list.clone(),
+            ..apikeys::testing::records::key(apikeys::KeyId::random(&mut rng), holders.account.id, Channel::Rest, "chain")
+        };
+        let mut chain = vec![(WhitelistScope::Key, &key_list), (WhitelistScope::Account, &account_list)];
+        if sub {
+            chain.push((WhitelistScope::Master, &master_list));
+        }
+        let first_refusing = chain.iter().find(|(_, l)| !oracle(l, addr)).map(|(s, _)| *s);
+        let verdict = admit(&key, &holders, apikeys::testing::START, addr);
+        prop_assert_eq!(verdict, first_refusing.map_or(Ok(()), |s| Err(Denial::Address(s))));
+        let explained = explain(&key, &holders, addr);
+        prop_assert_eq!(explained.allowed, first_refusing.is_none());
+        prop_assert_eq!(explained.refused_by, first_refusing);
+        prop_assert_eq!(explained.lists.len(), chain.len());
+    }
+
+    /// For every key, account, master and instant: a key with right
+    /// credentials is admitted exactly when it is enabled, neither its
+    /// account nor its master is suspended, the instant is before both its
+    /// expiry and its creation plus its master's lifetime, and its master
+    /// allows its channel; and its state says which rule stops it.
+    #[test]
+    fn a_key_is_admitted_exactly_when_every_lifecycle_rule_allows(
+        enabled in any::<bool>(), own_suspended in any::<bool>(), master_suspended in any::<bool>(),
+        sub in any::<bool>(), expiry in prop::option::of(0i64..100), lifetime in prop::option::of(1i64..100),
+        now in 0i64..120, channel in apikeys::testing::strategies::channel(),
+        allowed in prop::collection::vec(apikeys::testing::strategies::channel(), 0..5),
+    ) {
+        use apikeys::lifecycle::{admit, state, Denial, Holders};
+        let t0 = apikeys::testing::START;
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let allowed = ChannelSet::of(&allowed);
+        let master = apikeys::Account {
+            suspended: master_suspended,
+            policy: apikeys::AccountPolicy {
+                sub_account_channels: allowed,
+                max_key_lifetime: lifetime.map(time::Duration::hours),
+                ..Default::default()
+            },
+            ..apikeys::Account::new(apikeys::AccountId::random(&mut rng), apikeys::AccountKind::Master, t0)
+        };
+        let holders = if sub {
+            let a = apikeys::Account {
+                suspended: own_suspended,
+                ..apikeys::Account::new(apikeys::AccountId::random(&mut rng), apikeys::AccountKind::Sub { parent: master.id }, t0)
+            };
+            Holders { account: a, master: Some(master) }
+        } else {
+            Holders { account: apikeys::Account { suspended: own_suspended || master_suspended, ..master }, master: None }
+        };
+        let key = apikeys::KeyRecord {
+            enabled,
+            expires_at: expiry.map(|h| t0 + time::Duration::hours(h)),
+            ..apikeys::testing::records::key(apikeys::KeyId::random(&mut rng), holders.account.id, channel, "rules")
+        };
+        let at = t0 + time::Duration::hours(now);
+        let suspended = own_suspended || master_suspended;
+        let expired = expiry.is_some_and(|h| now >= h) || (sub && lifetime.is_some_and(|l| now >= l));
+        let channel_ok = !sub || allowed.contains(channel);
+        let expected = if !enabled {
+            Err(Denial::Refused(Refusal::KeyDisabled))
+        } else if suspended {
+            Err(Denial::Refused(Refusal::AccountSuspended))
+        } else if expired {
+            Err(Denial::Refused(Refusal::KeyExpired))
+        } else if !channel_ok {
+            Err(Denial::Refused(Refusal::ChannelNotAllowed))
+        } else {
+            Ok(())
+        };
+        prop_assert_eq!(admit(&key, &holders, at, IpAddr::from([192, 0, 2, 1])), expected);
+        let expected_state = if suspended {
+            apikeys::KeyState::Suspended
+        } else if !enabled {
+            apikeys::KeyState::Disabled
+        } else if expired {
+            apikeys::KeyState::Expired
+        } else {
+            apikeys::KeyState::Active
+        };
+        prop_assert_eq!(state(&key, &holders, at), expected_state);
     }
 }

@@ -307,6 +307,7 @@ fn audit_trail_of_every_change() {
                 identifier: IdentifierChoice::Chosen("audited-mailer".into()),
                 secret: SecretChoice::Chosen(Secret::new("first-chosen-secret")),
                 label: Some("mail gateway".into()),
+                expires_at: None,
             },
         )
         .unwrap();

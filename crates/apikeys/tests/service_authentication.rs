@@ -60,6 +60,7 @@ fn authenticate_generated_and_chosen() {
                 identifier: IdentifierChoice::Generate,
                 secret: SecretChoice::Chosen(Secret::new("another-Secret-99")),
                 label: None,
+                expires_at: None,
             },
         )
         .unwrap();
@@ -81,6 +82,7 @@ fn authenticate_generated_and_chosen() {
                 identifier: IdentifierChoice::Chosen("acme-api".into()),
                 secret: SecretChoice::Generate,
                 label: None,
+                expires_at: None,
             },
         )
         .unwrap();
@@ -107,6 +109,7 @@ fn authenticate_generated_and_chosen() {
                 identifier: IdentifierChoice::Chosen("ACME-API".into()),
                 secret: SecretChoice::Generate,
                 label: None,
+                expires_at: None,
             },
         )
         .unwrap_err();

@@ -16,15 +16,18 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use apikeys::account::{Account, AccountKind};
+use apikeys::account::{Account, AccountKind, AccountPolicy};
 use apikeys::audit::AuditEvent;
 use apikeys::hashing::SecretHash;
 use apikeys::id::{AccountId, KeyId};
 use apikeys::key::KeyRecord;
+use apikeys::lifecycle::HeldKey;
+use apikeys::store::DormantQuery;
 use apikeys::store::encoding::{instant_to_nanos, version_to_i64};
 use apikeys::store::{DynStore, Entity, Existing, Store, StoreError, Unstorable};
 use apikeys::testing::conformance;
 use apikeys::token::{TokenDigest, TokenRecord};
+use apikeys::usage::KeyUse;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -154,6 +157,29 @@ enum Bug {
     DeleteIgnoresVersion,
     DeleteConflictBeforeNotFound,
     SplitDeleteVersion,
+    // Lifecycle.
+    MicrosecondExpiry,
+    UpdateIgnoresEnabled,
+    UpdateIgnoresExpiry,
+    UpdateWritesUsage,
+    UpdateWritesLegacyMark,
+    UpdateKeepsPreviousUse,
+    SuspendWithoutEvent,
+    SuspendAbsentAccepted,
+    PolicyResetsSuspension,
+    SplitAccountWrite,
+    UsesOverwriteNewer,
+    UsesIgnorePreviousHash,
+    UsesPartialBatch,
+    UsesRefuseGoneKey,
+    UsesBumpVersion,
+    SplitUses,
+    HeldWithoutMaster,
+    HeldStaleMaster,
+    DormantExclusiveBound,
+    DormantIgnoresSubAccounts,
+    DormantLegacyIgnoresUse,
+    DormantPageIncludesCursor,
 }
 
 use Bug::*;
@@ -645,6 +671,116 @@ const BUGS: &[(Bug, &str, &str)] = &[
         "delete_key compares the version, then deletes, in two critical sections",
         "race_delete_at_version_with_update",
     ),
+    (
+        MicrosecondExpiry,
+        "a key's expiry is kept to the microsecond",
+        "update_writes_lifecycle_and_keeps_usage",
+    ),
+    (
+        UpdateIgnoresEnabled,
+        "update_key does not write the enabled state",
+        "update_writes_lifecycle_and_keeps_usage",
+    ),
+    (
+        UpdateIgnoresExpiry,
+        "update_key does not write the expiry",
+        "update_writes_lifecycle_and_keeps_usage",
+    ),
+    (
+        UpdateWritesUsage,
+        "update_key writes the record's usage over the recorded one",
+        "update_writes_lifecycle_and_keeps_usage",
+    ),
+    (
+        UpdateWritesLegacyMark,
+        "update_key writes the record's legacy mark",
+        "update_writes_lifecycle_and_keeps_usage",
+    ),
+    (
+        UpdateKeepsPreviousUse,
+        "a new previous secret keeps the old one's last use",
+        "update_writes_lifecycle_and_keeps_usage",
+    ),
+    (
+        SuspendWithoutEvent,
+        "set_account_suspended records no event",
+        "suspension_and_policy_are_written_alone",
+    ),
+    (
+        SuspendAbsentAccepted,
+        "set_account_suspended of an absent account answers Ok",
+        "suspension_and_policy_are_written_alone",
+    ),
+    (
+        PolicyResetsSuspension,
+        "set_account_policy writes the suspension back to false",
+        "suspension_and_policy_are_written_alone",
+    ),
+    (
+        SplitAccountWrite,
+        "account writes read the account, then write all of it back, in two critical sections",
+        "race_suspension_and_policy_both_land",
+    ),
+    (
+        UsesOverwriteNewer,
+        "record_uses writes an older use over a newer one",
+        "record_uses_keeps_the_newest",
+    ),
+    (
+        UsesIgnorePreviousHash,
+        "record_uses records a previous use whatever hash it matched",
+        "record_uses_keeps_the_newest",
+    ),
+    (
+        UsesPartialBatch,
+        "record_uses writes the good uses of a batch it refuses",
+        "lifecycle_instants_outside_the_range_are_unstorable",
+    ),
+    (
+        UsesRefuseGoneKey,
+        "record_uses refuses a batch naming a key that is gone",
+        "record_uses_keeps_the_newest",
+    ),
+    (
+        UsesBumpVersion,
+        "record_uses bumps the key's version",
+        "record_uses_keeps_the_newest",
+    ),
+    (
+        SplitUses,
+        "record_uses compares the instant, then writes, in two critical sections",
+        "race_uses_keep_the_newest",
+    ),
+    (
+        HeldWithoutMaster,
+        "key_for_authentication leaves a sub-account's master out",
+        "lifecycle_fields_round_trip",
+    ),
+    (
+        HeldStaleMaster,
+        "key_for_authentication answers a master as it was at the key's first read",
+        "suspension_and_policy_are_written_alone",
+    ),
+    (
+        DormantExclusiveBound,
+        "dormant_keys leaves out a key last used exactly at the instant",
+        "dormant_keys_are_listed_exactly",
+    ),
+    (
+        DormantIgnoresSubAccounts,
+        "dormant_keys of a master leaves its sub-accounts' keys out",
+        "dormant_keys_are_listed_exactly",
+    ),
+    (
+        DormantLegacyIgnoresUse,
+        "dormant_keys lists used legacy default keys as never used",
+        "dormant_keys_are_listed_exactly",
+    ),
+    (
+        DormantPageIncludesCursor,
+        "dormant_keys pages include the cursor's key",
+        "dormant_keys_are_listed_exactly",
+    ),
 ];
 
 // ----- the buggy store ----------------------------------------------------
@@ -665,6 +801,8 @@ struct Buggy {
     inner: RwLock<Inner>,
     /// For `StaleLookupCache`.
     cache: Mutex<HashMap<String, Option<KeyRecord>>>,
+    /// For `HeldStaleMaster`.
+    held_cache: Mutex<HashMap<AccountId, Account>>,
     /// Tells stores apart in the per-thread cache.
     serial: usize,
 }
@@ -680,6 +818,7 @@ impl Buggy {
             bug,
             inner: RwLock::default(),
             cache: Mutex::default(),
+            held_cache: Mutex::default(),
             serial: SERIAL.fetch_add(1, Ordering::SeqCst),
         }
     }
@@ -766,6 +905,20 @@ impl Buggy {
             kept.created_at = self.keep(k.created_at, false)?;
         }
         kept.changed_at = self.keep(k.changed_at, false)?;
+        kept.expires_at = k
+            .expires_at
+            .map(|t| self.keep(t, self.is(MicrosecondExpiry)))
+            .transpose()?;
+        kept.usage.last_used_at = k
+            .usage
+            .last_used_at
+            .map(|t| self.keep(t, false))
+            .transpose()?;
+        kept.usage.previous_secret_last_used_at = k
+            .usage
+            .previous_secret_last_used_at
+            .map(|t| self.keep(t, false))
+            .transpose()?;
         if let Some(p) = &mut kept.previous_secret {
             p.expires_at = self.keep(p.expires_at, self.is(MicrosecondGrace))?;
         }
@@ -786,6 +939,85 @@ impl Buggy {
             kept.identifier = kept.identifier.chars().take(63).collect();
         }
         Ok(kept)
+    }
+
+    /// An account write: `change` applied to the stored account, with its
+    /// event, in one critical section (or two, with `SplitAccountWrite`).
+    fn write_account(
+        &self,
+        id: AccountId,
+        event: &AuditEvent,
+        change: impl Fn(&mut Account),
+    ) -> Result<(), StoreError> {
+        let event = self.kept_event(event)?;
+        if self.is(SplitAccountWrite) {
+            let mut account = self.read().accounts.get(&id).cloned();
+            if let Some(a) = &mut account {
+                change(a);
+            }
+            std::thread::yield_now();
+            let mut inner = self.write();
+            let a = account.ok_or(StoreError::NotFound(Entity::Account(id)))?;
+            inner.accounts.insert(id, a);
+            inner.events.push(event);
+            return Ok(());
+        }
+        let mut inner = self.write();
+        self.wrote();
+        match inner.accounts.get_mut(&id) {
+            Some(a) => change(a),
+            None if self.is(SuspendAbsentAccepted) => return Ok(()),
+            None => return Err(StoreError::NotFound(Entity::Account(id))),
+        }
+        if !(self.is(SuspendWithoutEvent) && event.kind == apikeys::AuditKind::AccountSuspended) {
+            inner.events.push(event);
+        }
+        Ok(())
+    }
+
+    fn apply_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        if self.is(SplitUses) {
+            for u in uses {
+                let newer = self
+                    .read()
+                    .keys
+                    .get(&u.key_id)
+                    .is_some_and(|k| k.usage.last_used_at.is_none_or(|t| u.at > t));
+                std::thread::yield_now();
+                if newer && let Some(k) = self.write().keys.get_mut(&u.key_id) {
+                    k.usage.last_used_at = Some(u.at);
+                    k.usage.last_used_address = Some(u.address);
+                }
+            }
+            return Ok(());
+        }
+        let mut inner = self.write();
+        self.wrote();
+        if self.is(UsesRefuseGoneKey)
+            && let Some(u) = uses.iter().find(|u| !inner.keys.contains_key(&u.key_id))
+        {
+            return Err(StoreError::NotFound(Entity::Key(u.key_id)));
+        }
+        for u in uses {
+            let Some(k) = inner.keys.get_mut(&u.key_id) else {
+                continue;
+            };
+            if self.is(UsesOverwriteNewer) || k.usage.last_used_at.is_none_or(|t| u.at > t) {
+                k.usage.last_used_at = Some(u.at);
+                k.usage.last_used_address = Some(u.address);
+            }
+            if self.is(UsesBumpVersion) {
+                k.version += 1;
+            }
+            if let Some((at, hash)) = &u.previous
+                && (self.is(UsesIgnorePreviousHash)
+                    || k.previous_secret.as_ref().is_some_and(|p| p.hash == *hash))
+                && k.usage.previous_secret_last_used_at.is_none_or(|t| *at > t)
+            {
+                k.usage.previous_secret_last_used_at = Some(*at);
+            }
+        }
+        Ok(())
     }
 
     fn kept_event(&self, e: &AuditEvent) -> Result<AuditEvent, StoreError> {
@@ -1294,6 +1526,24 @@ impl Store for Buggy {
         if !self.is(UpdateWritesCreatedAt) {
             next.created_at = stored.created_at;
         }
+        if self.is(UpdateIgnoresEnabled) {
+            next.enabled = stored.enabled;
+        }
+        if self.is(UpdateIgnoresExpiry) {
+            next.expires_at = stored.expires_at;
+        }
+        if !self.is(UpdateWritesLegacyMark) {
+            next.legacy_default = stored.legacy_default;
+        }
+        if !self.is(UpdateWritesUsage) {
+            next.usage = stored.usage;
+            if !self.is(UpdateKeepsPreviousUse)
+                && next.previous_secret.as_ref().map(|p| &p.hash)
+                    != stored.previous_secret.as_ref().map(|p| &p.hash)
+            {
+                next.usage.previous_secret_last_used_at = None;
+            }
+        }
         if !self.is(RenameKeepsOldIdentifier) {
             let old = self.fold(&stored.identifier);
             inner.by_identifier.remove(&old);
@@ -1504,6 +1754,119 @@ impl Store for Buggy {
             .and_then(|t| inner.keys.get(&t.key_id).map(|k| (t.clone(), k.clone()))))
     }
 
+    fn set_account_suspended(
+        &self,
+        id: AccountId,
+        suspended: bool,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write_account(id, event, |a| a.suspended = suspended)
+    }
+
+    fn set_account_policy(
+        &self,
+        id: AccountId,
+        policy: &AccountPolicy,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write_account(id, event, |a| {
+            a.policy = policy.clone();
+            if self.is(PolicyResetsSuspension) {
+                a.suspended = false;
+            }
+        })
+    }
+
+    fn record_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        let mut kept = Vec::new();
+        for u in uses {
+            match (self.keep(u.at, false), &u.previous) {
+                (Ok(at), Some((p, h))) => match self.keep(*p, false) {
+                    Ok(p) => kept.push(KeyUse {
+                        at,
+                        address: u.address.to_canonical(),
+                        previous: Some((p, h.clone())),
+                        ..u.clone()
+                    }),
+                    Err(e) if !self.is(UsesPartialBatch) => return Err(e.into()),
+                    Err(_) => break,
+                },
+                (Ok(at), None) => kept.push(KeyUse {
+                    at,
+                    address: u.address.to_canonical(),
+                    ..u.clone()
+                }),
+                (Err(e), _) if !self.is(UsesPartialBatch) => return Err(e.into()),
+                (Err(e), _) => {
+                    self.apply_uses(&kept)?;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.apply_uses(&kept)
+    }
+
+    fn key_for_authentication(&self, identifier: &str) -> Result<Option<HeldKey>, StoreError> {
+        let Some(key) = self.key_by_identifier(identifier)? else {
+            return Ok(None);
+        };
+        let Some(mut holders) = self.holders(key.account_id)? else {
+            return Ok(None);
+        };
+        if self.is(HeldWithoutMaster) {
+            holders.master = None;
+        }
+        if self.is(HeldStaleMaster) {
+            let mut seen = self.held_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(master) = &mut holders.master {
+                *master = seen
+                    .entry(master.id)
+                    .or_insert_with(|| master.clone())
+                    .clone();
+            }
+        }
+        Ok(Some(HeldKey { key, holders }))
+    }
+
+    fn dormant_keys(&self, query: &DormantQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        let inner = self.read();
+        let in_scope = |k: &KeyRecord| match query.account {
+            None => true,
+            Some(a) => {
+                k.account_id == a
+                    || (!self.is(DormantIgnoresSubAccounts)
+                        && inner
+                            .accounts
+                            .get(&k.account_id)
+                            .is_some_and(|acc| acc.kind.parent() == Some(a)))
+            }
+        };
+        let dormant = |k: &KeyRecord| {
+            let last = k.usage.last_used_at.unwrap_or(k.created_at);
+            let old = if self.is(DormantExclusiveBound) {
+                last < query.unused_since
+            } else {
+                last <= query.unused_since
+            };
+            let never_used = self.is(DormantLegacyIgnoresUse) || k.usage.last_used_at.is_none();
+            old && (!query.legacy_defaults_only || (k.legacy_default && never_used))
+        };
+        let after = |k: &KeyRecord| match query.after {
+            None => true,
+            Some(a) if self.is(DormantPageIncludesCursor) => k.id >= a,
+            Some(a) => k.id > a,
+        };
+        let mut found: Vec<KeyRecord> = inner
+            .keys
+            .values()
+            .filter(|k| in_scope(k) && dormant(k) && after(k))
+            .cloned()
+            .collect();
+        found.sort_by_key(|k| k.id);
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
     fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.tokens.len();
@@ -1588,6 +1951,8 @@ fn is_race(bug: Bug) -> bool {
             | SplitUpgrade
             | SplitTokenBound
             | SplitDeleteVersion
+            | SplitAccountWrite
+            | SplitUses
     )
 }
 

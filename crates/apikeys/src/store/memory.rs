@@ -11,6 +11,7 @@ use crate::audit::AuditEvent;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
 use crate::key::KeyRecord;
+use crate::lifecycle::{HeldKey, Holders};
 use crate::token::{TokenDigest, TokenRecord};
 use crate::usage::KeyUse;
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +100,18 @@ fn kept_event(e: &AuditEvent) -> Result<AuditEvent, Unstorable> {
 }
 
 impl Inner {
+    /// The account and its master, read under the caller's lock: one
+    /// consistent view with the key.
+    fn holders(&self, account: AccountId) -> Option<Holders> {
+        let account = self.accounts.get(&account)?.clone();
+        let master = account
+            .kind
+            .parent()
+            .and_then(|p| self.accounts.get(&p))
+            .cloned();
+        Some(Holders { account, master })
+    }
+
     fn check_new_key(
         &self,
         key: &KeyRecord,
@@ -260,6 +273,44 @@ impl Store for MemoryStore {
             .get(&lower)
             .and_then(|id| inner.keys.get(id))
             .cloned())
+    }
+
+    fn key_for_authentication(&self, identifier: &str) -> Result<Option<HeldKey>, StoreError> {
+        let lower = identifier.to_ascii_lowercase();
+        let inner = self.read();
+        let Some(key) = inner.by_identifier.get(&lower).and_then(|id| inner.keys.get(id)) else {
+            return Ok(None);
+        };
+        Ok(inner.holders(key.account_id).map(|holders| HeldKey {
+            key: key.clone(),
+            holders,
+        }))
+    }
+
+    fn token_for_authentication(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(TokenRecord, HeldKey)>, StoreError> {
+        let inner = self.read();
+        let Some(token) = inner.tokens.get(digest) else {
+            return Ok(None);
+        };
+        let Some(key) = inner.keys.get(&token.key_id) else {
+            return Ok(None);
+        };
+        Ok(inner.holders(key.account_id).map(|holders| {
+            (
+                token.clone(),
+                HeldKey {
+                    key: key.clone(),
+                    holders,
+                },
+            )
+        }))
+    }
+
+    fn holders(&self, account: AccountId) -> Result<Option<Holders>, StoreError> {
+        Ok(self.read().holders(account))
     }
 
     fn keys_of_account(&self, account: AccountId) -> Result<Vec<KeyRecord>, StoreError> {

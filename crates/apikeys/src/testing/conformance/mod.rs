@@ -23,6 +23,9 @@
 //! - immutable fields stay put;
 //! - visibility: a write is seen by every thread from the next read;
 //! - races: every kind of write racing with itself;
+//! - lifecycle: expiry, enabled, legacy mark and last use of a key, an
+//!   account's suspension and policy, the authentication reads with their
+//!   holders, dormancy, and their races;
 //! - model-based: random sequences against a plain model of the contract,
 //!   and random concurrent writes against what any order allows.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,6 +34,7 @@ mod basics;
 mod identifiers;
 mod immutable;
 mod instants;
+mod lifecycle;
 mod listings;
 mod model;
 mod races;
@@ -44,6 +48,7 @@ pub use basics::*;
 pub use identifiers::*;
 pub use immutable::*;
 pub use instants::*;
+pub use lifecycle::*;
 pub use listings::*;
 pub use model::{model_based_concurrent, model_based_sequences};
 pub use races::*;
