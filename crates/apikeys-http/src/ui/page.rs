@@ -408,7 +408,7 @@ fn key_row(key: &ApiKey) -> Markup {
                     }
                 }
             }
-            td { (day(key.created_at)) }
+            td.created { (day(key.created_at)) }
             td { (minute(key.changed_at)) }
             td.count {
                 @if key.whitelist.is_empty() { "any address" }
