@@ -1,7 +1,10 @@
 //! Accounts, their keys and their audit trail.
 
 use crate::admin::Admin;
-use crate::dto::{AccountKindCode, AccountPageView, AccountView, AccountsQuery, AccountsView};
+use crate::dto::{
+    AccountKindCode, AccountPageView, AccountPatch, AccountView, AccountsQuery, AccountsView,
+    DormantQuery, PolicyBody,
+};
 use crate::dto::{
     AuditEventView, AuditQuery, AuditView, CreateKeyRequest, KeyView, KeysView, OpenAccountRequest,
     OpenedAccountView,
@@ -11,7 +14,8 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::versions::etag_headers;
 use apikeys::{
-    AccountId, AccountKind, Channel, Cost, IdentifierChoice, NewAccount, NewKey, SecretChoice,
+    AccountId, AccountKind, AccountPolicy, Channel, ChannelSet, Cost, IdentifierChoice, NewAccount,
+    NewKey, SecretChoice, Whitelist,
 };
 use axum::Json;
 use axum::extract::State;
@@ -230,7 +234,8 @@ pub(crate) async fn list_keys(
         crate::error::BodyErrors,
         (status = 201, description = "Created; `secret` present if generated", body = KeyView,
             headers(("ETag" = String, description = "The key's version, quoted"))),
-        (status = 400, description = "Bad input: channel, identifier, secret or label", body = ErrorBody),
+        (status = 400, description = "Bad input: channel, identifier, secret, label or expiry (`invalid_expiry`: not in the future, or past the longest lifetime that applies)", body = ErrorBody),
+        (status = 403, description = "`channel_not_allowed`: the sub-account's master does not allow its sub-accounts this channel", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
         (status = 409, description = "Identifier taken, channel already active, or REST limit reached", body = ErrorBody),
     ),
@@ -252,7 +257,10 @@ pub(crate) async fn create_key(
             .secret
             .map_or(SecretChoice::Generate, |s| SecretChoice::Chosen(s.0)),
         label: req.label,
-        expires_at: None,
+        expires_at: req
+            .expires_at
+            .map(|text| parse_instant(&text, "expires_at"))
+            .transpose()?,
     };
     // A chosen secret is hashed with argon2: that runs in the argon2 lane.
     let cost = new.cost();
@@ -305,6 +313,151 @@ pub(crate) async fn audit(
     }))
 }
 
+/// Suspends or resumes an account: the operator any, a master its
+/// sub-accounts (an account never itself). From the next request on, in
+/// every process, its keys and REST tokens refuse as invalid credentials
+/// (a master's sub-accounts' too), or work again.
+#[utoipa::path(
+    patch, path = "/v1/accounts/{account_id}", tag = "accounts",
+    request_body = AccountPatch,
+    params(
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account (a master may suspend its sub-accounts, no account itself)", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 403, description = "The acting account may not suspend this account (itself, say)", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn patch_account(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(body): ApiJson<AccountPatch>,
+) -> Result<Json<AccountView>, ApiError> {
+    let account = state
+        .run(Cost::Fast, move |k| {
+            k.set_suspended(actor, id, body.suspended)
+        })
+        .await??;
+    Ok(Json(AccountView::from(&account)))
+}
+
+/// An account's policy over its keys: its account-wide whitelist and, for
+/// a master, the channels its sub-accounts may use and the longest their
+/// keys may live. A sub-account may read its own.
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/policy", tag = "accounts",
+    params(
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        (status = 200, description = "The policy", body = PolicyBody),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn get_policy(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+) -> Result<Json<PolicyBody>, ApiError> {
+    let policy = state
+        .run(Cost::Fast, move |k| k.account_policy(actor, id))
+        .await??;
+    Ok(Json(PolicyBody::from(&policy)))
+}
+
+/// Replaces an account's policy (a field left out takes its default): the
+/// operator any account's, a master its own and its sub-accounts'. Applies
+/// to existing keys from the next request on. A sub-account's policy holds
+/// only a whitelist, and a sub-account may not change its own. Answers the
+/// normalised policy.
+#[utoipa::path(
+    put, path = "/v1/accounts/{account_id}/policy", tag = "accounts",
+    request_body = PolicyBody,
+    params(
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account (a sub-account may not change its own policy)", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        crate::error::BodyErrors,
+        (status = 200, description = "The normalised policy", body = PolicyBody),
+        (status = 400, description = "A bad whitelist entry (named) or too many, an unknown channel, a lifetime out of bounds, or channels or a lifetime on a sub-account's policy (`invalid_account_policy`)", body = ErrorBody),
+        (status = 403, description = "A sub-account may not change its own policy", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn put_policy(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiJson(body): ApiJson<PolicyBody>,
+) -> Result<Json<PolicyBody>, ApiError> {
+    let entries = crate::keys::parse_entries(&body.whitelist)?;
+    let channels = body
+        .sub_account_channels
+        .iter()
+        .map(|c| parse_channel(c))
+        .collect::<Result<ChannelSet, _>>()?;
+    // The domain checks the lifetime's bounds, and the whitelist's size
+    // against the service's policy; a plain `usize::MAX` here only builds
+    // the list.
+    let whitelist =
+        Whitelist::new(entries, usize::MAX).map_err(|e| ApiError::from(apikeys::Error::from(e)))?;
+    let policy = AccountPolicy {
+        whitelist,
+        sub_account_channels: channels,
+        max_key_lifetime: body.max_key_lifetime_seconds.map(time::Duration::seconds),
+    };
+    let account = state
+        .run(Cost::Fast, move |k| k.set_account_policy(actor, id, policy))
+        .await??;
+    Ok(Json(PolicyBody::from(&account.policy)))
+}
+
+/// The keys of an account (and, for a master, of its sub-accounts) unused
+/// for `days` days, ascending by id; a key never used counts from its
+/// creation.
+#[utoipa::path(
+    get, path = "/v1/accounts/{account_id}/dormant-keys", tag = "keys",
+    params(
+        ("account_id" = String, Path, description = "The account's id", pattern = "^acc_[0-9a-f]{32}$"),
+        DormantQuery,
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        (status = 200, description = "The dormant keys", body = KeysView),
+        (status = 400, description = "A malformed id, or `days` missing, not a number (`invalid_query`) or out of 1 to 36500 (`invalid_days`)", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn dormant_keys(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(id): ApiPath<AccountId>,
+    ApiQuery(query): ApiQuery<DormantQuery>,
+) -> Result<Json<KeysView>, ApiError> {
+    let keys = state
+        .run(Cost::Fast, move |k| k.dormant_keys(actor, id, query.days))
+        .await??;
+    Ok(Json(KeysView {
+        keys: keys.iter().map(KeyView::from).collect(),
+    }))
+}
+
 pub(crate) fn parse_channel(code: &str) -> Result<Channel, ApiError> {
     code.parse().map_err(|e: apikeys::ParseChannelError| {
         ApiError::bad_request(ErrorCode::InvalidChannel, e.to_string())
@@ -320,7 +473,7 @@ where
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidId, format!("{field}: {e}")))
 }
 
-fn parse_instant(text: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
+pub(crate) fn parse_instant(text: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
         ApiError::bad_request(
             ErrorCode::InvalidBody,

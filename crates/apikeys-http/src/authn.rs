@@ -104,7 +104,13 @@ fn answer(
         }
         Err(CheckError::Refused(e)) => {
             if let Some(left_out) = state.refusal_log().admit() {
-                tracing::info!(%channel, %client, code = e.code(), reason = ?e.reason(), similar_lines_left_out = left_out, "authentication refused");
+                // Which whitelist refused is for the operator reading the
+                // log; the caller gets only `address_not_allowed`.
+                let list = match &e {
+                    apikeys::AuthError::AddressNotAllowed { list, .. } => Some(list.code()),
+                    _ => None,
+                };
+                tracing::info!(%channel, %client, code = e.code(), reason = ?e.reason(), list, similar_lines_left_out = left_out, "authentication refused");
             }
             Err(e.into())
         }

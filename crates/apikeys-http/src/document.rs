@@ -26,6 +26,7 @@ use apikeys::credentials::{
     MAX_IDENTIFIER_LEN, MAX_LABEL_CHARS, MAX_SECRET_LEN, MIN_IDENTIFIER_LEN, MIN_SECRET_LEN,
     validate_label,
 };
+use apikeys::policy::MAX_KEY_LIFETIME;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -35,6 +36,9 @@ const ACCOUNT_ID: &str = "^acc_[0-9a-f]{32}$";
 /// (1971 to 2198: the first and last years hold instants out of range); the
 /// format says the rest.
 const CREATION_YEARS: &str = "^(197[1-9]|19[89][0-9]|20[0-9][0-9]|21[0-8][0-9]|219[0-8])-";
+/// An RFC 3339 instant whose year may hold a key's expiry whatever its
+/// offset (before 2200; the past is the answer's to refuse).
+const EXPIRY_YEARS: &str = "^(20[0-9][0-9]|21[0-9][0-9])-";
 /// An IPv4 address, dotted decimal without leading zeros.
 const IPV4: &str = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}";
 /// An IPv6 address in its textual forms (no zone), without and then with
@@ -268,6 +272,60 @@ pub(crate) fn finish(doc: &utoipa::openapi::OpenApi, policy: &Policy) -> Value {
             {"properties": {"kind": {"const": "master"}, "parent_id": {"type": "null"}}},
             {"required": ["parent_id"], "properties": {"kind": {"const": "sub"}, "parent_id": {"type": "string"}}},
         ]}),
+    );
+    // A key's expiry: an instant, or `null` (creation: none asked for;
+    // a patch: cleared). Whether it is in the future and within the
+    // longest lifetime is the answer's to say (400 `invalid_expiry`).
+    let expiry = string_or_null(json!({"format": "date-time", "pattern": EXPIRY_YEARS}));
+    for schema in ["CreateKeyRequest", "KeyPatch"] {
+        set(
+            &mut doc,
+            &format!("{s}/{schema}/properties/expires_at"),
+            expiry.clone(),
+        );
+    }
+    // A patch changes something; `enabled` is a boolean, never `null`.
+    set(
+        &mut doc,
+        &format!("{s}/KeyPatch/properties/enabled"),
+        json!({"type": "boolean"}),
+    );
+    if let Some(patch) = doc
+        .pointer_mut(&format!("{s}/KeyPatch"))
+        .and_then(Value::as_object_mut)
+    {
+        patch.remove("required");
+        patch.insert(
+            "anyOf".into(),
+            json!([
+                {"required": ["label"]},
+                {"required": ["expires_at"]},
+                {"required": ["enabled"]},
+            ]),
+        );
+    }
+    // An account's policy.
+    set(
+        &mut doc,
+        &format!("{s}/PolicyBody/properties/whitelist"),
+        entries(0),
+    );
+    set(
+        &mut doc,
+        &format!("{s}/PolicyBody/properties/sub_account_channels"),
+        json!({"type": "array", "maxItems": 5,
+            "items": {"$ref": "#/components/schemas/ChannelCode"}}),
+    );
+    set(
+        &mut doc,
+        &format!("{s}/PolicyBody/properties/max_key_lifetime_seconds"),
+        json!({"type": ["integer", "null"], "format": "int64", "minimum": 1,
+            "maximum": MAX_KEY_LIFETIME.whole_seconds()}),
+    );
+    set(
+        &mut doc,
+        &format!("{s}/DormancyActionRequest/properties/dry_run"),
+        json!({"type": "boolean", "default": true}),
     );
     // The address to explain.
     if let Some(params) = doc

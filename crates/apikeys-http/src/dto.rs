@@ -2,8 +2,8 @@
 //! ids are the domain's text forms (`acc_…`, `key_…`).
 
 use apikeys::{
-    Account, AccountId, AccountKind, ApiKey, AuditEvent, Authenticated, Channel, IssuedKey, KeyId,
-    Secret,
+    Account, AccountId, AccountKind, AccountPolicy, ApiKey, AuditEvent, Authenticated, Channel,
+    IssuedKey, KeyId, KeyState, Secret, WhitelistScope,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -53,6 +53,66 @@ pub enum AuditKindCode {
     TokenIssued,
     /// A key's label was set, changed or removed.
     LabelChanged,
+    /// A key was disabled (by hand, or as a dormant legacy default key).
+    KeyDisabled,
+    /// A key was enabled again.
+    KeyEnabled,
+    /// A key's expiry was set, changed or cleared.
+    ExpiryChanged,
+    /// An account was suspended.
+    AccountSuspended,
+    /// An account was resumed.
+    AccountResumed,
+    /// An account's policy changed.
+    PolicyChanged,
+}
+
+/// What a key does now, all rules considered.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStateCode {
+    /// It authenticates (subject to the whitelists).
+    Active,
+    /// It was disabled.
+    Disabled,
+    /// Its expiry, or the longest lifetime its master allows, has passed.
+    Expired,
+    /// Its account, or that account's master, is suspended.
+    Suspended,
+}
+
+impl From<KeyState> for KeyStateCode {
+    fn from(s: KeyState) -> Self {
+        match s {
+            KeyState::Active => KeyStateCode::Active,
+            KeyState::Disabled => KeyStateCode::Disabled,
+            KeyState::Expired => KeyStateCode::Expired,
+            KeyState::Suspended => KeyStateCode::Suspended,
+        }
+    }
+}
+
+/// Which whitelist: the key's own, its account's account-wide list, or the
+/// account's master's.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhitelistScopeCode {
+    /// The key's own whitelist.
+    Key,
+    /// The account-wide whitelist of the key's account.
+    Account,
+    /// The account-wide whitelist of the account's master.
+    Master,
+}
+
+impl From<WhitelistScope> for WhitelistScopeCode {
+    fn from(s: WhitelistScope) -> Self {
+        match s {
+            WhitelistScope::Key => WhitelistScopeCode::Key,
+            WhitelistScope::Account => WhitelistScopeCode::Account,
+            WhitelistScope::Master => WhitelistScopeCode::Master,
+        }
+    }
 }
 
 /// A secret received from a client: wrapped at once in the domain's
@@ -103,6 +163,9 @@ pub struct AccountView {
     /// When the account was created (an input: imported accounts keep theirs).
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// Whether it is suspended: its keys (and, for a master, its
+    /// sub-accounts' keys) refuse while it is.
+    pub suspended: bool,
 }
 
 impl From<&Account> for AccountView {
@@ -115,6 +178,7 @@ impl From<&Account> for AccountView {
             },
             parent_id: a.kind.parent().map(|p| p.to_string()),
             created_at: rfc3339(a.created_at),
+            suspended: a.suspended,
         }
     }
 }
@@ -148,6 +212,27 @@ pub struct KeyView {
     pub changed_at: String,
     /// Grows by one with every change.
     pub version: u64,
+    /// Its own expiry: the first instant it no longer works; `null` if it
+    /// has none (a master's longest lifetime may still end it: `state`
+    /// tells).
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// Whether it is enabled (a disabled key refuses, and keeps everything
+    /// else).
+    pub enabled: bool,
+    /// What it does now, its account, its master and the clock considered.
+    pub state: KeyStateCode,
+    /// Whether it was issued by default when its legacy master opened.
+    pub legacy_default: bool,
+    /// Its last successful authentication; `null` if never used.
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// The client address of that authentication; `null` if never used.
+    pub last_used_address: Option<String>,
+    /// The last authentication with the previous secret of the current
+    /// grace period; `null` if it has not been used since the change.
+    #[schema(format = DateTime)]
+    pub previous_secret_last_used_at: Option<String>,
     /// The secret, shown this once: present only in the response of the call
     /// that generated it (a chosen secret is never echoed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,6 +253,13 @@ impl From<&ApiKey> for KeyView {
             created_at: rfc3339(k.created_at),
             changed_at: rfc3339(k.changed_at),
             version: k.version,
+            expires_at: k.expires_at.map(rfc3339),
+            enabled: k.enabled,
+            state: k.state.into(),
+            legacy_default: k.legacy_default,
+            last_used_at: k.usage.last_used_at.map(rfc3339),
+            last_used_address: k.usage.last_used_address.map(|a| a.to_string()),
+            previous_secret_last_used_at: k.usage.previous_secret_last_used_at.map(rfc3339),
             secret: None,
         }
     }
@@ -234,6 +326,12 @@ pub struct CreateKeyRequest {
     pub secret: Option<SecretInput>,
     /// An optional label (1 to 64 characters, no control characters).
     pub label: Option<String>,
+    /// When the key stops working, RFC 3339: in the future, before
+    /// 2200-01-01T00:00:00Z, and within the longest lifetime that applies
+    /// (a master's over its sub-accounts' keys); none if absent or `null`,
+    /// unless a longest lifetime applies: then it expires at its end.
+    #[schema(format = DateTime, example = "2030-01-01T00:00:00Z")]
+    pub expires_at: Option<String>,
 }
 
 /// `POST /v1/keys/{key_id}/credentials`.
@@ -450,33 +548,183 @@ pub struct ExplainQuery {
     pub address: String,
 }
 
-/// Whether an address would pass a key's whitelist, and why.
+/// Whether an address would pass every whitelist that applies to a key
+/// (its own, its account's account-wide list, its master's), and why.
 #[derive(Serialize, ToSchema)]
 pub struct ExplanationView {
     /// The address, as understood (IPv4-mapped IPv6 as IPv4).
     pub address: String,
-    /// Whether it may use the key.
+    /// Whether it may use the key: it passes every list.
     pub allowed: bool,
-    /// The most specific entry containing it; `null` if none (or if the
-    /// whitelist is empty: then any address is allowed).
+    /// The most specific entry of the key's own whitelist containing it;
+    /// `null` if none (or if that whitelist is empty).
     pub matched: Option<String>,
     /// The answer in a sentence.
     pub reason: String,
+    /// The first list that refuses the address; `null` if none does.
+    pub refused_by: Option<WhitelistScopeCode>,
+    /// Each list that applies, in the order they are checked (key,
+    /// account, then master for a sub-account's key).
+    pub lists: Vec<ListExplanationView>,
 }
 
-/// `PATCH /v1/keys/{key_id}`: the label, set or (with `null`) removed.
+/// How one whitelist judges an address.
+#[derive(Serialize, ToSchema)]
+pub struct ListExplanationView {
+    /// Which list.
+    pub scope: WhitelistScopeCode,
+    /// Whether it lets the address through (an empty list lets every
+    /// address through).
+    pub allowed: bool,
+    /// The most specific entry containing the address; `null` if none.
+    pub matched: Option<String>,
+}
+
+/// `PATCH /v1/keys/{key_id}`: its label, expiry and enabled state, any
+/// combination (at least one), in one change. A field left out stays.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPatch {
     /// The new label (1 to 64 characters, none of them control, format or
-    /// separator characters), or `null` to remove it. Required.
+    /// separator characters), or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, required = true)]
+    #[schema(value_type = Option<String>)]
     pub label: Option<Option<String>>,
+    /// The new expiry, RFC 3339 (in the future, before
+    /// 2200-01-01T00:00:00Z, within the longest lifetime that applies), or
+    /// `null` to clear it (refused when a longest lifetime applies).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2030-01-01T00:00:00Z")]
+    pub expires_at: Option<Option<String>>,
+    /// `false` disables the key (its credentials refuse at once, nothing
+    /// else changes), `true` enables it again. Never `null`.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = bool)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /v1/accounts/{account_id}`: suspend or resume it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    /// `true` suspends the account (its keys and tokens refuse from the
+    /// next request on; a master's sub-accounts' too), `false` resumes it.
+    pub suspended: bool,
+}
+
+/// An account's policy over its keys (`GET`/`PUT
+/// /v1/accounts/{account_id}/policy`). `PUT` replaces the whole policy: a
+/// field left out takes its default. A sub-account's policy holds only a
+/// whitelist (its channels stay all five, its lifetime none).
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    /// The account-wide whitelist, parsed and normalised like a key's:
+    /// every key of the account (and of a master's sub-accounts) must pass
+    /// it, besides its own. Empty: it restricts nothing.
+    #[schema(example = json!(["203.0.113.0/24"]))]
+    pub whitelist: Vec<String>,
+    /// A master's: the channels its sub-accounts may hold keys for (all
+    /// five if absent). A sub-account's key of another channel refuses.
+    #[serde(default = "all_channels")]
+    #[schema(value_type = Vec<ChannelCode>, example = json!(["rest", "http"]))]
+    pub sub_account_channels: Vec<String>,
+    /// A master's: the longest a sub-account's key may live, in seconds from
+    /// its creation (1 to 3155760000, 100 years); `null` or absent: no
+    /// limit.
+    #[serde(default)]
+    pub max_key_lifetime_seconds: Option<i64>,
+}
+
+fn all_channels() -> Vec<String> {
+    Channel::ALL.iter().map(|c| c.code().to_owned()).collect()
+}
+
+impl From<&AccountPolicy> for PolicyBody {
+    fn from(p: &AccountPolicy) -> Self {
+        PolicyBody {
+            whitelist: whitelist_view(&p.whitelist),
+            sub_account_channels: p
+                .sub_account_channels
+                .iter()
+                .map(|c| c.code().to_owned())
+                .collect(),
+            max_key_lifetime_seconds: p.max_key_lifetime.map(|l| l.whole_seconds()),
+        }
+    }
+}
+
+/// `?days=` of an account's dormant keys.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DormantQuery {
+    /// Unused for this many days (1 to 36500); a key never used counts from
+    /// its creation.
+    #[param(minimum = 1, maximum = 36500)]
+    pub days: u32,
+}
+
+/// `?days=&legacy_defaults_only=&cursor=&limit=` of every account's
+/// dormant keys.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AllDormantQuery {
+    /// Unused for this many days (1 to 36500); a key never used counts from
+    /// its creation.
+    #[param(minimum = 1, maximum = 36500)]
+    pub days: u32,
+    /// Only legacy default keys never used (default `false`).
+    pub legacy_defaults_only: Option<bool>,
+    /// The `next_cursor` of the previous page; the first page without it
+    /// (or with it empty).
+    #[param(pattern = "^(key_[0-9a-f]{32})?$")]
+    pub cursor: Option<String>,
+    /// How many keys at most: 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// A page of every account's dormant keys (operator only).
+#[derive(Serialize, ToSchema)]
+pub struct DormantPageView {
+    /// Ascending by id.
+    pub keys: Vec<KeyView>,
+    /// The `cursor` of the next page; `null` on the last page.
+    #[schema(pattern = "^key_[0-9a-f]{32}$")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/dormant-keys/disable`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DormancyActionRequest {
+    /// Only list the keys that would be disabled, changing nothing
+    /// (default `true`: disabling takes `"dry_run": false`).
+    #[serde(default = "yes")]
+    #[schema(value_type = bool, default = true)]
+    pub dry_run: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The dormancy action's answer.
+#[derive(Serialize, ToSchema)]
+pub struct DormancyActionView {
+    /// Whether this was a dry run (nothing changed).
+    pub dry_run: bool,
+    /// The keys disabled, or that would be; ascending by id.
+    pub keys: Vec<KeyView>,
 }
 
 /// A field that may be `null` but must be present: `Some(None)` for `null`,
 /// and `None` (the default) when it is missing.
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+/// A boolean that may be missing (`None`, the default) but not `null`.
+fn not_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(d).map(Some)
 }

@@ -2,7 +2,7 @@
 //! with a status that says whose fault it was. Messages name what was wrong
 //! and what is allowed, and never hold a secret.
 
-use apikeys::{AuthError, Error, StoreError};
+use apikeys::{AccountPolicyError, AuthError, Error, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -66,6 +66,14 @@ error_codes! {
     InvalidCreatedAt => "invalid_created_at",
     /// A change names nothing to change.
     NothingToChange => "nothing_to_change",
+    /// A key's expiry cannot be set: not in the future, past the longest
+    /// lifetime that applies, too far, or cleared where one applies.
+    InvalidExpiry => "invalid_expiry",
+    /// An account policy breaks a rule (a sub-account's holds only a
+    /// whitelist; a lifetime out of bounds).
+    InvalidAccountPolicy => "invalid_account_policy",
+    /// A dormancy period (`days`) out of its bounds.
+    InvalidDays => "invalid_days",
     /// A header that identifies or frames a request is given twice.
     DuplicateHeader => "duplicate_header",
     /// A body is framed both by length and by chunks.
@@ -78,6 +86,8 @@ error_codes! {
     InvalidCredentials => "invalid_credentials",
     /// The acting account may not do this.
     Forbidden => "forbidden",
+    /// A sub-account's master does not allow its sub-accounts this channel.
+    ChannelNotAllowed => "channel_not_allowed",
     /// The client's address is outside the key's whitelist.
     AddressNotAllowed => "address_not_allowed",
     /// No such account (or one the actor may not see).
@@ -100,6 +110,9 @@ error_codes! {
     ConcurrentChange => "concurrent_change",
     /// A create-if-absent write found the thing there.
     AlreadyExists => "already_exists",
+    /// The dormancy action is off: the server's policy does not set
+    /// `disable_dormant_legacy_defaults_after`.
+    DormancyActionOff => "dormancy_action_off",
     /// `If-Match` names a version the key is no longer at: nothing written.
     PreconditionFailed => "precondition_failed",
     /// The body is over the limit.
@@ -280,6 +293,19 @@ impl From<Error> for ApiError {
             Error::ParentNotMaster { .. } => (S::BAD_REQUEST, ErrorCode::ParentNotMaster),
             Error::CreationOutOfRange(_) => (S::BAD_REQUEST, ErrorCode::InvalidCreatedAt),
             Error::NothingToChange => (S::BAD_REQUEST, ErrorCode::NothingToChange),
+            Error::InvalidExpiry(_) => (S::BAD_REQUEST, ErrorCode::InvalidExpiry),
+            // A sub-account changing its own policy is a matter of who may,
+            // not of what was asked: 403 like every other refusal of the
+            // actor.
+            Error::InvalidAccountPolicy(AccountPolicyError::SetBySubAccount(_)) => {
+                (S::FORBIDDEN, ErrorCode::Forbidden)
+            }
+            Error::InvalidAccountPolicy(_) => (S::BAD_REQUEST, ErrorCode::InvalidAccountPolicy),
+            Error::InvalidDormancy(_) => (S::BAD_REQUEST, ErrorCode::InvalidDays),
+            Error::ChannelNotAllowed { .. } => (S::FORBIDDEN, ErrorCode::ChannelNotAllowed),
+            // The request is well formed; the server's configuration does
+            // not allow it: a conflict with its state, not bad input.
+            Error::DormancyActionOff => (S::CONFLICT, ErrorCode::DormancyActionOff),
             Error::Forbidden { .. } => (S::FORBIDDEN, ErrorCode::Forbidden),
             Error::AccountNotFound(_) => (S::NOT_FOUND, ErrorCode::AccountNotFound),
             Error::KeyNotFound(_) => (S::NOT_FOUND, ErrorCode::KeyNotFound),
@@ -337,7 +363,11 @@ impl From<AuthError> for ApiError {
             AuthError::AddressNotAllowed { client, .. } => ApiError::new(
                 StatusCode::FORBIDDEN,
                 ErrorCode::AddressNotAllowed,
-                format!("address not allowed: {client} is outside this key's IP whitelist"),
+                // Which list refused (the key's, its account's, its master's)
+                // is for the server's log, not the caller.
+                format!(
+                    "address not allowed: {client} is outside an IP whitelist this key must pass"
+                ),
             ),
             AuthError::Throttled { retry_after } => ApiError::too_many(*retry_after),
             AuthError::Unavailable(store) => ApiError::store_failed(store),
@@ -460,6 +490,11 @@ mod tests {
                 | ErrorCode::ParentNotMaster
                 | ErrorCode::InvalidCreatedAt
                 | ErrorCode::NothingToChange
+                | ErrorCode::InvalidExpiry
+                | ErrorCode::InvalidAccountPolicy
+                | ErrorCode::InvalidDays
+                | ErrorCode::ChannelNotAllowed
+                | ErrorCode::DormancyActionOff
                 | ErrorCode::DuplicateHeader
                 | ErrorCode::AmbiguousLength
                 | ErrorCode::InvalidForwardedFor
@@ -491,7 +526,7 @@ mod tests {
                 | ErrorCode::CsrfFailed => {}
             }
         }
-        assert_eq!(seen.len(), 43);
+        assert_eq!(seen.len(), 48);
     }
 
     /// Every domain error has a code and a status; none is a 500 but the

@@ -2,17 +2,21 @@
 //! explain its whitelist, delete it. Every answer carrying the key carries
 //! its `ETag`, and every change honours `If-Match` (see [`crate::versions`]).
 
+use crate::accounts::parse_instant;
 use crate::admin::Admin;
 use crate::dto::{
-    ChangeCredentialsRequest, ExplainQuery, ExplanationView, KeyPatch, KeyView, WhitelistBody,
-    WhitelistPatch, whitelist_view,
+    ChangeCredentialsRequest, ExplainQuery, ExplanationView, KeyPatch, KeyView,
+    ListExplanationView, WhitelistBody, WhitelistPatch, whitelist_view,
 };
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::ApiQuery;
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::versions::{IfMatch, etag_headers};
-use apikeys::{Cost, CredentialChange, Grace, IdentifierChoice, KeyId, SecretChoice};
+use apikeys::{
+    AccessExplanation, Cost, CredentialChange, Grace, IdentifierChoice, KeyId, KeyUpdate,
+    SecretChoice, WhitelistScope,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -173,7 +177,7 @@ fn whitelist_answer(key: &apikeys::ApiKey) -> (HeaderMap, Json<WhitelistBody>) {
 }
 
 /// Whitelist entries from their text, or the domain's 400 naming the bad one.
-fn parse_entries(entries: &[String]) -> Result<Vec<ipnet::IpNet>, ApiError> {
+pub(crate) fn parse_entries(entries: &[String]) -> Result<Vec<ipnet::IpNet>, ApiError> {
     entries
         .iter()
         .map(|e| apikeys::whitelist::parse_entry(e))
@@ -263,8 +267,10 @@ pub(crate) async fn patch_whitelist(
     Ok(whitelist_answer(&key))
 }
 
-/// Whether an address would pass the key's whitelist, which entry lets it,
-/// and why, in a sentence. Changes nothing.
+/// Whether an address would pass every whitelist that applies to the key
+/// (its own, its account's account-wide list, and for a sub-account's key
+/// its master's), which refuses it first, and why, in a sentence. Changes
+/// nothing.
 #[utoipa::path(
     get, path = "/v1/keys/{key_id}/whitelist/explain", tag = "whitelist",
     params(
@@ -296,25 +302,73 @@ pub(crate) async fn explain_whitelist(
         )
     })?;
     let explanation = state
-        .run(Cost::Fast, move |k| k.explain_address(actor, id, address))
+        .run(Cost::Fast, move |k| k.explain_access(actor, id, address))
         .await??;
-    let shown = address.to_canonical();
-    let reason = match (explanation.allowed, explanation.matched) {
-        (true, None) => {
-            format!("the whitelist is empty, so every address, {shown} included, may use the key")
-        }
-        (true, Some(entry)) => format!("{shown} is inside the whitelist entry {entry}"),
-        (false, _) => format!("{shown} is outside every entry of the whitelist"),
-    };
-    Ok(Json(ExplanationView {
-        address: shown.to_string(),
-        allowed: explanation.allowed,
-        matched: explanation.matched.map(|e| e.to_string()),
-        reason,
-    }))
+    Ok(Json(explanation_view(address.to_canonical(), &explanation)))
 }
 
-/// Sets or (with `null`) removes a key's label; answers the key.
+/// The words for a list, in a sentence.
+fn list_name(scope: WhitelistScope) -> &'static str {
+    match scope {
+        WhitelistScope::Key => "the key's whitelist",
+        WhitelistScope::Account => "its account's account-wide whitelist",
+        WhitelistScope::Master => "its master's account-wide whitelist",
+    }
+}
+
+/// The answer to an explanation: every list's verdict, and the whole in a
+/// sentence.
+fn explanation_view(shown: std::net::IpAddr, e: &AccessExplanation) -> ExplanationView {
+    let reason = match e.refused_by {
+        Some(scope) => format!("{shown} is outside every entry of {}", list_name(scope)),
+        None => {
+            let inside: Vec<String> = e
+                .lists
+                .iter()
+                .filter_map(|(scope, x)| {
+                    x.matched
+                        .map(|entry| format!("the entry {entry} of {}", list_name(*scope)))
+                })
+                .collect();
+            if inside.is_empty() {
+                format!(
+                    "every whitelist that applies is empty, so every address, {shown} included, may use the key"
+                )
+            } else {
+                format!(
+                    "{shown} passes every whitelist that applies: it is inside {} (an empty list restricts nothing)",
+                    inside.join(", and ")
+                )
+            }
+        }
+    };
+    let key_match = e
+        .lists
+        .iter()
+        .find(|(scope, _)| *scope == WhitelistScope::Key)
+        .and_then(|(_, x)| x.matched);
+    ExplanationView {
+        address: shown.to_string(),
+        allowed: e.allowed,
+        matched: key_match.map(|m| m.to_string()),
+        reason,
+        refused_by: e.refused_by.map(Into::into),
+        lists: e
+            .lists
+            .iter()
+            .map(|(scope, x)| ListExplanationView {
+                scope: (*scope).into(),
+                allowed: x.allowed,
+                matched: x.matched.map(|m| m.to_string()),
+            })
+            .collect(),
+    }
+}
+
+/// Changes a key's label (set, or removed with `null`), its expiry (set,
+/// or cleared with `null`) and whether it is enabled, any combination, in
+/// one change (one version); answers the key. A disabled key's credentials
+/// refuse at once; enabling it again restores them.
 #[utoipa::path(
     patch, path = "/v1/keys/{key_id}", tag = "keys",
     request_body = KeyPatch,
@@ -328,7 +382,7 @@ pub(crate) async fn explain_whitelist(
         crate::error::BodyErrors,
         (status = 200, description = "The key", body = KeyView,
             headers(("ETag" = String, description = "The key's new version, quoted"))),
-        (status = 400, description = "A bad label, a missing `label`, or a bad If-Match", body = ErrorBody),
+        (status = 400, description = "A bad label, a malformed expiry, an expiry that cannot be set (`invalid_expiry`: not in the future, past the longest lifetime that applies, or cleared where one applies), no field at all, or a bad If-Match", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
         (status = 409, description = "Changed concurrently, several times over", body = ErrorBody),
         (status = 412, description = "If-Match names a version the key has left: nothing written", body = ErrorBody),
@@ -342,15 +396,25 @@ pub(crate) async fn patch_key(
     IfMatch(precondition): IfMatch,
     ApiJson(body): ApiJson<KeyPatch>,
 ) -> Result<(HeaderMap, Json<KeyView>), ApiError> {
-    let Some(label) = body.label else {
+    if body.label.is_none() && body.expires_at.is_none() && body.enabled.is_none() {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidBody,
-            "missing field `label`: give the new label, or null to remove it",
+            "nothing to change: give at least one of `label` (null removes it), `expires_at` (null clears it) and `enabled`",
         ));
+    }
+    let expires_at = match body.expires_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(parse_instant(&text, "expires_at")?)),
+    };
+    let update = KeyUpdate {
+        label: body.label,
+        expires_at,
+        enabled: body.enabled,
     };
     let key = state
         .run(Cost::Fast, move |k| {
-            k.set_label(actor, id, label, precondition)
+            k.update_key(actor, id, update, precondition)
         })
         .await??;
     Ok((etag_headers(key.version), Json(KeyView::from(&key))))

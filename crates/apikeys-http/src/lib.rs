@@ -10,6 +10,7 @@ mod authn;
 pub mod client_addr;
 mod credentials_in;
 mod document;
+mod dormancy;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -166,7 +167,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
     let routes = routes.routes(routes!(ui::open_portal_session));
     routes
         .routes(routes!(accounts::open_account, accounts::list_accounts))
-        .routes(routes!(accounts::get_account))
+        .routes(routes!(accounts::get_account, accounts::patch_account))
+        .routes(routes!(accounts::get_policy, accounts::put_policy))
+        .routes(routes!(accounts::dormant_keys))
+        .routes(routes!(dormancy::all_dormant_keys))
+        .routes(routes!(dormancy::disable_dormant))
         .routes(routes!(accounts::sub_accounts))
         .routes(routes!(accounts::list_keys, accounts::create_key))
         .routes(routes!(accounts::audit))

@@ -571,7 +571,7 @@ fn the_page_lists_keys_or_explains_that_none_is_active() {
     assert_eq!(audit.matches("key created").count(), 2);
     assert_eq!(html.matches("<tr data-key=").count(), 2);
     // FTP is taken; REST is offered again, as another REST key.
-    assert!(!html.contains("value=\"ftp\""));
+    assert!(!html.contains("name=\"channel\" value=\"ftp\""));
     assert!(html.contains("Another REST key (1 of 10 used)"));
 }
 
@@ -598,7 +598,7 @@ fn the_rest_limit_is_said_when_reached() {
         .header("Cookie", &session.cookie)
         .send()
         .text();
-    assert!(!html.contains("value=\"rest\""));
+    assert!(!html.contains("name=\"channel\" value=\"rest\""));
     assert!(html.contains("the most allowed (2)"));
 }
 
@@ -730,4 +730,112 @@ fn the_router_can_be_nested_under_a_prefix() {
         false,
     );
     assert_eq!(status, 200);
+}
+
+/// The page shows each key's state, expiry and last use, a grace key's
+/// old-secret line, the lifecycle actions, and a master's policy section;
+/// a sub-account's page has no policy section.
+#[test]
+fn the_page_shows_the_lifecycle() {
+    let server = server();
+    let account = master(&server, None);
+    let keys = format!("/v1/accounts/{account}/keys");
+    let used = server
+        .post(
+            &keys,
+            json!({"channel": "ftp", "expires_at": "2026-02-03T04:05:00Z"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    let off = server
+        .post(&keys, json!({"channel": "http"}))
+        .admin()
+        .send()
+        .expect(201);
+    server
+        .request("PATCH", &format!("/v1/keys/{}", s(&off, "id")))
+        .json(&json!({"enabled": false}))
+        .admin()
+        .send()
+        .expect(200);
+    server
+        .post(
+            "/v1/authenticate",
+            json!({"channel": "ftp", "identifier": s(&used, "identifier"), "secret": s(&used, "secret")}),
+        )
+        .send()
+        .expect(200);
+    server
+        .post(
+            &format!("/v1/keys/{}/credentials", s(&used, "id")),
+            json!({"regenerate_secret": true, "grace_seconds": 3600}),
+        )
+        .admin()
+        .send()
+        .expect(200);
+    server
+        .put(
+            &format!("/v1/accounts/{account}/policy"),
+            json!({"whitelist": ["127.0.0.0/8"], "sub_account_channels": ["rest"], "max_key_lifetime_seconds": 86400 * 7}),
+        )
+        .admin()
+        .send()
+        .expect(200);
+    let session = sign_in(&server, &account);
+    let html = server
+        .get("/ui/")
+        .header("Cookie", &session.cookie)
+        .send()
+        .text();
+    assert_no_inline_code(&html);
+    for part in [
+        r#"<span class="badge state-active">Active</span>"#,
+        r#"<span class="badge state-disabled">Disabled</span>"#,
+        "2026-02-03 04:05 UTC",
+        r#"data-expires="2026-02-03T04:05""#,
+        "2025-01-01 00:00 UTC<br><span class=\"muted\">from <code>127.0.0.1</code>",
+        "old secret not used since the change",
+        r#"data-action="disable">Disable"#,
+        r#"data-action="enable">Enable"#,
+        r#"data-action="expiry">Set expiry"#,
+        r#"type="datetime-local""#,
+        "Times are in UTC",
+        r#"id="policy""#,
+        r#"<li data-entry="127.0.0.0/8">"#,
+        r#"value="rest" checked"#,
+        r#"id="policy-lifetime" type="number" min="1" max="36525" step="any" inputmode="decimal" value="7""#,
+    ] {
+        assert!(html.contains(part), "{part} is not in the page");
+    }
+    assert!(
+        !html.contains(r#"value="ftp" checked"#),
+        "ftp is not allowed"
+    );
+    // The old secret used: its last use is shown.
+    server
+        .post(
+            "/v1/authenticate",
+            json!({"channel": "ftp", "identifier": s(&used, "identifier"), "secret": s(&used, "secret")}),
+        )
+        .send()
+        .expect(200);
+    let html = server
+        .get("/ui/")
+        .header("Cookie", &session.cookie)
+        .send()
+        .text();
+    assert!(
+        html.contains("old secret last used 2025-01-01 00:00 UTC"),
+        "{html}"
+    );
+    // A sub-account's page: no policy section.
+    let sub_account = sub(&server, &account);
+    let session = sign_in(&server, &sub_account);
+    let html = server
+        .get("/ui/")
+        .header("Cookie", &session.cookie)
+        .send()
+        .text();
+    assert!(!html.contains(r#"id="policy""#));
 }

@@ -237,7 +237,14 @@ fn a_legacy_master_sees_its_four_default_keys() {
     // The Actions menu: opened by its button, each item reachable.
     b.click("#keys tbody tr:nth-child(2) [data-menu]");
     let items = b.text("#keys tbody tr:nth-child(2) .menu-items");
-    for item in ["Change credentials", "Edit label", "IP Whitelist", "Delete"] {
+    for item in [
+        "Change credentials",
+        "Edit label",
+        "Disable",
+        "Set expiry",
+        "IP Whitelist",
+        "Delete",
+    ] {
         assert!(items.contains(item), "{items}");
     }
     // Focus moved into the menu; Escape closes it and gives focus back.
@@ -780,4 +787,355 @@ fn a_label_is_edited_and_a_stale_page_is_told_to_reload() {
         s(&env.keys(&account)[0], "identifier"),
         "renamed-by-the-page"
     );
+}
+
+/// Marks the window, runs `act`, and waits for the page to have reloaded
+/// (the mark gone).
+fn reloaded(b: &Browser, act: impl FnOnce()) {
+    b.execute("window.__before_reload = true; return null;", json!([]));
+    act();
+    b.wait("the reload", || {
+        (b.execute(
+            "return window.__before_reload === undefined && document.readyState === 'complete'",
+            json!([]),
+        ) == json!(true))
+        .then_some(())
+    });
+}
+
+/// The text of the cell `cell` (a class of `td`) of the key `identifier`.
+fn cell(env: &Env, identifier: &str, cell: &str) -> String {
+    let row = env.row_of(identifier);
+    env.browser
+        .text(&format!("#keys tbody tr:nth-child({row}) td.{cell}"))
+}
+
+#[test]
+fn each_key_shows_its_state_expiry_and_last_use() {
+    let Some(env) = env("each_key_shows_its_state_expiry_and_last_use") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    let create = |account: &str, body: Value| {
+        env.server
+            .post(&format!("/v1/accounts/{account}/keys"), body)
+            .admin()
+            .send()
+            .expect(201)
+    };
+    create(
+        &account,
+        json!({"channel": "ftp", "identifier": "soon-expired", "expires_at": "2025-01-01T06:00:00Z"}),
+    );
+    let off = create(
+        &account,
+        json!({"channel": "http", "identifier": "switched-off"}),
+    );
+    env.server
+        .request("PATCH", &format!("/v1/keys/{}", s(&off, "id")))
+        .json(&json!({"enabled": false}))
+        .admin()
+        .send()
+        .expect(200);
+    create(
+        &account,
+        json!({"channel": "rest", "identifier": "shop-backend", "secret": "correct-horse-42"}),
+    );
+    create(
+        &account,
+        json!({"channel": "email", "identifier": "mailer", "label": "Newsletter", "expires_at": "2030-06-01T12:30:00Z"}),
+    );
+    assert_eq!(
+        env.authenticate("rest", "shop-backend", "correct-horse-42"),
+        200
+    );
+    let sub = env.sub(&account);
+    create(&sub, json!({"channel": "ftp", "identifier": "sub-uploads"}));
+    env.server
+        .request("PATCH", &format!("/v1/accounts/{sub}"))
+        .json(&json!({"suspended": true}))
+        .admin()
+        .header("X-Acting-Account", &account)
+        .send()
+        .expect(200);
+    // Seven hours on, the first key is past its expiry.
+    env.server.clock.advance(time::Duration::hours(7));
+    env.sign_in(&account);
+    for (identifier, state, expires, last_used) in [
+        ("soon-expired", "Expired", "2025-01-01 06:00 UTC", "never"),
+        ("switched-off", "Disabled", "never", "never"),
+        ("shop-backend", "Active", "never", "2025-01-01 00:00 UTC"),
+        ("mailer", "Active", "2030-06-01 12:30 UTC", "never"),
+    ] {
+        assert_eq!(cell(&env, identifier, "state"), state, "{identifier}");
+        assert_eq!(cell(&env, identifier, "expires"), expires, "{identifier}");
+        assert!(
+            cell(&env, identifier, "last-used").starts_with(last_used),
+            "{identifier}: {}",
+            cell(&env, identifier, "last-used")
+        );
+    }
+    assert!(cell(&env, "shop-backend", "last-used").contains("from 127.0.0.1"));
+    // The states are badges, each its own class.
+    let classes = b.execute(
+        "return Array.from(document.querySelectorAll('#keys td.state span')).map(s => s.className)",
+        json!([]),
+    );
+    assert_eq!(
+        classes,
+        json!([
+            "badge state-expired",
+            "badge state-active",
+            "badge state-disabled",
+            "badge state-active"
+        ])
+    );
+    env.browser.screenshot("ui-lifecycle.png");
+    // The suspended sub-account's key, seen by its master.
+    b.goto(&env.page(&format!("?account={sub}")));
+    b.wait_text("#viewing", &sub);
+    assert_eq!(cell(&env, "sub-uploads", "state"), "Suspended");
+}
+
+#[test]
+fn a_key_is_disabled_enabled_and_given_an_expiry_from_its_menu() {
+    let Some(env) = env("a_key_is_disabled_enabled_and_given_an_expiry_from_its_menu") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    let key = env
+        .server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "http", "identifier": "office-printer", "secret": "printer-secret-123"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    let key_id = s(&key, "id");
+    let auth = || env.authenticate("http", "office-printer", "printer-secret-123");
+    env.sign_in(&account);
+    // Disable: the credentials refuse; the menu offers Enable.
+    reloaded(b, || env.action(1, "disable"));
+    b.wait_text("#keys tbody tr:nth-child(1) td.state", "Disabled");
+    assert_eq!(auth(), 401);
+    assert!(!b.exists("#keys [data-action=\"disable\"]"));
+    reloaded(b, || env.action(1, "enable"));
+    b.wait_text("#keys tbody tr:nth-child(1) td.state", "Active");
+    assert_eq!(auth(), 200);
+    // Set an expiry: the dialog says the time is UTC; a past one is the
+    // API's message beside the field, and nothing changes.
+    env.action(1, "expiry");
+    b.wait("the expiry dialog", || {
+        b.exists("#expiry-dialog[open]").then_some(())
+    });
+    assert!(b.text("#expiry-dialog").contains("UTC"));
+    let set_value = |value: &str| {
+        b.execute(
+            "document.getElementById('expiry-at').value = arguments[0]; return null;",
+            json!([value]),
+        );
+    };
+    set_value("2024-06-01T08:00");
+    b.click("#expiry-submit");
+    let message = b.wait("the expiry's error", || {
+        let t = b.text("#expiry-at-error");
+        (!t.is_empty()).then_some(t)
+    });
+    assert!(message.contains("not in the future"), "{message}");
+    assert_eq!(env.keys(&account)[0]["expires_at"], Value::Null);
+    set_value("2030-01-01T12:00");
+    reloaded(b, || b.click("#expiry-submit"));
+    b.wait_text(
+        "#keys tbody tr:nth-child(1) td.expires",
+        "2030-01-01 12:00 UTC",
+    );
+    assert_eq!(env.keys(&account)[0]["expires_at"], "2030-01-01T12:00:00Z");
+    // Reopened, it starts from the expiry; "No expiry" clears it.
+    env.action(1, "expiry");
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('expiry-at').value",
+            json!([])
+        ),
+        "2030-01-01T12:00"
+    );
+    b.click("#expiry-form input[name=expiry-mode][value=never]");
+    reloaded(b, || b.click("#expiry-submit"));
+    b.wait_text("#keys tbody tr:nth-child(1) td.expires", "never");
+    assert_eq!(env.keys(&account)[0]["expires_at"], Value::Null);
+    // A change made elsewhere since the page loaded: told to reload, and
+    // the key stays enabled.
+    env.server
+        .request("PATCH", &format!("/v1/keys/{key_id}"))
+        .json(&json!({"label": "changed elsewhere"}))
+        .admin()
+        .send()
+        .expect(200);
+    env.action(1, "disable");
+    b.wait_text("#status", "changed by someone else");
+    assert_eq!(env.keys(&account)[0]["enabled"], true);
+    assert_eq!(auth(), 200);
+}
+
+#[test]
+fn a_masters_policy_is_saved_and_shown_again() {
+    let Some(env) = env("a_masters_policy_is_saved_and_shown_again") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    let sub = env.sub(&account);
+    for (channel, identifier) in [("ftp", "sub-uploads"), ("http", "sub-printer")] {
+        env.server
+            .post(
+                &format!("/v1/accounts/{sub}/keys"),
+                json!({"channel": channel, "identifier": identifier, "secret": "sub-secret-12345"}),
+            )
+            .admin()
+            .send()
+            .expect(201);
+    }
+    let from = |source: &str, channel: &str, identifier: &str| {
+        authenticate_from(
+            source,
+            env.server.addr,
+            channel,
+            identifier,
+            "sub-secret-12345",
+        )
+    };
+    assert_eq!(from("127.0.0.3", "http", "sub-printer"), 200);
+    env.sign_in(&account);
+    b.wait_text("#policy-heading", "Policy");
+    b.wait_text("#policy-no-entries", "any address");
+    // Entries added and removed in the page; a bad one is the API's
+    // message beside the list, and nothing is saved.
+    b.type_into("#policy-add", "127.0.0.2");
+    b.click("#policy-add-button");
+    b.wait_text("#policy-entries", "127.0.0.2");
+    b.type_into("#policy-add", "300.1.2.3");
+    b.keys("\u{E007}");
+    b.wait_text("#policy-entries", "300.1.2.3");
+    b.click("#policy-save");
+    let message = b.wait("the whitelist's error", || {
+        let t = b.text("#policy-whitelist-error");
+        (!t.is_empty()).then_some(t)
+    });
+    assert!(message.contains("300.1.2.3"), "{message}");
+    b.click("#policy-entries button[aria-label=\"Remove 300.1.2.3\"]");
+    b.wait("the entry to go", || {
+        (!b.text("#policy-entries").contains("300.1.2.3")).then_some(())
+    });
+    // FTP no longer for sub-accounts; their keys live at most 30 days.
+    b.click("#policy-form input[name=policy-channel][value=ftp]");
+    b.type_into("#policy-lifetime", "30");
+    reloaded(b, || b.click("#policy-save"));
+    // Shown again from the server.
+    b.wait_text("#policy-entries", "127.0.0.2/32");
+    let checked = b.execute(
+        "return Array.from(document.querySelectorAll('input[name=policy-channel]:checked')).map(c => c.value)",
+        json!([]),
+    );
+    assert_eq!(checked, json!(["rest", "http", "web_service", "email"]));
+    assert_eq!(
+        b.execute(
+            "return document.getElementById('policy-lifetime').value",
+            json!([])
+        ),
+        "30"
+    );
+    assert!(b.exists("#policy-no-entries[hidden]"));
+    let policy = env
+        .server
+        .get(&format!("/v1/accounts/{account}/policy"))
+        .admin()
+        .send()
+        .expect(200);
+    assert_eq!(
+        policy,
+        json!({"whitelist": ["127.0.0.2/32"], "sub_account_channels": ["rest", "http", "web_service", "email"], "max_key_lifetime_seconds": 2_592_000})
+    );
+    // In force: the sub-account's FTP key refuses, its HTTP key only from
+    // inside the list.
+    assert_eq!(from("127.0.0.2", "ftp", "sub-uploads"), 401);
+    assert_eq!(from("127.0.0.3", "http", "sub-printer"), 403);
+    assert_eq!(from("127.0.0.2", "http", "sub-printer"), 200);
+    // Cleared again: the lifetime emptied is no limit.
+    b.click("#policy-entries button[aria-label=\"Remove 127.0.0.2/32\"]");
+    b.type_into("#policy-lifetime", "");
+    reloaded(b, || b.click("#policy-save"));
+    b.wait_text("#policy-no-entries", "any address");
+    let policy = env
+        .server
+        .get(&format!("/v1/accounts/{account}/policy"))
+        .admin()
+        .send()
+        .expect(200);
+    assert_eq!(
+        (&policy["whitelist"], &policy["max_key_lifetime_seconds"]),
+        (&json!([]), &Value::Null)
+    );
+}
+
+#[test]
+fn a_grace_key_says_whether_its_old_secret_is_still_used() {
+    let Some(env) = env("a_grace_key_says_whether_its_old_secret_is_still_used") else {
+        return;
+    };
+    let b = &env.browser;
+    let account = env.master(None);
+    let key = env
+        .server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "ftp", "identifier": "nightly-upload", "secret": "old-secret-12345"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    env.server
+        .post(
+            &format!("/v1/keys/{}/credentials", s(&key, "id")),
+            json!({"secret": "new-secret-67890", "grace_seconds": 3600}),
+        )
+        .admin()
+        .send()
+        .expect(200);
+    env.sign_in(&account);
+    assert!(
+        cell(&env, "nightly-upload", "last-used").contains("old secret not used since the change")
+    );
+    // The new secret's use does not count as the old one's.
+    assert_eq!(
+        env.authenticate("ftp", "nightly-upload", "new-secret-67890"),
+        200
+    );
+    env.server.clock.advance(time::Duration::minutes(5));
+    assert_eq!(
+        env.authenticate("ftp", "nightly-upload", "old-secret-12345"),
+        200
+    );
+    b.refresh();
+    b.wait_text(
+        "#keys td.last-used",
+        "old secret last used 2025-01-01 00:05 UTC",
+    );
+    assert!(cell(&env, "nightly-upload", "last-used").starts_with("2025-01-01 00:05 UTC"));
+    // Without a grace period there is no such line.
+    let other = env
+        .server
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            json!({"channel": "http", "identifier": "no-grace"}),
+        )
+        .admin()
+        .send()
+        .expect(201);
+    assert!(other["grace_until"].is_null());
+    b.refresh();
+    b.wait_text("#keys", "no-grace");
+    assert!(!cell(&env, "no-grace", "last-used").contains("old secret"));
 }

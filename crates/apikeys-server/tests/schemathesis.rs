@@ -21,9 +21,10 @@
 //!   positive (its own metadata says `header: negative` inside a `positive`
 //!   case), so a correct 400 counts as a failure. The examples, fuzzing and
 //!   stateful phases generate from the document.
-//! - two rules no schema can state are allowed a 400 on the operations
+//! - the rules no schema can state are allowed a 400 on the operations
 //!   they concern: a chosen secret containing its key's identifier, or
 //!   shaped like a generated secret (`POST …/keys`, `POST …/credentials`);
+//!   an expiry in the past (`POST …/keys`, `PATCH /v1/keys/{key_id}`);
 //!   and a 412 (a version the key has left, in an `If-Match` the document
 //!   allows) counts, like a 409, as a refusal of state, not of shape.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -112,6 +113,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 [[operations]]
 include-name = "POST /v1/keys/{{key_id}}/credentials"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]
+
+# An expiry in the past (or past the longest lifetime that applies) is a
+# 400 `invalid_expiry`: no schema can say "after now".
+[[operations]]
+include-name = "PATCH /v1/keys/{{key_id}}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]
 "#
         ),

@@ -5,7 +5,9 @@
 
 use super::{PENDING_COOKIE, cookie, cookie_header};
 use crate::state::AppState;
-use apikeys::{Account, AccountId, AccountKind, Actor, ApiKey, AuditEvent, Channel, Cost};
+use apikeys::{
+    Account, AccountId, AccountKind, Actor, ApiKey, AuditEvent, Channel, Cost, KeyState,
+};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -296,6 +298,9 @@ pub(crate) fn render(data: &PageData, api_base: &str, csrf: &str) -> Markup {
                                 th scope="col" { "Channel" }
                                 th scope="col" { "Identifier" }
                                 th scope="col" { "Label" }
+                                th scope="col" { "State" }
+                                th scope="col" { "Expires" }
+                                th scope="col" { "Last used" }
                                 th scope="col" { "Created" }
                                 th scope="col" { "Last changed" }
                                 th scope="col" { "IP whitelist" }
@@ -309,6 +314,7 @@ pub(crate) fn render(data: &PageData, api_base: &str, csrf: &str) -> Markup {
                 }
                 @if matches!(target.kind, AccountKind::Master) {
                     (sub_accounts(data))
+                    (policy_section(target))
                 }
                 section aria-labelledby="audit-heading" {
                     h2 #audit-heading { "Audit trail" }
@@ -349,16 +355,60 @@ pub(crate) fn render(data: &PageData, api_base: &str, csrf: &str) -> Markup {
     )
 }
 
+/// What a state is called on the page, and its badge's class.
+fn state_badge(state: KeyState) -> (&'static str, &'static str) {
+    match state {
+        KeyState::Active => ("Active", "badge state-active"),
+        KeyState::Disabled => ("Disabled", "badge state-disabled"),
+        KeyState::Expired => ("Expired", "badge state-expired"),
+        KeyState::Suspended => ("Suspended", "badge state-suspended"),
+    }
+}
+
 fn key_row(key: &ApiKey) -> Markup {
     let menu = format!("menu-{}", key.id);
+    let (state_name, state_class) = state_badge(key.state);
+    // The expiry the script starts its dialog from: the instant as the
+    // `datetime-local` input takes it, in UTC.
+    let expires_input = key
+        .expires_at
+        .and_then(|t| {
+            t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]"))
+                .ok()
+        })
+        .unwrap_or_default();
     html! {
         tr data-key=(key.id) data-version=(key.version) data-channel=(key.channel.code())
             data-identifier=(key.identifier) data-label=(key.label.as_deref().unwrap_or(""))
+            data-enabled=(key.enabled) data-state=(key.state.code()) data-expires=(expires_input)
         {
             td { (key.channel.label()) }
             td { code.identifier { (key.identifier) } }
             td.label { @if let Some(l) = &key.label { (l) } @else { span.muted { "—" } } }
-            td { (day(key.created_at)) }
+            td.state { span class=(state_class) { (state_name) } }
+            td.expires {
+                @if let Some(at) = key.expires_at { (minute(at)) } @else { span.muted { "never" } }
+            }
+            td.last-used {
+                @if let Some(at) = key.usage.last_used_at {
+                    (minute(at))
+                    @if let Some(address) = key.usage.last_used_address {
+                        br; span.muted { "from " code { (address) } }
+                    }
+                } @else {
+                    span.muted { "never" }
+                }
+                @if key.grace_until.is_some() {
+                    p.grace {
+                        @if let Some(at) = key.usage.previous_secret_last_used_at {
+                            "old secret last used " (minute(at))
+                        } @else {
+                            "old secret not used since the change"
+                        }
+                    }
+                }
+            }
+            td.created { (day(key.created_at)) }
             td { (minute(key.changed_at)) }
             td.count {
                 @if key.whitelist.is_empty() { "any address" }
@@ -375,10 +425,80 @@ fn key_row(key: &ApiKey) -> Markup {
                     ul.menu-items #(menu) hidden {
                         li { button type="button" data-action="credentials" { "Change credentials" } }
                         li { button type="button" data-action="label" { "Edit label" } }
+                        li {
+                            @if key.enabled {
+                                button type="button" data-action="disable" { "Disable" }
+                            } @else {
+                                button type="button" data-action="enable" { "Enable" }
+                            }
+                        }
+                        li { button type="button" data-action="expiry" { "Set expiry" } }
                         li { button type="button" data-action="whitelist" { "IP Whitelist" } }
                         li { button.danger type="button" data-action="delete" { "Delete" } }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A master's policy over its sub-accounts' keys, and its account-wide
+/// whitelist: edited in the page, saved in one `PUT …/policy`.
+fn policy_section(account: &Account) -> Markup {
+    let policy = &account.policy;
+    let lifetime_days = policy.max_key_lifetime.map(|l| {
+        let seconds = l.whole_seconds();
+        if seconds % 86_400 == 0 {
+            (seconds / 86_400).to_string()
+        } else {
+            format!("{:.3}", seconds as f64 / 86_400.0)
+        }
+    });
+    html! {
+        section aria-labelledby="policy-heading" #policy {
+            h2 #policy-heading { "Policy" }
+            p.muted { "Rules over every key of this account and of its sub-accounts. They apply from the next request on." }
+            form #policy-form novalidate {
+                fieldset {
+                    legend { "Account-wide IP whitelist" }
+                    p.muted { "Every key of this account and of its sub-accounts must also pass this list, besides its own. With no entry it restricts nothing." }
+                    ul #policy-entries {
+                        @for entry in policy.whitelist.entries() {
+                            li data-entry=(entry) {
+                                code { (entry) }
+                                button.secondary type="button" data-remove-entry aria-label={ "Remove " (entry) } { "Remove" }
+                            }
+                        }
+                    }
+                    p.muted #policy-no-entries hidden[!policy.whitelist.is_empty()] { "No entry: any address is accepted." }
+                    label for="policy-add" { "Add an address or network (CIDR)" }
+                    div.inline {
+                        input #policy-add type="text" autocomplete="off" placeholder="e.g. 203.0.113.0/24";
+                        button.secondary type="button" #policy-add-button { "Add" }
+                    }
+                    p.field-error #policy-whitelist-error {}
+                }
+                fieldset {
+                    legend { "Channels sub-accounts may use" }
+                    @for c in Channel::ALL {
+                        label.choice {
+                            input type="checkbox" name="policy-channel" value=(c.code())
+                                checked[policy.sub_account_channels.contains(c)];
+                            " " (c.label())
+                        }
+                    }
+                    p.muted { "A sub-account's key of an unticked channel stops working, and no new one can be created." }
+                    p.field-error #policy-channels-error {}
+                }
+                div.field {
+                    label for="policy-lifetime" { "Longest lifetime of a sub-account's key, in days " span.muted { "(empty: no limit)" } }
+                    input #policy-lifetime type="number" min="1" max="36525" step="any" inputmode="decimal"
+                        value=[lifetime_days.as_deref()];
+                    p.field-error #policy-lifetime-error {}
+                }
+                p.field-error #policy-error {}
+                p #policy-status role="status" aria-live="polite" {}
+                div.buttons { button.primary type="submit" #policy-save { "Save policy" } }
             }
         }
     }
@@ -554,6 +674,26 @@ fn dialogs(data: &PageData, rest_keys: usize) -> Markup {
                 }
                 p.field-error #whitelist-error {}
                 div.buttons { button.primary type="button" data-close { "Done" } }
+            }
+        }
+        dialog #expiry-dialog aria-labelledby="expiry-title" {
+            form #expiry-form method="dialog" novalidate {
+                h2 #expiry-title { "Set expiry" }
+                p.muted #expiry-key {}
+                p { "From this instant on the key's credentials stop working. Times are in UTC, not your local time." }
+                fieldset {
+                    legend { "Expiry" }
+                    label.choice { input type="radio" name="expiry-mode" value="at" checked; " Expires at" }
+                    label.choice { input type="radio" name="expiry-mode" value="never"; " No expiry" }
+                    label for="expiry-at" { "Expires at (UTC)" }
+                    input #expiry-at type="datetime-local" step="60";
+                    p.field-error #expiry-at-error {}
+                }
+                p.field-error #expiry-error {}
+                div.buttons {
+                    button.secondary type="button" data-close { "Cancel" }
+                    button.primary type="submit" #expiry-submit { "Save expiry" }
+                }
             }
         }
         dialog #delete-dialog aria-labelledby="delete-title" {

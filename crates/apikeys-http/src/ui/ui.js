@@ -69,7 +69,7 @@
     });
   }
 
-  function showError(prefix, result, fields) {
+  function showError(prefix, result, fields, codes) {
     let message = (result.body && result.body.message) || "The request failed (status " + result.status + ").";
     if (result.status === 412) {
       message = STALE;
@@ -83,8 +83,11 @@
       rest_key_limit: "channel",
       invalid_grace: "grace",
       invalid_whitelist: "entries",
+      invalid_expiry: "at",
     };
-    const field = fields.indexOf(first) >= 0 ? first : byCode[result.body && result.body.error];
+    const code = result.body && result.body.error;
+    const field =
+      codes && codes[code] ? codes[code] : fields.indexOf(first) >= 0 ? first : byCode[code];
     if (field && fields.indexOf(field) >= 0) {
       const el = document.getElementById(prefix + "-" + field + "-error");
       if (el) {
@@ -302,6 +305,7 @@
       channel: row.dataset.channel,
       identifier: row.dataset.identifier,
       label: row.dataset.label,
+      expires: row.dataset.expires,
       row: row,
     };
   }
@@ -323,6 +327,10 @@
         openDialog("label-dialog", menuButton);
       } else if (action === "whitelist") {
         openWhitelist(menuButton);
+      } else if (action === "disable" || action === "enable") {
+        setEnabled(action === "enable", menuButton);
+      } else if (action === "expiry") {
+        openExpiry(menuButton);
       } else if (action === "delete") {
         clearErrors("delete");
         document.getElementById("delete-key").textContent = "The " + describe(current) + " will be deleted.";
@@ -385,6 +393,162 @@
     }
     reload();
   });
+
+  // Disabling and enabling: one change of the key, at the version shown.
+  async function setEnabled(enabled, from) {
+    const status = document.getElementById("status");
+    status.textContent = "";
+    const result = await call("PATCH", "/v1/keys/" + current.id, { enabled: enabled }, current.version);
+    if (!result.ok) {
+      status.textContent =
+        result.status === 412
+          ? STALE
+          : (result.body && result.body.message) || "The request failed (status " + result.status + ").";
+      if (from) {
+        from.focus();
+      }
+      return;
+    }
+    reload();
+  }
+
+  // The expiry: a `datetime-local` value read as UTC, or none.
+  const expiryForm = document.getElementById("expiry-form");
+  function expiryMode() {
+    const never = checked("expiry-mode") === "never";
+    document.getElementById("expiry-at").disabled = never;
+  }
+  document.querySelectorAll('input[name="expiry-mode"]').forEach(function (radio) {
+    radio.addEventListener("change", expiryMode);
+  });
+  function openExpiry(from) {
+    expiryForm.reset();
+    clearErrors("expiry");
+    document.getElementById("expiry-key").textContent = describe(current);
+    document.getElementById("expiry-at").value = current.expires || "";
+    expiryMode();
+    openDialog("expiry-dialog", from);
+  }
+  expiryForm.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    clearErrors("expiry");
+    let expires = null;
+    if (checked("expiry-mode") !== "never") {
+      const value = document.getElementById("expiry-at").value;
+      if (value === "") {
+        document.getElementById("expiry-at-error").textContent =
+          "Give a date and time (UTC), or choose \u201cNo expiry\u201d.";
+        return;
+      }
+      // "2030-01-01T12:00" or with seconds: the instant in UTC.
+      expires = (value.length === 16 ? value + ":00" : value) + "Z";
+    }
+    const result = await call("PATCH", "/v1/keys/" + current.id, { expires_at: expires }, current.version);
+    if (!result.ok) {
+      showError("expiry", result, ["at"], { invalid_body: "at", invalid_expiry: "at" });
+      return;
+    }
+    reload();
+  });
+
+  // The policy: the account-wide whitelist, the channels sub-accounts may
+  // use, and the longest lifetime of their keys, saved in one change.
+  const policyForm = document.getElementById("policy-form");
+  if (policyForm) {
+    const entries = document.getElementById("policy-entries");
+    const noEntries = document.getElementById("policy-no-entries");
+    function refreshEmpty() {
+      noEntries.hidden = entries.querySelector("[data-entry]") !== null;
+    }
+    function bindRemove(li) {
+      li.querySelector("[data-remove-entry]").addEventListener("click", function () {
+        const next = li.nextElementSibling || li.previousElementSibling;
+        li.remove();
+        refreshEmpty();
+        const focus = next ? next.querySelector("button") : document.getElementById("policy-add");
+        focus.focus();
+      });
+    }
+    entries.querySelectorAll("[data-entry]").forEach(bindRemove);
+    function addEntries() {
+      const input = document.getElementById("policy-add");
+      document.getElementById("policy-whitelist-error").textContent = "";
+      const added = input.value.split(/[\s,]+/).filter(function (e) {
+        return e !== "";
+      });
+      if (added.length === 0) {
+        document.getElementById("policy-whitelist-error").textContent =
+          "Give an address or a network, e.g. 203.0.113.0/24.";
+        return;
+      }
+      added.forEach(function (entry) {
+        const li = document.createElement("li");
+        li.dataset.entry = entry;
+        const code = document.createElement("code");
+        code.textContent = entry;
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "secondary";
+        remove.dataset.removeEntry = "";
+        remove.textContent = "Remove";
+        remove.setAttribute("aria-label", "Remove " + entry);
+        li.appendChild(code);
+        li.appendChild(remove);
+        entries.appendChild(li);
+        bindRemove(li);
+      });
+      refreshEmpty();
+      input.value = "";
+      input.focus();
+    }
+    document.getElementById("policy-add-button").addEventListener("click", addEntries);
+    document.getElementById("policy-add").addEventListener("keydown", function (event) {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        addEntries();
+      }
+    });
+    policyForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearErrors("policy");
+      const status = document.getElementById("policy-status");
+      status.textContent = "";
+      const whitelist = Array.prototype.map.call(entries.querySelectorAll("[data-entry]"), function (li) {
+        return li.dataset.entry;
+      });
+      const channels = Array.prototype.map.call(
+        policyForm.querySelectorAll('input[name="policy-channel"]:checked'),
+        function (box) {
+          return box.value;
+        }
+      );
+      const days = document.getElementById("policy-lifetime").value.trim();
+      let lifetime = null;
+      if (days !== "") {
+        const n = Number(days);
+        if (!isFinite(n) || n <= 0) {
+          document.getElementById("policy-lifetime-error").textContent =
+            "Give a number of days above zero, or leave it empty for no limit.";
+          return;
+        }
+        lifetime = Math.round(n * 86400);
+      }
+      const body = { whitelist: whitelist, sub_account_channels: channels, max_key_lifetime_seconds: lifetime };
+      const save = document.getElementById("policy-save");
+      save.disabled = true;
+      const result = await call("PUT", "/v1/accounts/" + account + "/policy", body);
+      save.disabled = false;
+      if (!result.ok) {
+        showError("policy", result, ["whitelist", "channels", "lifetime"], {
+          invalid_whitelist: "whitelist",
+          invalid_channel: "channels",
+          invalid_account_policy: "lifetime",
+        });
+        return;
+      }
+      reload();
+    });
+  }
 
   // Deleting a key.
   document.getElementById("delete-form").addEventListener("submit", async function (event) {
