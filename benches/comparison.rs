@@ -111,7 +111,7 @@ fn comparison(c: &mut Criterion) {
     // (measured on its own, as `apikeys_throttled`).
     let unthrottled = Policy::default().throttle(apikeys::ThrottlePolicy::off());
     let keys = service(&db, unthrottled.clone(), 2);
-    let uncached = service(&db, unthrottled.verified_cache_capacity(0), 3);
+    let uncached = service(&db, unthrottled.clone().verified_cache_capacity(0), 3);
     let throttled = service(&db, Policy::default(), 4);
     // The same check without last-use recording: what recording costs the
     // hot path (a flush, once per key per interval, is off the hot path).

@@ -1,6 +1,8 @@
 //! Writes a database made by this release, with credentials to check after
 //! an upgrade (the migration tests' fixture). Run once per release:
 //! `cargo run --example make_release_fixture -- DB.sqlite3 CREDENTIALS.json [POSTGRES_URL SCHEMA]`
+// A one-off tool run by hand: failing loudly on any error is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use apikeys::service::{CredentialChange, Grace, NewAccount, NewKey};
 use apikeys::time::macros::datetime;
 use apikeys::{Actor, ApiKeys, Channel, Policy, Secret, Store, Whitelist};
