@@ -632,8 +632,29 @@ pub struct PolicyBody {
     /// A master's: the longest a sub-account's key may live, in seconds from
     /// its creation (1 to 3155760000, 100 years); `null` or absent: no
     /// limit.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral_seconds")]
     pub max_key_lifetime_seconds: Option<i64>,
+}
+
+/// An integer as JSON Schema means it: `302` or `302.0` (a number whose
+/// fraction is zero), never `302.5`. serde's `i64` alone refuses `302.0`,
+/// which the document allows.
+fn integral_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        // Within ±2^53 every integral f64 is exact, and far beyond any
+        // lifetime allowed (the range is checked by the domain).
+        Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => Ok(Some(f as i64)),
+        _ => Err(D::Error::custom(format!(
+            "max_key_lifetime_seconds must be a whole number of seconds, not {n}"
+        ))),
+    }
 }
 
 fn all_channels() -> Vec<String> {

@@ -442,6 +442,14 @@ fn an_accounts_policy_read_and_replaced() {
         ),
         (json!({}), "invalid_body"),
         (json!({"whitelist": [], "extra": true}), "invalid_body"),
+        (
+            json!({"whitelist": [], "max_key_lifetime_seconds": 302.5}),
+            "invalid_body",
+        ),
+        (
+            json!({"whitelist": [], "max_key_lifetime_seconds": "302"}),
+            "invalid_body",
+        ),
     ] {
         server
             .put(&path, body.clone())
@@ -450,6 +458,16 @@ fn an_accounts_policy_read_and_replaced() {
             .expect_error(400, code);
     }
     assert_eq!(server.get(&path).admin().send().expect(200), expected);
+    // An integer as JSON Schema has it: 3600.0 is 3600 (found by Schemathesis).
+    let whole = server
+        .put(
+            &path,
+            json!({"whitelist": ["203.0.113.7/24", "2001:db8::1"], "sub_account_channels": ["rest", "http"], "max_key_lifetime_seconds": 3600.0}),
+        )
+        .admin()
+        .send()
+        .expect(200);
+    assert_eq!(whole, expected);
     let trail = server
         .get(&format!("/v1/accounts/{m}/audit"))
         .admin()
