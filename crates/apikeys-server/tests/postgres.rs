@@ -179,6 +179,39 @@ fn two_instances_on_one_database_see_each_others_changes_at_once() {
         .expect_error(401, "invalid_credentials");
     authenticate(&b, "http", "renamed-chosen", "second-chosen-2").expect(200);
 
+    // Suspending the account through the first stops its keys on the
+    // second at once, its cache warm; resuming brings them back. So does
+    // disabling one key.
+    authenticate(&b, "http", "renamed-chosen", "second-chosen-2").expect(200);
+    let patch = |server: &Server, path: &str, body: serde_json::Value| {
+        server.request("PATCH", path).json(&body).admin().send()
+    };
+    patch(
+        &a,
+        &format!("/v1/accounts/{account}"),
+        json!({"suspended": true}),
+    )
+    .expect(200);
+    authenticate(&b, "http", "renamed-chosen", "second-chosen-2")
+        .expect_error(401, "invalid_credentials");
+    authenticate(&b, "rest", &identifier, &third).expect_error(401, "invalid_credentials");
+    patch(
+        &a,
+        &format!("/v1/accounts/{account}"),
+        json!({"suspended": false}),
+    )
+    .expect(200);
+    authenticate(&b, "http", "renamed-chosen", "second-chosen-2").expect(200);
+    patch(
+        &a,
+        &format!("/v1/keys/{chosen_id}"),
+        json!({"enabled": false}),
+    )
+    .expect(200);
+    authenticate(&b, "http", "renamed-chosen", "second-chosen-2")
+        .expect_error(401, "invalid_credentials");
+    authenticate(&b, "rest", &identifier, &third).expect(200);
+
     // A deleted key stops at once; its channel is free again on both.
     let deleted = a.delete(&format!("/v1/keys/{chosen_id}")).admin().send();
     assert_eq!(deleted.status, 204);
