@@ -40,7 +40,24 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     /// `None` in memory: reads use the writer's connection.
     readers: Option<Readers>,
+    /// The holders authentication read, valid while `account_epoch` holds.
+    holders: Mutex<HoldersCache>,
 }
+
+/// The accounts (with their masters) the authentication reads found, at
+/// one value of the database's `account_epoch`: every change of an
+/// account's suspension or policy, by any process, moves the epoch in its
+/// own transaction, and a read that finds another epoch drops them all. So
+/// a check reads its key and one counter, and the accounts only after a
+/// change, while seeing every change from the next read on.
+#[derive(Default)]
+struct HoldersCache {
+    epoch: Option<i64>,
+    by_account: std::collections::HashMap<AccountId, Holders>,
+}
+
+/// At most this many accounts are kept; one more empties the cache.
+const HOLDERS_CACHE_CAPACITY: usize = 100_000;
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,6 +91,7 @@ impl SqliteStore {
             path: Some(path.to_path_buf()),
             writer: Mutex::new(writer),
             readers: Some(Readers::new(absolute, options)),
+            holders: Mutex::default(),
         })
     }
 
@@ -95,6 +113,7 @@ impl SqliteStore {
             path: None,
             writer: Mutex::new(writer),
             readers: None,
+            holders: Mutex::default(),
         })
     }
 
@@ -794,6 +813,7 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return Err(StoreError::NotFound(Entity::Account(id)));
             }
+            bump_account_epoch(tx)?;
             record_event(tx, event)
         })
     }
@@ -826,6 +846,7 @@ impl Store for SqliteStore {
             if changed == 0 {
                 return Err(StoreError::NotFound(Entity::Account(id)));
             }
+            bump_account_epoch(tx)?;
             record_event(tx, event)
         })
     }
@@ -896,17 +917,18 @@ impl Store for SqliteStore {
         // The hot path, as `key_by_identifier`, and the holders with it in
         // the same statement: one snapshot, one call.
         self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(KEY_FOR_AUTHENTICATION)
-                .map_err(backend)?;
-            let mut rows = stmt.query([identifier]).map_err(backend)?;
-            let Some(row) = rows.next().map_err(backend)? else {
-                return Ok(None);
+            let (key, epoch) = {
+                let mut stmt = conn.prepare_cached(KEY_WITH_EPOCH).map_err(backend)?;
+                let mut rows = stmt.query([identifier]).map_err(backend)?;
+                let Some(row) = rows.next().map_err(backend)? else {
+                    return Ok(None);
+                };
+                let epoch: i64 = row.get(KEY_COLUMNS).map_err(backend)?;
+                (key_from_row(row)?, epoch)
             };
-            Ok(Some(HeldKey {
-                key: key_from_row(row)?,
-                holders: holders_at(row, KEY_COLUMNS)?,
-            }))
+            Ok(self
+                .cached_holders(conn, key.account_id, epoch)?
+                .map(|holders| HeldKey { key, holders }))
         })
     }
 
@@ -915,17 +937,20 @@ impl Store for SqliteStore {
         digest: &TokenDigest,
     ) -> Result<Option<(TokenRecord, HeldKey)>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(TOKEN_FOR_AUTHENTICATION)
-                .map_err(backend)?;
-            let mut rows = stmt.query([digest.0.as_slice()]).map_err(backend)?;
-            let Some(row) = rows.next().map_err(backend)? else {
-                return Ok(None);
+            let (token, key, epoch) = {
+                let mut stmt = conn.prepare_cached(TOKEN_WITH_EPOCH).map_err(backend)?;
+                let mut rows = stmt.query([digest.0.as_slice()]).map_err(backend)?;
+                let Some(row) = rows.next().map_err(backend)? else {
+                    return Ok(None);
+                };
+                let key = key_from_row(row)?;
+                let token = token_at(row, digest, &key)?;
+                let epoch: i64 = row.get(KEY_COLUMNS + 2).map_err(backend)?;
+                (token, key, epoch)
             };
-            let key = key_from_row(row)?;
-            let token = token_at(row, digest, &key)?;
-            let holders = holders_at(row, KEY_COLUMNS + 2)?;
-            Ok(Some((token, HeldKey { key, holders })))
+            Ok(self
+                .cached_holders(conn, key.account_id, epoch)?
+                .map(|holders| (token, HeldKey { key, holders })))
         })
     }
 
@@ -963,6 +988,58 @@ impl Store for SqliteStore {
             }
         })
     }
+}
+
+impl SqliteStore {
+    /// The holders of `account` as of `epoch` (read with the key): from
+    /// the cache if it is still at that epoch, else read now, on the same
+    /// connection, and kept. Holders read after the epoch are at least as
+    /// new as it, so the cache never keeps an older state under a newer
+    /// epoch.
+    fn cached_holders(
+        &self,
+        conn: &Connection,
+        account: AccountId,
+        epoch: i64,
+    ) -> Result<Option<Holders>, StoreError> {
+        {
+            let mut cache = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.epoch != Some(epoch) {
+                cache.by_account.clear();
+                cache.epoch = Some(epoch);
+            } else if let Some(h) = cache.by_account.get(&account) {
+                return Ok(Some(h.clone()));
+            }
+        }
+        let found = {
+            let mut stmt = conn.prepare_cached(HOLDERS).map_err(backend)?;
+            let mut rows = stmt
+                .query([account.as_bytes().as_slice()])
+                .map_err(backend)?;
+            rows.next()
+                .map_err(backend)?
+                .map(|row| holders_at(row, 0))
+                .transpose()?
+        };
+        if let Some(h) = &found {
+            let mut cache = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.epoch == Some(epoch) {
+                if cache.by_account.len() >= HOLDERS_CACHE_CAPACITY {
+                    cache.by_account.clear();
+                }
+                cache.by_account.insert(account, h.clone());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Moves `account_epoch` on, in the transaction of an account's change.
+fn bump_account_epoch(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE account_epoch SET n = n + 1")
+        .and_then(|mut s| s.execute([]))
+        .map_err(backend)?;
+    Ok(())
 }
 
 /// The token's instants of a row holding them just after the key's
@@ -1032,36 +1109,21 @@ const KEY_BY_IDENTIFIER: &str = concat!(
     " FROM keys k WHERE k.identifier = ?1"
 );
 
-/// A key, its account and the account's master (NULLs for a master's key),
-/// by identifier: the authentication hot path in one statement. One search
-/// of `keys` (clustered by identifier), one of `accounts` by primary key,
-/// and one more for a sub-account's master. The `CAST` keeps the statement
-/// prepared, as in [`TOKEN_WITH_KEY`]; the comparison still uses the
-/// column's NOCASE collation, and its primary key.
-const KEY_FOR_AUTHENTICATION: &str = concat!(
+/// A key by identifier and the accounts' epoch: the authentication hot
+/// path, with the holders from the cache while the epoch holds (see
+/// `HoldersCache`). The `CAST` keeps the statement prepared.
+const KEY_WITH_EPOCH: &str = concat!(
     "SELECT ",
     key_columns!(),
-    ", ",
-    account_columns!("a"),
-    ", ",
-    account_columns!("m"),
-    " FROM keys k JOIN accounts a ON a.id = k.account_id \
-     LEFT JOIN accounts m ON m.id = a.parent_id \
-     WHERE k.identifier = CAST(?1 AS TEXT)"
+    ", (SELECT n FROM account_epoch) FROM keys k WHERE k.identifier = CAST(?1 AS TEXT)"
 );
 
-/// A token, its key, the key's account and master: the bearer-token hot
-/// path in one statement (see [`TOKEN_WITH_KEY`] for the `CAST`).
-const TOKEN_FOR_AUTHENTICATION: &str = concat!(
+/// A token, its key and the accounts' epoch: the bearer-token hot path.
+const TOKEN_WITH_EPOCH: &str = concat!(
     "SELECT ",
     key_columns!(),
-    ", t.issued_at, t.expires_at, ",
-    account_columns!("a"),
-    ", ",
-    account_columns!("m"),
-    " FROM tokens t JOIN keys k ON k.identifier = t.identifier \
-     JOIN accounts a ON a.id = k.account_id \
-     LEFT JOIN accounts m ON m.id = a.parent_id \
+    ", t.issued_at, t.expires_at, (SELECT n FROM account_epoch) \
+     FROM tokens t JOIN keys k ON k.identifier = t.identifier \
      WHERE t.digest = CAST(?1 AS BLOB)"
 );
 
@@ -1127,8 +1189,8 @@ mod tests {
             (TOKEN_WITH_KEY, |i| vec![i; 32].into()),
             (KEY_BY_IDENTIFIER, |i| format!("identifier{i}").into()),
             (KEY_BY_ID, |i| vec![i; 16].into()),
-            (KEY_FOR_AUTHENTICATION, |i| format!("identifier{i}").into()),
-            (TOKEN_FOR_AUTHENTICATION, |i| vec![i; 32].into()),
+            (KEY_WITH_EPOCH, |i| format!("identifier{i}").into()),
+            (TOKEN_WITH_EPOCH, |i| vec![i; 32].into()),
             (HOLDERS, |i| vec![i; 16].into()),
         ];
         for (sql, value) in hot {

@@ -208,6 +208,7 @@ fn a_newer_schema_is_refused_not_guessed() {
 /// lifecycle columns), so that a test can make an older database from it.
 const UNDO_MIGRATION_4: &str = "
     DROP INDEX keys_by_last_use;
+    DROP TABLE account_epoch;
     ALTER TABLE keys DROP COLUMN expires_at;
     ALTER TABLE keys DROP COLUMN enabled;
     ALTER TABLE keys DROP COLUMN legacy_default;

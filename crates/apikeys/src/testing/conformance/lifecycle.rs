@@ -338,6 +338,20 @@ pub fn suspension_and_policy_are_written_alone(store: Arc<DynStore>) {
     let s = add_sub(&*store, &mut ids, m.id);
     let k = add_key(&*store, &mut ids, s.id, Channel::Http, "lifecycle-sub-key");
     let before = trail(&*store, m.id).len();
+    // Read once before the change: a store that keeps what it read must
+    // still answer the change from the next read.
+    let warm = present(
+        ok(
+            store.key_for_authentication("lifecycle-sub-key"),
+            "lookup succeeds",
+        ),
+        "the key is found",
+    );
+    same(
+        warm.holders.master.as_ref().map(|x| x.suspended),
+        Some(false),
+        "not suspended yet",
+    );
     let ev = event(m.id, None, AuditKind::AccountSuspended, "suspended");
     ok(
         store.set_account_suspended(m.id, true, &ev),
