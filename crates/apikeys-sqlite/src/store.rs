@@ -41,7 +41,8 @@ pub struct SqliteStore {
     /// `None` in memory: reads use the writer's connection.
     readers: Option<Readers>,
     /// The holders authentication read, valid while `account_epoch` holds.
-    holders: Mutex<HoldersCache>,
+    /// A lock that readers share: every check reads it, changes are rare.
+    holders: std::sync::RwLock<HoldersCache>,
 }
 
 /// The accounts (with their masters) the authentication reads found, at
@@ -91,7 +92,7 @@ impl SqliteStore {
             path: Some(path.to_path_buf()),
             writer: Mutex::new(writer),
             readers: Some(Readers::new(absolute, options)),
-            holders: Mutex::default(),
+            holders: std::sync::RwLock::default(),
         })
     }
 
@@ -113,7 +114,7 @@ impl SqliteStore {
             path: None,
             writer: Mutex::new(writer),
             readers: None,
-            holders: Mutex::default(),
+            holders: std::sync::RwLock::default(),
         })
     }
 
@@ -1003,12 +1004,18 @@ impl SqliteStore {
         epoch: i64,
     ) -> Result<Option<Holders>, StoreError> {
         {
-            let mut cache = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+            let cache = self.holders.read().unwrap_or_else(PoisonError::into_inner);
+            if cache.epoch == Some(epoch)
+                && let Some(h) = cache.by_account.get(&account)
+            {
+                return Ok(Some(h.clone()));
+            }
+        }
+        {
+            let mut cache = self.holders.write().unwrap_or_else(PoisonError::into_inner);
             if cache.epoch != Some(epoch) {
                 cache.by_account.clear();
                 cache.epoch = Some(epoch);
-            } else if let Some(h) = cache.by_account.get(&account) {
-                return Ok(Some(h.clone()));
             }
         }
         let found = {
@@ -1022,7 +1029,7 @@ impl SqliteStore {
                 .transpose()?
         };
         if let Some(h) = &found {
-            let mut cache = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut cache = self.holders.write().unwrap_or_else(PoisonError::into_inner);
             if cache.epoch == Some(epoch) {
                 if cache.by_account.len() >= HOLDERS_CACHE_CAPACITY {
                     cache.by_account.clear();
