@@ -149,10 +149,21 @@ pub fn admit(
     {
         return Err(Denial::Refused(Refusal::ChannelNotAllowed));
     }
-    match explain(key, holders, client).refused_by {
-        Some(scope) => Err(Denial::Address(scope)),
+    // The lists in their order, without building the explanation: this
+    // runs on every check.
+    match chain(key, holders).find(|(_, list)| !list.allows(client)) {
+        Some((scope, _)) => Err(Denial::Address(scope)),
         None => Ok(()),
     }
+}
+
+/// The whitelists that apply to `key`, in order: its own, its account's,
+/// its master's.
+fn chain<'a>(
+    key: &'a KeyRecord,
+    holders: &'a Holders,
+) -> impl Iterator<Item = (WhitelistScope, &'a Whitelist)> {
+    std::iter::once((WhitelistScope::Key, &key.whitelist)).chain(holders.whitelists())
 }
 
 /// How every whitelist that applies to a key judges an address.
@@ -169,11 +180,9 @@ pub struct AccessExplanation {
 
 /// How the key's whitelist, its account's and its master's judge `client`.
 pub fn explain(key: &KeyRecord, holders: &Holders, client: IpAddr) -> AccessExplanation {
-    let lists: Vec<(WhitelistScope, Explanation)> =
-        std::iter::once((WhitelistScope::Key, &key.whitelist))
-            .chain(holders.whitelists())
-            .map(|(scope, list)| (scope, list.explain(client)))
-            .collect();
+    let lists: Vec<(WhitelistScope, Explanation)> = chain(key, holders)
+        .map(|(scope, list)| (scope, list.explain(client)))
+        .collect();
     let refused_by = lists.iter().find(|(_, e)| !e.allowed).map(|(s, _)| *s);
     AccessExplanation {
         allowed: refused_by.is_none(),
