@@ -404,7 +404,7 @@ pub(crate) async fn put_policy(
     ApiPath(id): ApiPath<AccountId>,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Json<PolicyBody>, ApiError> {
-    let entries = crate::keys::parse_entries(&body.whitelist)?;
+    let entries = crate::keys::parse_entries(&state, &body.whitelist)?;
     let channels = body
         .sub_account_channels
         .iter()

@@ -177,7 +177,23 @@ fn whitelist_answer(key: &apikeys::ApiKey) -> (HeaderMap, Json<WhitelistBody>) {
 }
 
 /// Whitelist entries from their text, or the domain's 400 naming the bad one.
-pub(crate) fn parse_entries(entries: &[String]) -> Result<Vec<ipnet::IpNet>, ApiError> {
+/// Parses the entries a request lists. A request may list at most the
+/// policy's number of entries, as its document says (`maxItems`), even when
+/// some of them would merge: the domain counts the normalised list, the
+/// request is bounded as sent.
+pub(crate) fn parse_entries(
+    state: &AppState,
+    entries: &[String],
+) -> Result<Vec<ipnet::IpNet>, ApiError> {
+    let limit = state.sync().policy().max_whitelist_entries;
+    if entries.len() > limit {
+        return Err(ApiError::from(apikeys::Error::from(
+            apikeys::whitelist::WhitelistError::TooManyListed {
+                count: entries.len(),
+                limit,
+            },
+        )));
+    }
     entries
         .iter()
         .map(|e| apikeys::whitelist::parse_entry(e))
@@ -213,7 +229,7 @@ pub(crate) async fn put_whitelist(
     IfMatch(precondition): IfMatch,
     ApiJson(body): ApiJson<WhitelistBody>,
 ) -> Result<(HeaderMap, Json<WhitelistBody>), ApiError> {
-    let entries = parse_entries(&body.entries)?;
+    let entries = parse_entries(&state, &body.entries)?;
     let key = state
         .run(Cost::Fast, move |k| {
             k.set_whitelist_if(actor, id, entries, precondition)
@@ -251,8 +267,8 @@ pub(crate) async fn patch_whitelist(
     IfMatch(precondition): IfMatch,
     ApiJson(body): ApiJson<WhitelistPatch>,
 ) -> Result<(HeaderMap, Json<WhitelistBody>), ApiError> {
-    let add = parse_entries(body.add.as_deref().unwrap_or_default())?;
-    let remove = parse_entries(body.remove.as_deref().unwrap_or_default())?;
+    let add = parse_entries(&state, body.add.as_deref().unwrap_or_default())?;
+    let remove = parse_entries(&state, body.remove.as_deref().unwrap_or_default())?;
     if add.is_empty() && remove.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidBody,

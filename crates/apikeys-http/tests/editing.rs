@@ -571,3 +571,46 @@ fn the_document_is_exact() {
         )
     );
 }
+
+/// The document bounds every list of entries a request carries by the
+/// policy's limit, and the answers keep to it as sent: one entry repeated
+/// past the limit merges into one, yet the request is refused, on a key's
+/// whitelist, its patch, and an account's policy alike.
+#[test]
+fn a_request_lists_at_most_the_policys_number_of_entries() {
+    let server = Server::start();
+    let (account, key) = master_with_key(&server);
+    let limit = server.keys.policy().max_whitelist_entries;
+    let listed = |n: usize| vec!["b40::/22"; n];
+    let policy = format!("/v1/accounts/{account}/policy");
+    let whitelist = format!("/v1/keys/{key}/whitelist");
+    for (method, path, body) in [
+        ("put", &whitelist, json!({"entries": listed(limit + 1)})),
+        ("patch", &whitelist, json!({"add": listed(limit + 1)})),
+        ("patch", &whitelist, json!({"remove": listed(limit + 1)})),
+        ("put", &policy, json!({"whitelist": listed(limit + 1)})),
+    ] {
+        let r = match method {
+            "put" => server.put(path, body),
+            _ => patch(&server, path, body),
+        };
+        let message = r.admin().send().expect_error(400, "invalid_whitelist");
+        assert!(
+            message.contains(&format!("lists {} whitelist entries", limit + 1)),
+            "{method} {path}: {message}"
+        );
+    }
+    // Exactly the limit is accepted, and merges.
+    let body = server
+        .put(&whitelist, json!({"entries": listed(limit)}))
+        .admin()
+        .send()
+        .expect(200);
+    assert_eq!(body["entries"], json!(["b40::/22"]));
+    let body = server
+        .put(&policy, json!({"whitelist": listed(limit)}))
+        .admin()
+        .send()
+        .expect(200);
+    assert_eq!(body["whitelist"], json!(["b40::/22"]));
+}

@@ -50,6 +50,15 @@ pub enum WhitelistError {
         /// The policy's limit.
         limit: usize,
     },
+    /// A request lists more entries than the policy allows, before any
+    /// normalisation: an API bounds what one request may carry.
+    #[error("the request lists {count} whitelist entries: at most {limit} are accepted")]
+    TooManyListed {
+        /// Entries as listed.
+        count: usize,
+        /// The policy's limit.
+        limit: usize,
+    },
 }
 
 /// An IP whitelist: empty allows every address; otherwise only addresses
