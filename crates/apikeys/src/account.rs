@@ -7,6 +7,10 @@
 //! - Every account has a creation instant, kept in UTC. It is an input, not
 //!   always "now": platforms import accounts with their historic dates.
 //! - Ids are opaque, random and typed (see [`crate::id`]).
+//! - An account may also carry the platform's own id for it, an
+//!   [`ExternalId`]: unique among accounts, compared exactly (byte for byte,
+//!   case counts), and set when the account is opened (an import matches
+//!   accounts by it).
 //! - The operator may act on any account; an account on its own keys; a
 //!   master on its sub-accounts' keys too. Nobody else: siblings never act on
 //!   each other, and a sub-account never on its master.
@@ -63,6 +67,9 @@ pub struct Account {
     /// The rules this account sets over its keys (and, for a master, over
     /// its sub-accounts' keys).
     pub policy: AccountPolicy,
+    /// The platform's own id for this account, if it gave one: unique among
+    /// accounts.
+    pub external_id: Option<ExternalId>,
 }
 
 impl Account {
@@ -74,7 +81,84 @@ impl Account {
             created_at,
             suspended: false,
             policy: AccountPolicy::default(),
+            external_id: None,
         }
+    }
+
+    /// The same account carrying the platform's own id.
+    pub fn with_external_id(self, external_id: ExternalId) -> Self {
+        Account {
+            external_id: Some(external_id),
+            ..self
+        }
+    }
+}
+
+/// The longest external id, in bytes of UTF-8.
+pub const MAX_EXTERNAL_ID_LEN: usize = 128;
+
+/// The platform's own id for an account (its customer number, the id in
+/// its old system): what an import matches accounts by.
+///
+/// Rules: 1 to [`MAX_EXTERNAL_ID_LEN`] bytes of UTF-8, no control character
+/// (Unicode's `Cc`: tabs, newlines, NUL, DEL, C1), no whitespace at either
+/// end. Otherwise any text: compared exactly, byte for byte, so `A1` and
+/// `a1` are two ids. It is no secret, so `Debug` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExternalId(Box<str>);
+
+/// Why a text is not an [`ExternalId`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidExternalId {
+    /// Empty.
+    #[error("external_id is empty: give 1 to {MAX_EXTERNAL_ID_LEN} bytes")]
+    Empty,
+    /// Longer than [`MAX_EXTERNAL_ID_LEN`] bytes.
+    #[error("external_id has {0} bytes: at most {MAX_EXTERNAL_ID_LEN} are allowed")]
+    TooLong(usize),
+    /// Holds a control character.
+    #[error("external_id holds a control character: only printable characters are allowed")]
+    ControlCharacter,
+    /// Starts or ends with whitespace.
+    #[error("external_id starts or ends with whitespace")]
+    SurroundingWhitespace,
+}
+
+impl ExternalId {
+    /// Checks and wraps `text` (see the type's rules).
+    pub fn new(text: &str) -> Result<Self, InvalidExternalId> {
+        if text.is_empty() {
+            return Err(InvalidExternalId::Empty);
+        }
+        if text.len() > MAX_EXTERNAL_ID_LEN {
+            return Err(InvalidExternalId::TooLong(text.len()));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(InvalidExternalId::ControlCharacter);
+        }
+        if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+            return Err(InvalidExternalId::SurroundingWhitespace);
+        }
+        Ok(ExternalId(text.into()))
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ExternalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for ExternalId {
+    type Err = InvalidExternalId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ExternalId::new(s)
     }
 }
 
@@ -190,5 +274,42 @@ mod tests {
             "a sub-account never manages its master"
         );
         assert!(!Actor::Account(other.id).may_manage(&sub1));
+    }
+
+    #[test]
+    fn external_ids() {
+        for ok in [
+            "c",
+            "CUST-00017",
+            "ü 名 x",
+            &"x".repeat(MAX_EXTERNAL_ID_LEN),
+            "a b",
+        ] {
+            assert_eq!(
+                ExternalId::new(ok).map(|e| e.to_string()),
+                Ok(ok.to_string())
+            );
+        }
+        assert_ne!(ExternalId::new("A1"), ExternalId::new("a1"), "case counts");
+        for (bad, e) in [
+            ("", InvalidExternalId::Empty),
+            (
+                &*"x".repeat(MAX_EXTERNAL_ID_LEN + 1),
+                InvalidExternalId::TooLong(129),
+            ),
+            // 43 four-byte characters: 172 bytes, though only 43 characters.
+            (&*"𝄞".repeat(43), InvalidExternalId::TooLong(172)),
+            ("a\nb", InvalidExternalId::ControlCharacter),
+            ("a\u{0}", InvalidExternalId::ControlCharacter),
+            ("a\u{7f}", InvalidExternalId::ControlCharacter),
+            ("a\u{9c}", InvalidExternalId::ControlCharacter),
+            ("\ta", InvalidExternalId::ControlCharacter),
+            (" a", InvalidExternalId::SurroundingWhitespace),
+            ("a ", InvalidExternalId::SurroundingWhitespace),
+            ("a\u{3000}", InvalidExternalId::SurroundingWhitespace),
+        ] {
+            assert_eq!(ExternalId::new(bad), Err(e.clone()), "{bad:?}");
+            assert!(e.to_string().starts_with("external_id "), "{e}");
+        }
     }
 }

@@ -28,7 +28,7 @@ pub mod token;
 pub mod usage;
 pub mod whitelist;
 
-pub use account::{Account, AccountKind, AccountPolicy, Actor};
+pub use account::{Account, AccountKind, AccountPolicy, Actor, ExternalId, InvalidExternalId};
 pub use audit::{AuditEvent, AuditKind};
 pub use auth::{AuthError, Authenticated, Refusal, SecretSlot};
 pub use channel::{Channel, ChannelSet, ParseChannelError};

@@ -16,7 +16,7 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use apikeys::account::{Account, AccountKind, AccountPolicy};
+use apikeys::account::{Account, AccountKind, AccountPolicy, ExternalId};
 use apikeys::audit::AuditEvent;
 use apikeys::hashing::SecretHash;
 use apikeys::id::{AccountId, KeyId};
@@ -24,7 +24,7 @@ use apikeys::key::KeyRecord;
 use apikeys::lifecycle::HeldKey;
 use apikeys::store::DormantQuery;
 use apikeys::store::encoding::{instant_to_nanos, version_to_i64};
-use apikeys::store::{DynStore, Entity, Existing, Store, StoreError, Unstorable};
+use apikeys::store::{AccountRecords, DynStore, Entity, Existing, Store, StoreError, Unstorable};
 use apikeys::testing::conformance;
 use apikeys::token::{TokenDigest, TokenRecord};
 use apikeys::usage::KeyUse;
@@ -181,6 +181,17 @@ enum Bug {
     DormantLegacyIgnoresUse,
     DormantPageIncludesCursor,
     LifetimeUnchecked,
+    // External ids and bulk creation.
+    ExternalIdUnchecked,
+    SplitExternalId,
+    ExternalIdFolded,
+    ExternalIdPrefix,
+    ExternalIdLost,
+    ExternalIdAfterParent,
+    SuspendDropsExternalId,
+    BulkStopsAtFirstRefusal,
+    BulkAllOrNothing,
+    BulkPartialAccount,
 }
 
 use Bug::*;
@@ -787,6 +798,56 @@ const BUGS: &[(Bug, &str, &str)] = &[
         "a policy lifetime beyond 2^63 - 1 ns is accepted",
         "policy_lifetimes_beyond_the_range_are_unstorable",
     ),
+    (
+        ExternalIdUnchecked,
+        "two accounts may carry one external id",
+        "external_id_is_unique",
+    ),
+    (
+        SplitExternalId,
+        "create_account checks the external id, then writes, in two critical sections",
+        "race_same_external_id",
+    ),
+    (
+        ExternalIdFolded,
+        "account_by_external_id ignores ASCII case",
+        "external_ids_round_trip_and_are_found_exactly",
+    ),
+    (
+        ExternalIdPrefix,
+        "account_by_external_id finds an id the text starts",
+        "external_ids_round_trip_and_are_found_exactly",
+    ),
+    (
+        ExternalIdLost,
+        "create_account drops the external id",
+        "external_ids_round_trip_and_are_found_exactly",
+    ),
+    (
+        ExternalIdAfterParent,
+        "a missing parent wins over a taken external id",
+        "external_id_is_unique",
+    ),
+    (
+        SuspendDropsExternalId,
+        "set_account_suspended clears the external id",
+        "external_ids_round_trip_and_are_found_exactly",
+    ),
+    (
+        BulkStopsAtFirstRefusal,
+        "create_accounts stops at the first refused account",
+        "create_accounts_is_all_or_nothing_per_account",
+    ),
+    (
+        BulkAllOrNothing,
+        "create_accounts writes nothing when one account is refused",
+        "create_accounts_is_all_or_nothing_per_account",
+    ),
+    (
+        BulkPartialAccount,
+        "create_accounts keeps the account row of an account whose key is refused",
+        "create_accounts_is_all_or_nothing_per_account",
+    ),
 ];
 
 // ----- the buggy store ----------------------------------------------------
@@ -1205,6 +1266,26 @@ impl Store for Buggy {
         if self.is(SplitCreateAccount) && self.read().accounts.contains_key(&account.id) {
             return Err(StoreError::AlreadyExists(Existing::Account));
         }
+        let wanted_external = account.external_id.clone();
+        let external_taken = |inner: &Inner| {
+            !self.is(ExternalIdUnchecked)
+                && wanted_external.is_some()
+                && inner
+                    .accounts
+                    .values()
+                    .any(|a| a.external_id == wanted_external)
+        };
+        if self.is(SplitExternalId) && external_taken(&self.read()) {
+            return Err(StoreError::AlreadyExists(Existing::ExternalId));
+        }
+        let account = if self.is(ExternalIdLost) {
+            Account {
+                external_id: None,
+                ..account
+            }
+        } else {
+            account
+        };
         let mut inner = self.write();
         self.wrote();
         let parent_missing = match account.kind {
@@ -1243,6 +1324,12 @@ impl Store for Buggy {
             }
             return Err(StoreError::AlreadyExists(Existing::Account));
         }
+        if self.is(ExternalIdAfterParent) && parent_missing {
+            return Err(parent_error());
+        }
+        if !self.is(SplitExternalId) && external_taken(&inner) {
+            return Err(StoreError::AlreadyExists(Existing::ExternalId));
+        }
         if parent_missing {
             return Err(parent_error());
         }
@@ -1262,6 +1349,71 @@ impl Store for Buggy {
 
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         Ok(self.read().accounts.get(&id).cloned())
+    }
+
+    fn account_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Option<Account>, StoreError> {
+        let wanted = external_id.as_str();
+        let matches = |stored: &str| {
+            if self.is(ExternalIdFolded) {
+                stored.eq_ignore_ascii_case(wanted)
+            } else if self.is(ExternalIdPrefix) {
+                stored.starts_with(wanted)
+            } else {
+                stored == wanted
+            }
+        };
+        Ok(self
+            .read()
+            .accounts
+            .values()
+            .find(|a| a.external_id.as_ref().is_some_and(|e| matches(e.as_str())))
+            .cloned())
+    }
+
+    fn create_accounts(
+        &self,
+        accounts: &[AccountRecords],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = Vec::new();
+        for (i, a) in accounts.iter().enumerate() {
+            let r = self.create_account(&a.account, &a.keys, &a.events);
+            if r.is_err() && self.is(BulkStopsAtFirstRefusal) {
+                results.push(r);
+                results.extend(accounts[i + 1..].iter().map(|_| {
+                    Err(StoreError::backend(
+                        "the batch stopped at a refused account",
+                    ))
+                }));
+                return Ok(results);
+            }
+            if let Err(StoreError::AlreadyExists(Existing::Identifier)) = &r
+                && self.is(BulkPartialAccount)
+            {
+                let mut inner = self.write();
+                inner.accounts.insert(a.account.id, a.account.clone());
+            }
+            results.push(r);
+        }
+        if self.is(BulkAllOrNothing) && results.iter().any(Result::is_err) {
+            let mut inner = self.write();
+            for (a, r) in accounts.iter().zip(&mut results) {
+                if r.is_ok() {
+                    inner.accounts.remove(&a.account.id);
+                    for k in &a.keys {
+                        inner.keys.remove(&k.id);
+                    }
+                    inner
+                        .by_identifier
+                        .retain(|_, id| a.keys.iter().all(|k| k.id != *id));
+                    inner.events.retain(|e| e.account_id != a.account.id);
+                    *r = Err(StoreError::backend("the batch was rolled back"));
+                }
+            }
+        }
+        Ok(results)
     }
 
     fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError> {
@@ -1776,7 +1928,12 @@ impl Store for Buggy {
         suspended: bool,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        self.write_account(id, event, |a| a.suspended = suspended)
+        self.write_account(id, event, |a| {
+            a.suspended = suspended;
+            if self.is(SuspendDropsExternalId) {
+                a.external_id = None;
+            }
+        })
     }
 
     fn set_account_policy(
@@ -1968,6 +2125,7 @@ fn is_race(bug: Bug) -> bool {
             | SplitUpgrade
             | SplitTokenBound
             | SplitDeleteVersion
+            | SplitExternalId
             | SplitAccountWrite
             | SplitUses
     )

@@ -22,7 +22,7 @@
 //! | client addresses (last use) | the address's canonical text (`IpAddr`'s `Display`, IPv4-mapped IPv6 as IPv4) |
 
 use super::StoreError;
-use crate::account::{Account, AccountKind, AccountPolicy, Actor};
+use crate::account::{Account, AccountKind, AccountPolicy, Actor, ExternalId};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::channel::Channel;
 use crate::channel::ChannelSet;
@@ -275,6 +275,8 @@ pub struct RawAccount<'a> {
     pub sub_account_channels: i64,
     /// Its policy's longest key lifetime, in nanoseconds.
     pub max_key_lifetime: Option<i64>,
+    /// The platform's own id for it, if any.
+    pub external_id: Option<&'a str>,
 }
 
 impl RawAccount<'_> {
@@ -316,7 +318,13 @@ impl RawAccount<'_> {
                     ),
                 )
             })?;
+        let external_id = self
+            .external_id
+            .map(ExternalId::new)
+            .transpose()
+            .map_err(|e| StoreError::bad_row(table, "external_id", e))?;
         Ok(Account {
+            external_id,
             id: AccountId::from_bytes(id_bytes(table, "id", self.id)?),
             kind,
             created_at: instant_from_nanos(self.created_at),

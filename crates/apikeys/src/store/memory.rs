@@ -6,7 +6,7 @@
 
 use super::encoding::{duration_to_nanos, instant_to_nanos, version_to_i64};
 use super::{Entity, Existing, Store, StoreError, Unstorable};
-use crate::account::{Account, AccountKind, AccountPolicy};
+use crate::account::{Account, AccountKind, AccountPolicy, ExternalId};
 use crate::audit::AuditEvent;
 use crate::hashing::SecretHash;
 use crate::id::{AccountId, KeyId};
@@ -29,6 +29,8 @@ pub struct MemoryStore {
 struct Inner {
     /// Ordered by id, for the keyset pages of [`Store::accounts`].
     accounts: BTreeMap<AccountId, Account>,
+    /// External id to account.
+    by_external_id: HashMap<ExternalId, AccountId>,
     keys: HashMap<KeyId, KeyRecord>,
     /// Lowercased identifier to key.
     by_identifier: HashMap<String, KeyId>,
@@ -200,6 +202,11 @@ impl Store for MemoryStore {
         if inner.accounts.contains_key(&account.id) {
             return Err(StoreError::AlreadyExists(Existing::Account));
         }
+        if let Some(e) = &account.external_id
+            && inner.by_external_id.contains_key(e)
+        {
+            return Err(StoreError::AlreadyExists(Existing::ExternalId));
+        }
         if let AccountKind::Sub { parent } = account.kind
             && !inner.accounts.contains_key(&parent)
         {
@@ -216,6 +223,9 @@ impl Store for MemoryStore {
             };
             inner.check_new_key(key, max, &keys[..i])?;
         }
+        if let Some(e) = &account.external_id {
+            inner.by_external_id.insert(e.clone(), account.id);
+        }
         inner.accounts.insert(account.id, account);
         for key in &keys {
             inner.put_key(key);
@@ -228,6 +238,18 @@ impl Store for MemoryStore {
 
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         Ok(self.read().accounts.get(&id).cloned())
+    }
+
+    fn account_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Option<Account>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .by_external_id
+            .get(external_id)
+            .and_then(|id| inner.accounts.get(id))
+            .cloned())
     }
 
     fn sub_accounts(&self, master: AccountId) -> Result<Vec<Account>, StoreError> {

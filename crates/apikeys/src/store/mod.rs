@@ -24,7 +24,7 @@ mod memory;
 pub use encoding::Unstorable;
 pub use memory::MemoryStore;
 
-use crate::account::{Account, AccountPolicy};
+use crate::account::{Account, AccountPolicy, ExternalId};
 use crate::audit::AuditEvent;
 use crate::channel::Channel;
 use crate::hashing::SecretHash;
@@ -79,7 +79,7 @@ pub type DynStore = dyn Store;
 ///
 /// | write | errors, first that applies wins |
 /// |---|---|
-/// | [`Store::create_account`] | [`Existing::Account`]; [`StoreError::NotFound`] for the parent; then each initial key in order: `NotFound` for a key of another account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
+/// | [`Store::create_account`] | [`Existing::Account`]; [`Existing::ExternalId`]; [`StoreError::NotFound`] for the parent; then each initial key in order: `NotFound` for a key of another account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
 /// | [`Store::insert_key`] | `NotFound` for the account, [`Existing::Key`], [`Existing::Identifier`], [`Existing::ChannelFull`] |
 /// | [`Store::update_key`] | `NotFound` for the key, [`StoreError::Conflict`], [`Existing::Identifier`] |
 /// | [`Store::delete_key`] | `NotFound` for the key, [`StoreError::Conflict`] |
@@ -110,6 +110,13 @@ pub type DynStore = dyn Store;
 /// | whitelist | [`MAX_ENTRIES`](crate::whitelist::MAX_ENTRIES) entries of up to 43 bytes each |
 /// | audit detail | [`MAX_DETAIL_LEN`](crate::audit::MAX_DETAIL_LEN) bytes of UTF-8 |
 /// | actor | 36 bytes (`operator` or an account id's text) |
+/// | external id | [`MAX_EXTERNAL_ID_LEN`](crate::account::MAX_EXTERNAL_ID_LEN) bytes of UTF-8 |
+///
+/// **External ids** ([`Account::external_id`]) are unique among accounts
+/// and compare exactly, byte for byte: no case folding, no normalisation
+/// (`A1`, `a1` and `A1` in another Unicode form are three ids). An account
+/// without one takes part in no uniqueness. It is written at creation and
+/// never changed.
 ///
 /// **Tokens** (see [`crate::token`]) live and die with their key's
 /// credentials: [`Store::update_key`] deletes a key's tokens, in the same
@@ -166,7 +173,8 @@ pub trait Store: Send + Sync {
     /// domain issues no default REST key).
     ///
     /// Errors, in the order of the contract: [`Existing::Account`] if the id
-    /// is taken; [`StoreError::NotFound`] if the account is a sub-account
+    /// is taken; [`Existing::ExternalId`] if another account carries its
+    /// external id; [`StoreError::NotFound`] if the account is a sub-account
     /// whose parent is not stored (before this write: a sub-account naming
     /// itself as its parent is not found); then, for the first initial key breaking
     /// a rule, [`StoreError::NotFound`] naming its account if that is not
@@ -178,8 +186,40 @@ pub trait Store: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<(), StoreError>;
 
+    /// Creates many accounts, each as [`Store::create_account`] would, in
+    /// the order given: the answer holds one result per account, in order,
+    /// and each account with its keys and events is written whole or not
+    /// at all, whatever happens to the others. An account may name as its
+    /// parent one created earlier in the same call. `Err` for the whole
+    /// call means a failure that was not any one account's (the database
+    /// went away): then each account either is written whole or not at
+    /// all, and which is for a rerun to find out (by external id).
+    ///
+    /// What a bulk import writes through. The provided method calls
+    /// [`Store::create_account`] once per account; a database store should
+    /// override it to write many accounts per transaction and statement.
+    fn create_accounts(
+        &self,
+        accounts: &[AccountRecords],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            match self.create_account(&a.account, &a.keys, &a.events) {
+                Err(e) if e.is_account_independent() => return Err(e),
+                other => results.push(other),
+            }
+        }
+        Ok(results)
+    }
+
     /// The account with this id, or `None`.
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// The account carrying this external id (compared exactly), or `None`.
+    fn account_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Option<Account>, StoreError>;
 
     /// The sub-accounts of `master`, ascending by creation instant, ties
     /// ascending by id: exactly those whose parent is `master`, never
@@ -431,6 +471,18 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// One account to create with [`Store::create_accounts`]: what
+/// [`Store::create_account`] takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecords {
+    /// The account.
+    pub account: Account,
+    /// Its initial keys.
+    pub keys: Vec<KeyRecord>,
+    /// The audit events of its opening.
+    pub events: Vec<AuditEvent>,
+}
+
 /// Which dormant keys [`Store::dormant_keys`] lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DormantQuery {
@@ -464,8 +516,12 @@ impl DormantQuery {
 pub enum StoreCall {
     /// [`Store::create_account`].
     CreateAccount,
+    /// [`Store::create_accounts`].
+    CreateAccounts,
     /// [`Store::account`].
     Account,
+    /// [`Store::account_by_external_id`].
+    AccountByExternalId,
     /// [`Store::sub_accounts`].
     SubAccounts,
     /// [`Store::accounts`].
@@ -524,6 +580,22 @@ macro_rules! forward_store {
                 let ($this, $call) = (self, $crate::store::StoreCall::CreateAccount);
                 $before?;
                 $inner.create_account(account, keys, events)
+            }
+            fn create_accounts(
+                &self,
+                accounts: &[$crate::store::AccountRecords],
+            ) -> Result<Vec<Result<(), $crate::StoreError>>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::CreateAccounts);
+                $before?;
+                $inner.create_accounts(accounts)
+            }
+            fn account_by_external_id(
+                &self,
+                external_id: &$crate::ExternalId,
+            ) -> Result<Option<$crate::Account>, $crate::StoreError> {
+                let ($this, $call) = (self, $crate::store::StoreCall::AccountByExternalId);
+                $before?;
+                $inner.account_by_external_id(external_id)
             }
             fn account(
                 &self,
@@ -764,6 +836,8 @@ impl fmt::Display for Entity {
 pub enum Existing {
     /// The account id is taken.
     Account,
+    /// Another account carries this external id.
+    ExternalId,
     /// The key id is taken.
     Key,
     /// Another key has this identifier (ignoring ASCII case).
@@ -778,6 +852,7 @@ impl fmt::Display for Existing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Existing::Account => f.write_str("an account with this id exists"),
+            Existing::ExternalId => f.write_str("an account with this external id exists"),
             Existing::Key => f.write_str("a key with this id exists"),
             Existing::Identifier => f.write_str("a key with this identifier exists"),
             Existing::ChannelFull(c) => write!(f, "the account holds the most {c} keys allowed"),
@@ -821,6 +896,16 @@ impl StoreError {
     pub fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         StoreError::Backend {
             source: source.into(),
+        }
+    }
+
+    /// Whether this error is no one write's fault: a backend failure other
+    /// than a value the store cannot keep ([`Unstorable`]). What
+    /// [`Store::create_accounts`] stops at.
+    pub fn is_account_independent(&self) -> bool {
+        match self {
+            StoreError::Backend { source } => !source.is::<Unstorable>(),
+            _ => false,
         }
     }
 

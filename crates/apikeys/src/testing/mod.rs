@@ -261,6 +261,10 @@ macro_rules! __conformance_list {
             race_uses_keep_the_newest,
             race_suspension_and_policy_both_land,
             policy_lifetimes_beyond_the_range_are_unstorable,
+            external_ids_round_trip_and_are_found_exactly,
+            external_id_is_unique,
+            race_same_external_id,
+            create_accounts_is_all_or_nothing_per_account,
             model_based_sequences,
             model_based_concurrent,
         );

@@ -19,6 +19,7 @@ pub fn master(id: AccountId) -> Account {
         created_at: START,
         suspended: false,
         policy: Default::default(),
+        external_id: None,
     }
 }
 

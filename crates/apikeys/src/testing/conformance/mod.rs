@@ -33,6 +33,7 @@
 mod basics;
 mod identifiers;
 mod immutable;
+mod imports;
 mod instants;
 mod lifecycle;
 mod listings;
@@ -47,6 +48,7 @@ mod visibility;
 pub use basics::*;
 pub use identifiers::*;
 pub use immutable::*;
+pub use imports::*;
 pub use instants::*;
 pub use lifecycle::*;
 pub use listings::*;

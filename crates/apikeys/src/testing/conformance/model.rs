@@ -522,6 +522,7 @@ fn run_sequence(store: &DynStore, ops: &[Op]) -> Result<(), String> {
                     created_at: instant(*at),
                     suspended: false,
                     policy: Default::default(),
+                    external_id: None,
                 };
                 // Initial keys of the account, and now and then of another.
                 let records: Vec<KeyRecord> = keys
