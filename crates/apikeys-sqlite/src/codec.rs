@@ -54,13 +54,15 @@ macro_rules! account_columns {
             $t,
             ".sub_account_channels, ",
             $t,
-            ".max_key_lifetime"
+            ".max_key_lifetime, ",
+            $t,
+            ".external_id"
         )
     };
 }
 
 /// How many columns [`account_columns!`] names.
-pub(crate) const ACCOUNT_COLUMNS: usize = 8;
+pub(crate) const ACCOUNT_COLUMNS: usize = 9;
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
@@ -213,6 +215,7 @@ pub(crate) fn account_at(row: &Row<'_>, base: usize) -> Result<Account, StoreErr
         policy_whitelist: RawWhitelist::Text(c.text(5, "policy_whitelist")?),
         sub_account_channels: c.int(6, "sub_account_channels")?,
         max_key_lifetime: c.opt_int(7, "max_key_lifetime")?,
+        external_id: c.opt_text(8, "external_id")?,
     }
     .decode(c.table)
 }

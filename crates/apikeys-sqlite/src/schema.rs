@@ -163,6 +163,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     INSERT INTO account_epoch (n) VALUES (0);
     ",
     },
+    Migration {
+        version: 5,
+        description: "external ids of accounts",
+        sql: "
+    -- The platform's own id for an account: unique where given, compared
+    -- byte for byte (the column's collation is BINARY, SQLite's default).
+    -- An existing account has none.
+    ALTER TABLE accounts ADD COLUMN external_id TEXT
+        CHECK (external_id IS NULL
+               OR length(CAST(external_id AS BLOB)) BETWEEN 1 AND 128);
+    CREATE UNIQUE INDEX accounts_by_external_id ON accounts (external_id)
+        WHERE external_id IS NOT NULL;
+    ",
+    },
 ];
 
 /// The schema version this crate creates and understands.

@@ -7,10 +7,10 @@ use crate::codec::{
 use crate::connection::{Options, Readers, open_memory, open_writer};
 use crate::error::OpenError;
 use crate::schema;
-use apikeys::account::AccountPolicy;
+use apikeys::account::{AccountPolicy, ExternalId};
 use apikeys::lifecycle::{HeldKey, Holders};
 use apikeys::store::encoding::{self, KeyValues, PolicyValues};
-use apikeys::store::{DormantQuery, Entity, Existing};
+use apikeys::store::{AccountRecords, DormantQuery, Entity, Existing};
 use apikeys::token::{TokenDigest, TokenRecord};
 use apikeys::usage::KeyUse;
 use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
@@ -376,8 +376,8 @@ fn create_account_in(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO accounts (id, kind, parent_id, created_at, suspended, policy_whitelist,
-                sub_account_channels, max_key_lifetime)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                sub_account_channels, max_key_lifetime, external_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -389,6 +389,7 @@ fn create_account_in(
                 policy.whitelist_text,
                 policy.sub_account_channels,
                 policy.max_key_lifetime,
+                account.external_id.as_ref().map(ExternalId::as_str),
             ])
         });
     match inserted {
@@ -401,6 +402,15 @@ fn create_account_in(
         Err(e) if is_constraint(&e) => {
             if account_exists(tx, account.id)? {
                 return Err(StoreError::AlreadyExists(Existing::Account));
+            }
+            if let Some(e) = &account.external_id
+                && exists(
+                    tx,
+                    "SELECT 1 FROM accounts WHERE external_id = ?1",
+                    [e.as_str()],
+                )?
+            {
+                return Err(StoreError::AlreadyExists(Existing::ExternalId));
             }
             if let Some(parent) = parent
                 && !account_exists(tx, parent)?
@@ -432,6 +442,54 @@ impl Store for SqliteStore {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         self.write(|tx| create_account_in(tx, account, keys, events))
+    }
+
+    fn create_accounts(
+        &self,
+        accounts: &[AccountRecords],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        // One transaction for the batch (one wait for the disk), a savepoint
+        // per account (each all or nothing).
+        self.write(|tx| {
+            let mut results = Vec::with_capacity(accounts.len());
+            for a in accounts {
+                tx.execute_batch("SAVEPOINT account").map_err(backend)?;
+                let r = create_account_in(tx, &a.account, &a.keys, &a.events);
+                match r {
+                    Err(e) if e.is_account_independent() => return Err(e),
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO account; RELEASE account")
+                            .map_err(backend)?;
+                        results.push(Err(e));
+                    }
+                    Ok(()) => {
+                        tx.execute_batch("RELEASE account").map_err(backend)?;
+                        results.push(Ok(()));
+                    }
+                }
+            }
+            Ok(results)
+        })
+    }
+
+    fn account_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Option<Account>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    account_columns!("a"),
+                    " FROM accounts a WHERE a.external_id = ?1"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt.query([external_id.as_str()]).map_err(backend)?;
+            rows.next()
+                .map_err(backend)?
+                .map(account_from_row)
+                .transpose()
+        })
     }
 
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {

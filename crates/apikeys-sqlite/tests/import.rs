@@ -25,6 +25,7 @@ fn batch(rng: &mut ChaCha20Rng, prefix: &str, accounts: usize) -> Batch {
                 created_at: datetime!(2019-03-04 05:06:07.089 UTC),
                 suspended: false,
                 policy: Default::default(),
+                external_id: None,
             };
             let keys: Vec<KeyRecord> = [Channel::Ftp, Channel::Rest, Channel::Rest]
                 .into_iter()

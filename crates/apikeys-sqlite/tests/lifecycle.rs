@@ -61,6 +61,7 @@ fn transcript(store: &dyn Store) -> Vec<String> {
             whitelist: Whitelist::parse(&["10.0.0.0/8"], 10).unwrap(),
             ..AccountPolicy::default()
         },
+        external_id: Some("sub-0001".parse().unwrap()),
     };
     let other = master(AccountId::random(&mut rng));
 

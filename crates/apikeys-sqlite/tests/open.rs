@@ -25,6 +25,7 @@ fn master(seed: u64) -> Account {
         created_at: START,
         suspended: false,
         policy: Default::default(),
+        external_id: None,
     }
 }
 
@@ -207,6 +208,8 @@ fn a_newer_schema_is_refused_not_guessed() {
 /// Takes a database of the current schema back to version 3 (before the
 /// lifecycle columns), so that a test can make an older database from it.
 const UNDO_MIGRATION_4: &str = "
+    DROP INDEX accounts_by_external_id;
+    ALTER TABLE accounts DROP COLUMN external_id;
     DROP INDEX keys_by_last_use;
     DROP TABLE account_epoch;
     ALTER TABLE keys DROP COLUMN expires_at;
@@ -263,6 +266,7 @@ fn a_database_of_the_first_release_keeps_its_data_and_versions() {
             (2, "REST tokens".to_string()),
             (3, "sub-accounts listed by their master".to_string()),
             (4, "key and account lifecycle, last use".to_string()),
+            (5, "external ids of accounts".to_string()),
         ],
         "the old versions are kept and the newer migrations applied"
     );
@@ -290,6 +294,7 @@ fn a_database_of_version_2_gains_the_sub_account_index() {
         created_at: m.created_at,
         suspended: false,
         policy: Default::default(),
+        external_id: None,
     };
     {
         let store = SqliteStore::open(&path).unwrap();

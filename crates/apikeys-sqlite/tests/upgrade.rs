@@ -134,6 +134,7 @@ fn the_previous_release_database_upgrades_and_every_credential_still_works() {
     for a in &accounts {
         assert!(!a.suspended, "{a:?}");
         assert!(a.policy.is_default(), "{a:?}");
+        assert_eq!(a.external_id, None, "{a:?}");
         keys.extend(store.keys_of_account(a.id).unwrap());
     }
     assert_eq!(keys.len(), 8);
@@ -228,6 +229,19 @@ fn a_suspension_and_a_policy_written_after_the_upgrade_read_back() {
     assert!(!m.suspended);
     let s = store.account(sub.id).unwrap().unwrap();
     assert!(s.suspended);
+    // Accounts opened after the upgrade carry external ids, unique beside
+    // the old accounts that have none.
+    let imported = apikeys::Account::new(
+        apikeys::AccountId::from_bytes([0xab; 16]),
+        apikeys::AccountKind::Master,
+        datetime!(2020-01-01 0:00 UTC),
+    )
+    .with_external_id("CUST-7".parse().unwrap());
+    store.create_account(&imported, &[], &[]).unwrap();
+    let found = store
+        .account_by_external_id(&"CUST-7".parse().unwrap())
+        .unwrap();
+    assert_eq!(found, Some(imported));
     assert!(s.policy.is_default());
     let holders = store.holders(sub.id).unwrap().unwrap();
     assert_eq!(holders.account, s);
