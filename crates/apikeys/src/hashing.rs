@@ -144,6 +144,10 @@ pub const PBKDF2_MAX_ROUNDS: u32 = 2_000_000;
 /// The one PBKDF2-SHA256 output length imported, in bytes: SHA-256's own.
 /// A longer output costs a multiple of the iterations for no strength.
 pub const PBKDF2_OUTPUT_LEN: usize = 32;
+/// The one scrypt output length imported, in bytes (the usual one). The
+/// format names no length, and a shorter output is a prefix of the longer:
+/// a hash cut short would still match, with fewer bits to guess.
+pub const SCRYPT_OUTPUT_LEN: usize = 32;
 /// The lowest scrypt `ln` (log2 of N) imported: scrypt needs N > 1.
 pub const SCRYPT_MIN_LOG_N: u8 = 1;
 /// The highest scrypt `ln` imported.
@@ -217,7 +221,12 @@ enum Scheme {
     /// A `$pbkdf2-sha256$` PHC string, with its parameters.
     Pbkdf2Sha256 { rounds: u32, output_len: usize },
     /// A `$scrypt$` PHC string, with its parameters.
-    Scrypt { log_n: u8, r: u32, p: u32 },
+    Scrypt {
+        log_n: u8,
+        r: u32,
+        p: u32,
+        output_len: usize,
+    },
     /// `$6$`, with its rounds (named or the default).
     Sha512Crypt { rounds: u32 },
 }
@@ -268,6 +277,15 @@ pub enum ImportableHashError {
         only = PBKDF2_OUTPUT_LEN
     )]
     Pbkdf2OutputLen {
+        /// The hash's output length, in bytes.
+        len: usize,
+    },
+    /// scrypt's output is not 32 bytes.
+    #[error(
+        "scrypt with a {len}-byte hash is not importable: the output length must be {only} bytes",
+        only = SCRYPT_OUTPUT_LEN
+    )]
+    ScryptOutputLen {
         /// The hash's output length, in bytes.
         len: usize,
     },
@@ -460,10 +478,17 @@ impl SecretHash {
                     Ok(())
                 }
             }
-            Scheme::Scrypt { log_n, r, p } => {
+            Scheme::Scrypt {
+                log_n,
+                r,
+                p,
+                output_len,
+            } => {
                 // At most 2^20 × 2^32 × 2^32 × 2^7: no overflow in u128.
-                let memory = 128 * u128::from(r) << log_n.min(SCRYPT_MAX_LOG_N);
-                if !(SCRYPT_MIN_LOG_N..=SCRYPT_MAX_LOG_N).contains(&log_n) {
+                let memory = (128 * u128::from(r)) << log_n.min(SCRYPT_MAX_LOG_N);
+                if output_len != SCRYPT_OUTPUT_LEN {
+                    Err(E::ScryptOutputLen { len: output_len })
+                } else if !(SCRYPT_MIN_LOG_N..=SCRYPT_MAX_LOG_N).contains(&log_n) {
                     Err(E::ScryptLogN { log_n })
                 } else if u64::from(r) * u64::from(p) > SCRYPT_MAX_R_TIMES_P {
                     Err(E::ScryptRTimesP { r, p })
@@ -592,6 +617,7 @@ fn parse_phc(text: &str) -> Option<Scheme> {
                 log_n: params.log_n(),
                 r: params.r(),
                 p: params.p(),
+                output_len: phc.hash.map_or(0, |h| h.len()),
             })
         }
         _ => None,
