@@ -25,9 +25,10 @@
 //!   and `$2y$` all compute the same.)
 //! - An import file is checked with [`SecretHash::check_importable`]:
 //!   parameters that would make one check cost seconds or gigabytes are
-//!   refused (the bounds are the `*_MIN_*` and `*_MAX_*` constants), and so
-//!   is `$sha256$`, kept for generated secrets only. A stored imported hash
-//!   beyond those bounds is never computed: it matches nothing.
+//!   refused (the bounds are the `*_MIN_*` and `*_MAX_*` constants), as
+//!   are PBKDF2 and scrypt outputs of other than 32 bytes, and `$sha256$`,
+//!   kept for generated secrets only. A stored imported hash beyond those
+//!   bounds is never computed: it matches nothing.
 //! - Reading any text never panics, nor does checking any secret against a
 //!   hash that was read.
 
