@@ -491,3 +491,58 @@ fn a_failed_hash_upgrade_keeps_the_old_hash_and_is_tried_again() {
         "nothing left to upgrade"
     );
 }
+
+/// A hash imported from another system is checked on the slow path, and
+/// replaced by the policy's argon2id at its first successful check.
+#[test]
+fn an_imported_hash_is_replaced_after_its_first_use() {
+    for (name, text) in apikeys::testing::foreign::hashes_of("soap-secret-123") {
+        let store = memory();
+        let f = Fixture::new(store.clone(), 113);
+        let a = f
+            .keys
+            .open_account(op(), NewAccount::master().created_at(START))
+            .unwrap()
+            .account;
+        let new = NewKey::chosen(
+            Channel::WebService,
+            "soap-client",
+            Secret::new("another-secret-1"),
+        );
+        let k = f.keys.create_key(op(), a.id, new).unwrap();
+        let ours = store.key(k.key.id).unwrap().unwrap().secret_hash;
+        let imported = apikeys::SecretHash::parse(&text).unwrap();
+        assert!(
+            store
+                .upgrade_secret_hash(k.key.id, &ours, &imported)
+                .unwrap()
+        );
+        let check = |secret: &str| {
+            f.keys
+                .authenticate(Channel::WebService, "soap-client", secret, any_ip())
+        };
+        check("wrong-secret-123").unwrap_err();
+        assert_eq!(
+            store.key(k.key.id).unwrap().unwrap().secret_hash,
+            imported,
+            "{name}"
+        );
+        check("soap-secret-123").unwrap_or_else(|e| panic!("{name}: {e}"));
+        let after = store.key(k.key.id).unwrap().unwrap();
+        if name.starts_with("argon2id") {
+            // Stronger than the policy: kept, as an argon2id hash of ours.
+            assert_eq!(after.secret_hash, imported, "{name}");
+        } else {
+            assert!(
+                after
+                    .secret_hash
+                    .as_str()
+                    .starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+                "{name}: {:?}",
+                after.secret_hash
+            );
+        }
+        assert_eq!(after.version, k.key.version, "{name}");
+        check("soap-secret-123").unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

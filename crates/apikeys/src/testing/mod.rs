@@ -4,6 +4,8 @@
 //!   contract, each taking a fresh store; [`crate::store_conformance_tests!`]
 //!   generates the `#[test]` wrappers in one line.
 //! - [`strategies`]: proptest strategies for the domain types.
+//! - [`foreign`]: hashes in the formats imported from other systems, made
+//!   by the crates that implement them.
 //! - [`bulk`]: many accounts with keys, for loading benchmark databases.
 //! - [`records`]: plain records for tests that talk to a store directly.
 //! - [`Fixture`]: a service over a store with a manual clock, a seeded
@@ -11,6 +13,7 @@
 
 pub mod bulk;
 pub mod conformance;
+pub mod foreign;
 pub mod records;
 pub mod strategies;
 
