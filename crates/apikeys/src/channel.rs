@@ -155,6 +155,11 @@ impl ChannelSet {
         ChannelSet(self.0 | (1 << channel.index()))
     }
 
+    /// The channels of this set that are not in `other`.
+    pub const fn difference(self, other: ChannelSet) -> ChannelSet {
+        ChannelSet(self.0 & !other.0)
+    }
+
     /// Whether the set is empty.
     pub const fn is_empty(self) -> bool {
         self.0 == 0

@@ -54,6 +54,15 @@ pub enum Error {
     /// No such key.
     #[error("key {0} not found")]
     KeyNotFound(KeyId),
+    /// No account carries this external id (or the actor may not see it).
+    #[error("no account has external id `{0}`")]
+    ExternalIdNotFound(crate::account::ExternalId),
+    /// Another account carries this external id.
+    #[error("external id `{0}` is taken: an external id names one account")]
+    ExternalIdTaken(crate::account::ExternalId),
+    /// Not a valid external id.
+    #[error(transparent)]
+    InvalidExternalId(#[from] crate::account::InvalidExternalId),
     /// Another key already has this identifier.
     #[error("identifier `{0}` is taken: identifiers are unique across all keys, ignoring case")]
     IdentifierTaken(String),

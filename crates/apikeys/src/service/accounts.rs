@@ -26,20 +26,23 @@
 
 use super::keys::NewKey;
 use super::{ApiKeys, channel_list, key_event, map_store, rfc3339};
-use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, LATEST_CREATION};
+use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, ExternalId, LATEST_CREATION};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::Error;
 use crate::id::{AccountId, KeyId};
 use crate::key::{ApiKey, IssuedKey, KeyRecord};
+use crate::store::{Existing, StoreError};
 use time::{OffsetDateTime, UtcOffset};
 
 /// What a new account should be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAccount {
     /// Master, or sub-account of a master.
     pub kind: AccountKind,
     /// When it was created; `None` means the service's "now".
     pub created_at: Option<OffsetDateTime>,
+    /// The platform's own id for it, if any: unique among accounts.
+    pub external_id: Option<ExternalId>,
 }
 
 impl NewAccount {
@@ -48,6 +51,7 @@ impl NewAccount {
         NewAccount {
             kind,
             created_at: None,
+            external_id: None,
         }
     }
 
@@ -56,6 +60,7 @@ impl NewAccount {
         NewAccount {
             kind: AccountKind::Master,
             created_at: None,
+            external_id: None,
         }
     }
 
@@ -64,6 +69,7 @@ impl NewAccount {
         NewAccount {
             kind: AccountKind::Sub { parent },
             created_at: None,
+            external_id: None,
         }
     }
 
@@ -71,6 +77,13 @@ impl NewAccount {
     #[must_use]
     pub fn created_at(mut self, at: OffsetDateTime) -> Self {
         self.created_at = Some(at);
+        self
+    }
+
+    /// This account carrying the platform's own id for it.
+    #[must_use]
+    pub fn external_id(mut self, external_id: ExternalId) -> Self {
+        self.external_id = Some(external_id);
         self
     }
 }
@@ -92,7 +105,11 @@ impl ApiKeys {
     /// Who may: the operator, any account; a master, its own sub-accounts.
     /// Who may act is decided before anything about the parent is looked at.
     pub fn open_account(&self, actor: Actor, new: NewAccount) -> Result<OpenedAccount, Error> {
-        let NewAccount { kind, created_at } = new;
+        let NewAccount {
+            kind,
+            created_at,
+            external_id,
+        } = new;
         match (actor, kind) {
             // Another's master looks exactly like one that does not exist.
             (Actor::Account(me), AccountKind::Sub { parent }) if me != parent => {
@@ -117,7 +134,10 @@ impl ApiKeys {
                 return Err(Error::ParentNotMaster { parent });
             }
         }
-        let account = Account::new(self.with_rng(|r| AccountId::random(r)), kind, created_at);
+        let account = Account {
+            external_id: external_id.clone(),
+            ..Account::new(self.with_rng(|r| AccountId::random(r)), kind, created_at)
+        };
         let defaults = self
             .policy
             .activation
@@ -156,7 +176,12 @@ impl ApiKeys {
         }
         self.store
             .create_account(&account, &records, &events)
-            .map_err(|e| map_store(e, &account.id, None))?;
+            .map_err(|e| match (e, external_id) {
+                (StoreError::AlreadyExists(Existing::ExternalId), Some(x)) => {
+                    Error::ExternalIdTaken(x)
+                }
+                (e, _) => map_store(e, &account.id, None),
+            })?;
         Ok(OpenedAccount { account, issued })
     }
 

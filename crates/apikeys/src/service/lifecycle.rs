@@ -118,28 +118,23 @@ impl ApiKeys {
                 .and_then(|m| m.policy.max_key_lifetime),
             None => None,
         };
-        let caps = [
-            (self.policy.max_key_lifetime, "policy"),
-            (master_cap, "master's policy"),
-        ];
-        let latest = caps
-            .iter()
-            .filter_map(|(cap, by)| {
-                cap.and_then(|c| created_at.checked_add(c))
-                    .map(|l| (l, *by))
-            })
-            .min_by_key(|(l, _)| *l);
-        match (requested, latest) {
-            (None, None) => Ok(None),
-            (None, Some((latest, _))) if new_key => Ok(Some(latest)),
-            (None, Some((latest, by))) => Err(ExpiryError::Required { latest, by }.into()),
-            (Some(at), _) if at <= now => Err(ExpiryError::NotInFuture { at, now }.into()),
-            (Some(at), Some((latest, by))) if at > latest => {
-                Err(ExpiryError::BeyondLifetime { at, latest, by }.into())
+        let requested = match (requested, new_key) {
+            (r, true) => r,
+            (None, false) => {
+                return match lifetime_end(self.policy.max_key_lifetime, master_cap, created_at) {
+                    None => Ok(None),
+                    Some((latest, by)) => Err(ExpiryError::Required { latest, by }.into()),
+                };
             }
-            (Some(at), _) if at >= LATEST_EXPIRY => Err(ExpiryError::OutOfRange { at }.into()),
-            (Some(at), _) => Ok(Some(at.to_offset(time::UtcOffset::UTC))),
-        }
+            (r, false) => r,
+        };
+        expiry_within(
+            self.policy.max_key_lifetime,
+            master_cap,
+            created_at,
+            now,
+            requested,
+        )
     }
 
     /// Changes a key's label, expiry and enabled state in one write (one
@@ -562,6 +557,46 @@ fn account_event(
         kind,
         actor,
         detail: super::bounded_detail(detail),
+    }
+}
+
+/// When a key created at `created_at` must stop working under the
+/// service's and the master's caps, and which cap says so (the earlier).
+fn lifetime_end(
+    policy_cap: Option<time::Duration>,
+    master_cap: Option<time::Duration>,
+    created_at: OffsetDateTime,
+) -> Option<(OffsetDateTime, &'static str)> {
+    [(policy_cap, "policy"), (master_cap, "master's policy")]
+        .iter()
+        .filter_map(|(cap, by)| {
+            cap.and_then(|c| created_at.checked_add(c))
+                .map(|l| (l, *by))
+        })
+        .min_by_key(|(l, _)| *l)
+}
+
+/// The expiry of a new key created at `created_at`, when `requested` (or
+/// nothing) is asked for at `now`: in the future, before the latest expiry
+/// any store keeps, and within the caps (a key asking for none gets the
+/// earliest cap's end).
+pub(super) fn expiry_within(
+    policy_cap: Option<time::Duration>,
+    master_cap: Option<time::Duration>,
+    created_at: OffsetDateTime,
+    now: OffsetDateTime,
+    requested: Option<OffsetDateTime>,
+) -> Result<Option<OffsetDateTime>, Error> {
+    let latest = lifetime_end(policy_cap, master_cap, created_at);
+    match (requested, latest) {
+        (None, None) => Ok(None),
+        (None, Some((latest, _))) => Ok(Some(latest)),
+        (Some(at), _) if at <= now => Err(ExpiryError::NotInFuture { at, now }.into()),
+        (Some(at), Some((latest, by))) if at > latest => {
+            Err(ExpiryError::BeyondLifetime { at, latest, by }.into())
+        }
+        (Some(at), _) if at >= LATEST_EXPIRY => Err(ExpiryError::OutOfRange { at }.into()),
+        (Some(at), _) => Ok(Some(at.to_offset(time::UtcOffset::UTC))),
     }
 }
 

@@ -11,10 +11,12 @@
 //!   and the preconditions that refuse lost updates;
 //! - [`whitelist`]: a key's IP whitelist;
 //! - [`authentication`]: the hot path;
-//! - [`tokens`]: REST tokens, issued and checked.
+//! - [`tokens`]: REST tokens, issued and checked;
+//! - [`import`]: bringing in a platform's existing accounts and credentials.
 
 pub mod accounts;
 pub mod authentication;
+pub mod import;
 pub mod keys;
 pub mod lifecycle;
 pub mod tokens;
@@ -22,6 +24,10 @@ pub mod whitelist;
 
 pub use accounts::{NewAccount, OpenedAccount};
 pub use authentication::{Check, PendingCheck};
+pub use import::{
+    ImportAccount, ImportError, ImportKey, ImportKind, ImportOptions, ImportOutcome, ImportSecret,
+    KeyProblem, PreparedAccount,
+};
 pub use keys::{CredentialChange, Grace, NewKey, Precondition};
 pub use lifecycle::{KeyUpdate, UsageStats};
 
