@@ -392,17 +392,6 @@ fn every_bad_account_is_refused_with_its_reason_and_leaves_nothing() {
         ),
         (
             master(
-                "sha256",
-                vec![key(
-                    Channel::Ftp,
-                    "sha-ftp",
-                    ImportSecret::Hash(format!("$sha256${}", "A".repeat(43))),
-                )],
-            ),
-            "SHA-256",
-        ),
-        (
-            master(
                 "two-ftp",
                 vec![
                     key(Channel::Ftp, "two-ftp-1", plain(SECRET)),
