@@ -363,7 +363,7 @@ pub fn create_accounts_is_all_or_nothing_per_account(store: Arc<DynStore>) {
                 );
             }
             Some(want) => {
-                refused(r, want.clone(), &rule);
+                refused(r, *want, &rule);
                 absent(
                     &*store,
                     &a.account,
