@@ -18,16 +18,21 @@ pub use redact::redact_password;
 /// refused with [`ConnectError::NewerSchema`].
 pub const SCHEMA_VERSION: i32 = schema::LATEST;
 
-use crate::codec::{ACCOUNT_COLUMN_COUNT, EventParams, KEY_COLUMN_COUNT, KeyParams};
+use crate::codec::{
+    ACCOUNT_COLUMN_COUNT, AccountParams, AccountRows, EventParams, EventRows, KEY_COLUMN_COUNT,
+    KeyParams, KeyRows,
+};
 use crate::pool::{Conn, Manager};
 use crate::schema::names;
 use apikeys::account::AccountPolicy;
 use apikeys::lifecycle::{HeldKey, Holders};
 use apikeys::store::encoding::PolicyValues;
-use apikeys::store::{DormantQuery, Entity, Existing};
+use apikeys::store::{AccountRecords, DormantQuery, Entity, Existing};
 use apikeys::token::{TokenDigest, TokenRecord};
 use apikeys::usage::KeyUse;
-use apikeys::{Account, AccountId, AuditEvent, KeyId, KeyRecord, SecretHash, Store, StoreError};
+use apikeys::{
+    Account, AccountId, AuditEvent, ExternalId, KeyId, KeyRecord, SecretHash, Store, StoreError,
+};
 use postgres::error::SqlState;
 use postgres::{Config, NoTls, Transaction};
 use std::collections::HashMap;
@@ -362,14 +367,24 @@ impl From<StoreError> for Fail {
 
 /// Whether `e` means the connection is dead, rather than a statement refused.
 fn connection_failed(e: &postgres::Error, conn: &Conn) -> bool {
-    let fatal_code = e.code().is_some_and(|c| {
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    e.is_closed() || conn.client.is_closed() || fatal_code(e) || io
+}
+
+/// Whether the server answered `e` for a statement on a connection that
+/// still works: an error of the statement, not of the session.
+fn refused_by_server(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some() && !fatal_code(e) && !e.is_closed()
+}
+
+/// Whether `e` carries a code that ends the session.
+fn fatal_code(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
         c.code().starts_with("08") // connection_exception and its subclasses
             || *c == SqlState::ADMIN_SHUTDOWN // pg_terminate_backend, fast shutdown
             || *c == SqlState::CRASH_SHUTDOWN
             || *c == SqlState::CANNOT_CONNECT_NOW
-    });
-    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-    e.is_closed() || conn.client.is_closed() || fatal_code || io
+    })
 }
 
 /// The constraint a unique (`23505`) or foreign-key (`23503`) violation
@@ -550,6 +565,206 @@ impl<'u> UseArrays<'u> {
     }
 }
 
+/// How many accounts a bulk creation writes per many-row insert: enough
+/// that the statements' cost is spread thin, few enough that the arrays
+/// bound (a few megabytes at most for typical accounts) and a refused group
+/// is cheap to split.
+const GROUP: usize = 1000;
+
+/// The size at or under which a refused group of a bulk creation is
+/// written one account at a time rather than split again.
+const LEAF: usize = 8;
+
+/// An account to create with its keys and events, encoded once.
+struct Opening<'a> {
+    account: &'a Account,
+    keys: &'a [KeyRecord],
+    events: &'a [AuditEvent],
+    params: AccountParams<'a>,
+    key_params: Vec<KeyParams<'a>>,
+    event_params: Vec<EventParams<'a>>,
+}
+
+impl<'a> Opening<'a> {
+    /// Encodes everything `create_account` writes, refusing what cannot be
+    /// stored in its order: the account, then each key, then each event.
+    fn new(
+        account: &'a Account,
+        keys: &'a [KeyRecord],
+        events: &'a [AuditEvent],
+    ) -> Result<Self, StoreError> {
+        Ok(Opening {
+            account,
+            keys,
+            events,
+            params: AccountParams::new(account)?,
+            key_params: keys
+                .iter()
+                .map(KeyParams::new)
+                .collect::<Result<Vec<_>, _>>()?,
+            event_params: events
+                .iter()
+                .map(EventParams::new)
+                .collect::<Result<Vec<_>, _>>()?,
+        })
+    }
+
+    /// Whether this account, at position `at` of a bulk creation, must be
+    /// written alone because a many-row insert could answer it otherwise
+    /// than `create_account` would: a key of another account (refused
+    /// before the keys after it, which a many-row insert would have tried),
+    /// or a parent that is itself or comes later in the batch (`last`: each
+    /// id's last position), which the foreign key, checked at the end of
+    /// the statement, would accept though the parent is not yet written.
+    fn needs_one_by_one(&self, at: usize, last: &HashMap<AccountId, usize>) -> bool {
+        let foreign_key = self.keys.iter().any(|k| k.account_id != self.account.id);
+        let late_parent = self
+            .account
+            .kind
+            .parent()
+            .and_then(|p| last.get(&p))
+            .is_some_and(|&p| p >= at);
+        foreign_key || late_parent
+    }
+}
+
+/// Writes one account with its keys and events in `tx`, with
+/// `create_account`'s checks and errors; returns the transaction's id.
+fn open_account(
+    tx: &mut Transaction<'_>,
+    st: &pool::Statements,
+    o: &Opening<'_>,
+) -> Result<i64, Fail> {
+    let (account, p) = (o.account, &o.params);
+    let parent = account.kind.parent();
+    let xid: i64 = tx
+        .query_one(
+            &st.insert_account,
+            &[
+                &p.id,
+                &p.kind,
+                &p.parent_id,
+                &p.created_at,
+                &p.suspended,
+                &p.policy.whitelist_entries,
+                &p.policy.sub_account_channels,
+                &p.policy.max_key_lifetime,
+                &p.external_id,
+            ],
+        )
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| match (violated(&e), parent) {
+            (Some((Violation::Unique, names::ACCOUNTS_PKEY)), _) => {
+                Fail::Store(StoreError::AlreadyExists(Existing::Account))
+            }
+            (Some((Violation::Unique, names::ACCOUNTS_EXTERNAL_ID)), _) => {
+                Fail::Store(StoreError::AlreadyExists(Existing::ExternalId))
+            }
+            (Some((Violation::ForeignKey, names::ACCOUNTS_PARENT_FKEY)), Some(parent)) => {
+                Fail::Store(StoreError::NotFound(Entity::Account(parent)))
+            }
+            _ => Fail::Db(e),
+        })?;
+    // A sub-account of itself passes the foreign key (checked after the row
+    // is in), but its parent was not stored.
+    if parent == Some(account.id) {
+        return Err(StoreError::NotFound(Entity::Account(account.id)).into());
+    }
+    for (key, p) in o.keys.iter().zip(&o.key_params) {
+        if key.account_id != account.id {
+            return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
+        }
+        insert_key(tx, st, key, p)?;
+    }
+    for (event, p) in o.events.iter().zip(&o.event_params) {
+        insert_event(tx, st, event, p)?;
+    }
+    Ok(xid)
+}
+
+/// The answers of a group of a bulk creation, one per account, in order.
+type Answers = Vec<Result<(), StoreError>>;
+
+/// Writes each of `accounts` under a savepoint of its own: a refusal rolls
+/// back that account only. A statement failing for another reason fails
+/// the attempt.
+fn open_one_by_one(
+    tx: &mut Transaction<'_>,
+    st: &pool::Statements,
+    accounts: &[&Opening<'_>],
+) -> Result<Answers, Fail> {
+    let mut answers = Vec::with_capacity(accounts.len());
+    for o in accounts {
+        let mut sp = tx.savepoint("apikeys_account")?;
+        answers.push(match open_account(&mut sp, st, o) {
+            Ok(_) => {
+                sp.commit()?;
+                Ok(())
+            }
+            Err(Fail::Store(e)) => {
+                sp.rollback()?;
+                Err(e)
+            }
+            Err(e) => return Err(e),
+        });
+    }
+    Ok(answers)
+}
+
+/// Writes `group` by many-row inserts under a savepoint; if the server
+/// refuses them, rolls back to it and writes each half the same way, and a
+/// group of at most [`LEAF`] accounts one by one. A connection that failed
+/// fails the attempt.
+fn open_many(
+    tx: &mut Transaction<'_>,
+    st: &pool::Statements,
+    group: &[&Opening<'_>],
+) -> Result<Answers, Fail> {
+    let mut sp = tx.savepoint("apikeys_accounts")?;
+    match insert_many(&mut sp, st, group) {
+        Ok(()) => {
+            sp.commit()?;
+            return Ok(group.iter().map(|_| Ok(())).collect());
+        }
+        // The server answered with an error, so the connection is fine:
+        // some account broke a rule (or the database refused).
+        Err(e) if refused_by_server(&e) => sp.rollback()?,
+        Err(e) => return Err(Fail::Db(e)),
+    }
+    if group.len() <= LEAF {
+        return open_one_by_one(tx, st, group);
+    }
+    let (first, second) = group.split_at(group.len() / 2);
+    let mut answers = open_many(tx, st, first)?;
+    answers.extend(open_many(tx, st, second)?);
+    Ok(answers)
+}
+
+/// The many-row inserts of `group`: its accounts, then their keys, then
+/// their events, each in the batch's order.
+fn insert_many(
+    tx: &mut Transaction<'_>,
+    st: &pool::Statements,
+    group: &[&Opening<'_>],
+) -> Result<(), postgres::Error> {
+    let mut accounts = AccountRows::default();
+    let mut keys = KeyRows::default();
+    let mut events = EventRows::default();
+    for o in group {
+        accounts.push(&o.params);
+        o.key_params.iter().for_each(|k| keys.push(k));
+        o.event_params.iter().for_each(|e| events.push(e));
+    }
+    tx.execute(&st.insert_accounts, &accounts.params())?;
+    if !keys.is_empty() {
+        tx.execute(&st.insert_keys, &keys.params())?;
+    }
+    if !events.is_empty() {
+        tx.execute(&st.insert_events, &events.params())?;
+    }
+    Ok(())
+}
+
 fn commit(tx: Transaction<'_>, xid: i64) -> Result<(), Fail> {
     tx.commit().map_err(|e| Fail::Commit(e, xid))
 }
@@ -561,59 +776,90 @@ impl Store for PostgresStore {
         keys: &[KeyRecord],
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let created_at = codec::instant(account.created_at)?;
-        let policy = PolicyValues::new(&account.policy)?;
-        let parent = account.kind.parent();
-        let key_params = keys
-            .iter()
-            .map(KeyParams::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        let event_params = events
-            .iter()
-            .map(EventParams::new)
-            .collect::<Result<Vec<_>, _>>()?;
+        let opening = Opening::new(account, keys, events)?;
         self.write(|conn| {
             let mut tx = conn.client.transaction()?;
-            let xid: i64 = tx
-                .query_one(
-                    &conn.st.insert_account,
-                    &[
-                        &account.id.as_bytes().as_slice(),
-                        &account.kind.code(),
-                        &parent.as_ref().map(|p| p.as_bytes().as_slice()),
-                        &created_at,
-                        &account.suspended,
-                        &policy.whitelist_entries,
-                        &policy.sub_account_channels,
-                        &policy.max_key_lifetime,
-                    ],
-                )
-                .and_then(|row| row.try_get(0))
-                .map_err(|e| match (violated(&e), parent) {
-                    (Some((Violation::Unique, names::ACCOUNTS_PKEY)), _) => {
-                        Fail::Store(StoreError::AlreadyExists(Existing::Account))
-                    }
-                    (Some((Violation::ForeignKey, names::ACCOUNTS_PARENT_FKEY)), Some(parent)) => {
-                        Fail::Store(StoreError::NotFound(Entity::Account(parent)))
-                    }
-                    _ => Fail::Db(e),
-                })?;
-            // A sub-account of itself passes the foreign key (checked after
-            // the row is in), but its parent was not stored.
-            if parent == Some(account.id) {
-                return Err(StoreError::NotFound(Entity::Account(account.id)).into());
-            }
-            for (key, p) in keys.iter().zip(&key_params) {
-                if key.account_id != account.id {
-                    return Err(StoreError::NotFound(Entity::Account(key.account_id)).into());
-                }
-                insert_key(&mut tx, &conn.st, key, p)?;
-            }
-            for (event, p) in events.iter().zip(&event_params) {
-                insert_event(&mut tx, &conn.st, event, p)?;
-            }
+            let xid = open_account(&mut tx, &conn.st, &opening)?;
             commit(tx, xid)
         })
+    }
+
+    /// One transaction for the whole call. The accounts go in groups of
+    /// [`GROUP`], each written by three many-row inserts (accounts, keys,
+    /// events) under a savepoint. A group that any rule refuses is rolled
+    /// back to its savepoint and split in two, each half tried the same way,
+    /// down to groups of [`LEAF`] accounts, which are written one by one as
+    /// `create_account` writes them, each under a savepoint of its own: so
+    /// each account's answer is exactly `create_account`'s, and one bad
+    /// account among thousands costs a few more statements, not a statement
+    /// per row. The few accounts a many-row insert could answer differently
+    /// (see [`Opening::needs_one_by_one`]) are always written one by one.
+    ///
+    /// A connection lost before `COMMIT` runs the whole call again on
+    /// another connection; one lost during `COMMIT` is resolved as for every
+    /// write (see [`PostgresStore::run`]), so an `Err` means nothing of the
+    /// call was written.
+    fn create_accounts(
+        &self,
+        accounts: &[AccountRecords],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Encoded once, whatever the attempts: an account that cannot be
+        // encoded is refused as create_account refuses it, before anything
+        // is written, and takes no part.
+        let openings: Vec<Result<Opening<'_>, StoreError>> = accounts
+            .iter()
+            .map(|a| Opening::new(&a.account, &a.keys, &a.events))
+            .collect();
+        let mut last_position: HashMap<AccountId, usize> = HashMap::new();
+        for (i, a) in accounts.iter().enumerate() {
+            last_position.insert(a.account.id, i);
+        }
+        // Runs of the encoded accounts in the batch's order: those to write
+        // one by one alone, the others in groups of at most GROUP.
+        let mut runs: Vec<(bool, Vec<&Opening<'_>>)> = Vec::new();
+        let mut group = Vec::new();
+        for (i, o) in openings.iter().enumerate() {
+            let Ok(o) = o else { continue };
+            if o.needs_one_by_one(i, &last_position) {
+                if !group.is_empty() {
+                    runs.push((false, std::mem::take(&mut group)));
+                }
+                runs.push((true, vec![o]));
+            } else {
+                group.push(o);
+                if group.len() == GROUP {
+                    runs.push((false, std::mem::take(&mut group)));
+                }
+            }
+        }
+        if !group.is_empty() {
+            runs.push((false, group));
+        }
+        let mut answers = Answers::new();
+        self.write(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let xid: i64 = tx.query_one(&conn.st.txid, &[])?.try_get(0)?;
+            let mut written = Answers::with_capacity(accounts.len());
+            for (one_by_one, run) in &runs {
+                written.extend(if *one_by_one {
+                    open_one_by_one(&mut tx, &conn.st, run)?
+                } else {
+                    open_many(&mut tx, &conn.st, run)?
+                });
+            }
+            answers = written;
+            commit(tx, xid)
+        })?;
+        // One answer per encoded account, in order; the others were refused
+        // by their encoding.
+        let mut answers = answers.into_iter();
+        Ok(openings
+            .into_iter()
+            .map(|o| o.and_then(|_| answers.next().unwrap_or(Ok(()))))
+            .collect())
     }
 
     fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
@@ -621,6 +867,18 @@ impl Store for PostgresStore {
             let row = conn
                 .client
                 .query_opt(&conn.st.account, &[&id.as_bytes().as_slice()])?;
+            Ok(row.as_ref().map(codec::account_from_row).transpose()?)
+        })
+    }
+
+    fn account_by_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Option<Account>, StoreError> {
+        self.read(|conn| {
+            let row = conn
+                .client
+                .query_opt(&conn.st.account_by_external_id, &[&external_id.as_str()])?;
             Ok(row.as_ref().map(codec::account_from_row).transpose()?)
         })
     }

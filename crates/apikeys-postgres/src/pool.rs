@@ -7,7 +7,10 @@
 //! own [`Conn`] rather than `r2d2_postgres`'s bare `postgres::Client`: the
 //! statements must live and die with the connection they were prepared on.
 
-use crate::codec::{ACCOUNT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, qualified};
+use crate::codec::{
+    ACCOUNT_COLUMNS, ACCOUNT_TYPES, EVENT_COLUMNS, EVENT_TYPES, KEY_COLUMNS, KEY_TYPES,
+    insert_many, qualified,
+};
 use crate::schema::fold;
 use postgres::{Client, Config, NoTls, Statement};
 
@@ -67,9 +70,14 @@ impl r2d2::ManageConnection for Manager {
 /// `crate::PostgresStore::commit_status`).
 pub(crate) struct Statements {
     pub(crate) account: Statement,
+    pub(crate) account_by_external_id: Statement,
     pub(crate) sub_accounts: Statement,
     pub(crate) accounts_after: Statement,
     pub(crate) insert_account: Statement,
+    pub(crate) txid: Statement,
+    pub(crate) insert_accounts: Statement,
+    pub(crate) insert_keys: Statement,
+    pub(crate) insert_events: Statement,
     pub(crate) lock_account: Statement,
     pub(crate) insert_key: Statement,
     pub(crate) count_channel: Statement,
@@ -119,6 +127,11 @@ impl Statements {
             account: c.prepare(&format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE id = $1"
             ))?,
+            // The unique index of external ids; the column's collation
+            // ("C") is the comparison's, so it is byte for byte.
+            account_by_external_id: c.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE external_id = $1"
+            ))?,
             // `apikeys_accounts_parent` holds this order: no sort.
             sub_accounts: c.prepare(&format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM apikeys_accounts WHERE parent_id = $1 \
@@ -132,7 +145,21 @@ impl Statements {
             ))?,
             insert_account: c.prepare(&format!(
                 "INSERT INTO apikeys_accounts ({ACCOUNT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING txid_current()"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING txid_current()"
+            ))?,
+            // The first statement of a bulk creation, whose inserts return
+            // nothing.
+            txid: c.prepare("SELECT txid_current()")?,
+            insert_accounts: c.prepare(&insert_many(
+                "apikeys_accounts",
+                ACCOUNT_COLUMNS,
+                &ACCOUNT_TYPES,
+            ))?,
+            insert_keys: c.prepare(&insert_many("apikeys_keys", KEY_COLUMNS, &KEY_TYPES))?,
+            insert_events: c.prepare(&insert_many(
+                "apikeys_audit_events",
+                EVENT_COLUMNS,
+                &EVENT_TYPES,
             ))?,
             // NO KEY UPDATE: serialises the writers of one account's keys
             // without blocking the foreign-key checks of other writers.

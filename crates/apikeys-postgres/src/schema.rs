@@ -13,7 +13,9 @@
 //! - booleans (`enabled`, `legacy_default`, `suspended`): `boolean`;
 //! - a policy's sub-account channels: their bits, `bigint` 0 to 31; its
 //!   longest key lifetime: `bigint` nanoseconds;
-//! - a last use's client address: its canonical text.
+//! - a last use's client address: its canonical text;
+//! - an account's external id: its text, `COLLATE "C"`, NULL when it has
+//!   none.
 //!
 //! Rules held by the database itself, so that they hold against every
 //! process writing to it:
@@ -27,6 +29,10 @@
 //!   `(account_id, channel) WHERE channel <> 'rest'`: one key per non-REST
 //!   channel per account. The REST limit is a policy value, so it is counted
 //!   in the writing transaction, under a lock on the account's row.
+//! - `apikeys_accounts_external_id_key`: a unique constraint on the
+//!   account's external id, a `text COLLATE "C"` column, so compared byte
+//!   for byte whatever the database's locale; accounts without one (NULL)
+//!   take part in no uniqueness.
 //! - foreign keys from keys to their account, from a sub-account to its
 //!   master, and from tokens to their key (`ON DELETE CASCADE`: a deleted
 //!   key takes its tokens with it). None from audit events: the trail outlives what it describes
@@ -59,6 +65,7 @@ pub(crate) fn fold(expr: &str) -> String {
 pub(crate) mod names {
     pub(crate) const ACCOUNTS_PKEY: &str = "apikeys_accounts_pkey";
     pub(crate) const ACCOUNTS_PARENT_FKEY: &str = "apikeys_accounts_parent_fkey";
+    pub(crate) const ACCOUNTS_EXTERNAL_ID: &str = "apikeys_accounts_external_id_key";
     pub(crate) const KEYS_PKEY: &str = "apikeys_keys_pkey";
     pub(crate) const KEYS_IDENTIFIER: &str = "apikeys_keys_identifier_key";
     pub(crate) const KEYS_ONE_PER_CHANNEL: &str = "apikeys_keys_one_per_channel";
@@ -197,10 +204,30 @@ WHERE id IN (SELECT key_id FROM apikeys_audit_events
 -- rare listing that the primary key already serves in its order.
 "#,
     },
+    Migration {
+        version: 6,
+        description: "accounts carry the platform's own id, unique among accounts",
+        sql: r#"
+-- NULL for every existing account: none had one, and NULLs take part in no
+-- uniqueness. "C" compares bytes, whatever the database's collation, as the
+-- storage contract compares external ids (no case folding, no
+-- normalisation); the lookup by external id uses the unique index. It is
+-- created after the primary key on purpose: PostgreSQL checks unique
+-- indexes in the order they were created, so an account whose id and
+-- external id are both taken is refused for its id, as the in-memory store
+-- refuses it. The domain holds the id to at most 128 bytes; the check says
+-- so to every other writer.
+ALTER TABLE apikeys_accounts
+    ADD COLUMN external_id text COLLATE "C",
+    ADD CONSTRAINT apikeys_accounts_external_id_key UNIQUE (external_id),
+    ADD CONSTRAINT apikeys_accounts_external_id_check
+        CHECK (octet_length(external_id) BETWEEN 1 AND 128);
+"#,
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub const LATEST: i32 = 5;
+pub const LATEST: i32 = 6;
 
 /// First half of the advisory lock key ("apks"); the second half is a hash
 /// of the schema name, so that schemas migrate independently.

@@ -59,6 +59,7 @@ fn transcript(store: &dyn Store) -> Vec<String> {
             whitelist: Whitelist::parse(&["10.0.0.0/8"], 10).unwrap(),
             ..AccountPolicy::default()
         },
+        external_id: Some("legacy-sub-1".parse().unwrap()),
     };
     let other = master(AccountId::random(&mut rng));
 

@@ -282,6 +282,7 @@ fn processes_race_for_identifier_and_channel() {
             created_at: START,
             suspended: false,
             policy: Default::default(),
+            external_id: None,
         };
         store.create_account(&a, &[], &[]).unwrap();
     }

@@ -53,8 +53,10 @@ fn connecting_again_migrates_nothing_and_keeps_the_data() {
 }
 
 /// Takes a schema of the current version back to version 4 (before the
-/// lifecycle columns), so that a test can make an older schema from it.
-const UNDO_MIGRATION_5: &str = "
+/// external ids, and before the lifecycle columns), so that a test can make
+/// an older schema from it.
+const UNDO_MIGRATIONS_6_AND_5: &str = "
+    ALTER TABLE apikeys_accounts DROP COLUMN external_id;
     ALTER TABLE apikeys_keys
         DROP COLUMN expires_at, DROP COLUMN enabled, DROP COLUMN legacy_default,
         DROP COLUMN last_used_at, DROP COLUMN last_used_address,
@@ -81,7 +83,7 @@ fn a_schema_of_the_first_release_upgrades_and_keeps_its_data() {
     db.client()
         .batch_execute(&format!(
             "SET search_path = {schema};
-             {UNDO_MIGRATION_5}
+             {UNDO_MIGRATIONS_6_AND_5}
              DROP TABLE apikeys_tokens;
              DROP INDEX apikeys_accounts_parent;
              DELETE FROM apikeys_schema_migrations WHERE version > 1;

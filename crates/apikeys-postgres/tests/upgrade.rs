@@ -4,7 +4,8 @@
 //! the credentials it issued in `release-0.1.credentials.jsonl`. The dump is
 //! loaded into a fresh schema of the test's own; connecting migrates it;
 //! then nothing a client sees may have changed, every credential still
-//! works, and the new fields are written and read back.
+//! works, and the new fields (the lifecycle's, external ids) are written
+//! and read back.
 // Tests may unwrap and panic (helpers outside `#[test]` functions too).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -198,6 +199,28 @@ fn the_previous_release_database_upgrades_and_every_credential_still_works() {
         })
         .unwrap();
     assert_eq!(dormant, vec![], "every legacy default was just used");
+
+    // The upgraded accounts have no external id; new ones carry theirs, and
+    // the upgraded table holds them unique.
+    for a in &accounts {
+        assert_eq!(a.external_id, None, "{a:?}");
+    }
+    let platform_id: apikeys::ExternalId = "CUST-after-upgrade".parse().unwrap();
+    let opened = apikeys::testing::records::master(apikeys::AccountId::from_bytes([0x6e; 16]))
+        .with_external_id(platform_id.clone());
+    store.create_account(&opened, &[], &[]).unwrap();
+    assert_eq!(
+        store.account_by_external_id(&platform_id).unwrap(),
+        Some(opened.clone())
+    );
+    let twin = apikeys::testing::records::master(apikeys::AccountId::from_bytes([0x6f; 16]))
+        .with_external_id(platform_id);
+    assert!(matches!(
+        store.create_account(&twin, &[], &[]),
+        Err(apikeys::StoreError::AlreadyExists(
+            apikeys::store::Existing::ExternalId
+        ))
+    ));
 }
 
 #[test]
