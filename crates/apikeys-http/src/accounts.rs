@@ -155,7 +155,11 @@ pub(crate) async fn open_account(
         .created_at
         .map(|text| parse_instant(&text, "created_at"))
         .transpose()?;
-    let new = NewAccount { kind, created_at };
+    let new = NewAccount {
+        kind,
+        created_at,
+        external_id: None,
+    };
     let opened = state
         .run(Cost::Fast, move |k| k.open_account(actor, new))
         .await??;

@@ -858,7 +858,15 @@ impl Store for PostgresStore {
         let mut answers = answers.into_iter();
         Ok(openings
             .into_iter()
-            .map(|o| o.and_then(|_| answers.next().unwrap_or(Ok(()))))
+            .map(|o| {
+                o.and_then(|_| {
+                    // Never reached (one answer per encoded account); if it
+                    // were, "not written" is the answer that cannot lie.
+                    answers
+                        .next()
+                        .unwrap_or_else(|| Err(StoreError::backend("no answer for this account")))
+                })
+            })
             .collect())
     }
 

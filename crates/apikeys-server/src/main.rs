@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin_token;
+mod transfer;
 
 use admin_token::{
     PostgresAdminTokenStore, ResolvedToken, SqliteAdminTokenStore, resolve_admin_token,
@@ -38,11 +39,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "apikeys-server", version)]
 struct Args {
+    /// Import or export accounts instead of serving (see each one's --help).
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address and port to listen on.
     #[arg(long, env = "APIKEYS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// SQLite database file, created if absent. Ignored with --postgres.
-    #[arg(long, env = "APIKEYS_DB", default_value = "apikeys.sqlite3")]
+    #[arg(
+        long,
+        env = "APIKEYS_DB",
+        default_value = "apikeys.sqlite3",
+        global = true
+    )]
     db: PathBuf,
     /// Use PostgreSQL at this URL instead of SQLite (e.g.
     /// postgres://apikeys:PASSWORD@db.internal:5432/platform, or the
@@ -53,7 +62,8 @@ struct Args {
         long,
         env = "APIKEYS_POSTGRES_URL",
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        global = true
     )]
     postgres: Option<DatabaseUrl>,
     /// With --postgres: how many connections the pool opens at most.
@@ -62,6 +72,7 @@ struct Args {
         env = "APIKEYS_POSTGRES_POOL",
         default_value_t = 16,
         value_name = "N",
+        global = true,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     postgres_pool: u32,
@@ -73,7 +84,8 @@ struct Args {
         long,
         env = "APIKEYS_POSTGRES_SCHEMA",
         value_name = "NAME",
-        requires = "postgres"
+        requires = "postgres",
+        global = true
     )]
     postgres_schema: Option<String>,
     /// A reverse proxy whose forwarding header is believed: an address or a
@@ -133,7 +145,7 @@ struct Args {
     last_use_interval: std::time::Duration,
     /// The longest lifetime of a new key, in days (default: none). A key
     /// created without an expiry then expires that long after its creation.
-    #[arg(long, env = "APIKEYS_MAX_KEY_LIFETIME_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    #[arg(long, env = "APIKEYS_MAX_KEY_LIFETIME_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500), global = true)]
     max_key_lifetime_days: Option<u32>,
     /// Disables, at start and then hourly, every legacy default key (the
     /// channels a pre-cutover master got without asking) never used and
@@ -141,6 +153,56 @@ struct Args {
     /// audited; `POST /v1/dormant-keys/disable` with `dry_run` lists them first.
     #[arg(long, env = "APIKEYS_DISABLE_DORMANT_LEGACY_AFTER_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     disable_dormant_legacy_after_days: Option<u32>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Import accounts and their keys from a JSON Lines file (one account
+    /// per line; see examples/import.jsonl), into the SQLite file or
+    /// PostgreSQL. Each account goes in whole or not at all; a bad line is
+    /// reported (line number and reason) on stderr and copied to the rejects
+    /// file, and never stops the run. Safe to stop and rerun: accounts whose
+    /// external id is stored are skipped. Exit status: 0 when every line is
+    /// in (imported now or before), 1 when some were refused, 2 when the
+    /// import could not run.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Where refused lines are copied, as they were (0600; replaced
+        /// on each run). Default: FILE.rejects.
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// Issue legacy masters (created before 2023-06-06) the default keys
+        /// of the legacy channels they do not bring, and write their secrets
+        /// to this new file, readable by its owner only. Without it they get
+        /// none: their old system never issued them.
+        #[arg(long, value_name = "FILE")]
+        issue_legacy_defaults: Option<PathBuf>,
+        /// Accounts written per transaction (default 20000 on SQLite, 5000
+        /// on PostgreSQL).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch: Option<u32>,
+        /// Worker threads parsing and hashing (default: one per core).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
+        /// Progress: a bar with rate and ETA on a terminal, else a line every
+        /// few seconds (auto); or bar, lines, none.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: transfer::import::Progress,
+    },
+    /// Export every account and its keys' metadata in the import's format,
+    /// without secrets (none is kept) and without hashes unless asked.
+    Export {
+        /// Write here (created 0600) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Include each key's stored hash, so that the file imports into
+        /// another store with every credential working. Keep such a file as
+        /// safe as the database itself.
+        #[arg(long)]
+        with_hashes: bool,
+    },
 }
 
 /// Seconds, fractions allowed, from 1 ms to a day.
@@ -262,7 +324,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
     let backend = args.backend();
     // Errors are scrubbed of the URL's password, whatever produced them.
     let url = match &backend {
@@ -270,6 +332,15 @@ fn main() -> ExitCode {
         Backend::Sqlite(_) => None,
     };
     let fail = |e: &(dyn Error + 'static)| fail(e, url.as_ref());
+    if let Some(command) = args.command.take() {
+        return match transfer_command(command, backend, args.policy()) {
+            Ok(code) => code,
+            Err(e) => {
+                fail(e.as_ref());
+                ExitCode::from(2)
+            }
+        };
+    }
 
     // The port first: if it is taken, nothing is generated or stored, so a
     // first start that fails here loses no admin token.
@@ -311,6 +382,110 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e.as_ref()),
     }
+}
+
+/// Runs `import` or `export`.
+fn transfer_command(
+    command: Command,
+    backend: Backend,
+    policy: Policy,
+) -> Result<ExitCode, Box<dyn Error>> {
+    let batch_default = match backend {
+        Backend::Sqlite(_) => 20_000,
+        Backend::Postgres { .. } => 5_000,
+    };
+    let store = open_store(backend)?;
+    match command {
+        Command::Import {
+            file,
+            rejects,
+            issue_legacy_defaults,
+            batch,
+            threads,
+            progress,
+        } => {
+            let keys = Arc::new(ApiKeys::production(store, policy)?);
+            let threads = threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                |t| t as usize,
+            );
+            let import = transfer::import::Import {
+                file,
+                rejects,
+                legacy_defaults: issue_legacy_defaults,
+                batch: batch.map_or(batch_default, |b| b as usize),
+                threads,
+                progress,
+            };
+            let started = std::time::Instant::now();
+            let s = transfer::import::run(keys, &import)?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "import: {} lines: {} accounts imported with {} keys ({:.0} keys/s), {} skipped (imported before), {} refused{}; {:.1} s",
+                s.lines,
+                s.imported,
+                s.keys,
+                s.keys as f64 / seconds.max(1e-3),
+                s.skipped,
+                s.refused,
+                if s.issued > 0 {
+                    format!("; {} legacy default keys issued", s.issued)
+                } else {
+                    String::new()
+                },
+                seconds
+            );
+            Ok(if s.refused == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Export {
+            output,
+            with_hashes,
+        } => {
+            if with_hashes {
+                tracing::warn!(
+                    "THE EXPORT HOLDS EVERY KEY'S HASH: keep it as safe as the database, and delete it once imported"
+                );
+            }
+            let done = match &output {
+                Some(path) => {
+                    let file = transfer::private_file(path, false)?;
+                    let mut out = std::io::BufWriter::new(file);
+                    transfer::export::run(&*store, &mut out, with_hashes)?
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    transfer::export::run(&*store, &mut out, with_hashes)?
+                }
+            };
+            eprintln!(
+                "export: {} accounts, {} keys{}",
+                done.accounts,
+                done.keys,
+                if with_hashes { ", with hashes" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The store alone, for `import` and `export` (no admin token, no port).
+fn open_store(backend: Backend) -> Result<Arc<DynStore>, Box<dyn Error>> {
+    Ok(match backend {
+        Backend::Sqlite(path) => {
+            create_private_directory(&path)?;
+            Arc::new(SqliteStore::open(&path)?)
+        }
+        Backend::Postgres { url, pool, schema } => {
+            let mut options = Options::default().pool_size(pool);
+            options.schema.clone_from(&schema);
+            Arc::new(PostgresStore::connect_with(&url.0, options)?)
+        }
+    })
 }
 
 /// Binds the listening socket, naming the address if it cannot.
