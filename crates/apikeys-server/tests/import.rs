@@ -667,3 +667,27 @@ fn postgres_imports_in_bulk_with_bad_lines_among_good_ones() {
         stderr(&again)
     );
 }
+
+/// The documented example imports, and its documented secrets work (the
+/// disabled key excepted).
+#[test]
+fn the_example_file_imports_and_its_secrets_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.sqlite3");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/import.jsonl");
+    let out = import(&example, &sqlite(&db), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("4 accounts imported with 6 keys"), "{}", stderr(&out));
+    let mut server = start(&sqlite(&db), Some(TOKEN));
+    for (channel, identifier, secret, status) in [
+        ("ftp", "acme-ftp", "Acme-Ftp-Secret-2019", 200),
+        ("rest", "acme-rest", "Acme-Rest-Secret-2020", 200),
+        ("rest", "acme-rest-2", "Acme-Rest-Plain-2022", 200),
+        ("email", "acme-eu-mail", "Initech-Mail-2021", 200),
+        ("http", "globex-http", "Globex-Http-2018!", 200),
+        ("web_service", "globex-ws", "Initech-WS-Secret-7", 401),
+    ] {
+        assert_eq!(authenticate(server.addr, channel, identifier, secret), status, "{identifier}");
+    }
+    server.stop();
+}
