@@ -14,8 +14,8 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::versions::etag_headers;
 use apikeys::{
-    AccountId, AccountKind, AccountPolicy, Channel, ChannelSet, Cost, IdentifierChoice, NewAccount,
-    NewKey, SecretChoice, Whitelist,
+    AccountId, AccountKind, AccountPolicy, Channel, ChannelSet, Cost, ExternalId, IdentifierChoice,
+    NewAccount, NewKey, SecretChoice, Whitelist,
 };
 use axum::Json;
 use axum::extract::State;
@@ -125,6 +125,7 @@ pub(crate) async fn sub_accounts(
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 403, description = "The acting account may not", body = ErrorBody),
         (status = 404, description = "No such parent", body = ErrorBody),
+        (status = 409, description = "Another account carries the external id", body = ErrorBody),
     ),
     security(("admin_token" = []))
 )]
@@ -155,10 +156,15 @@ pub(crate) async fn open_account(
         .created_at
         .map(|text| parse_instant(&text, "created_at"))
         .transpose()?;
+    let external_id = req
+        .external_id
+        .map(|text| ExternalId::new(&text))
+        .transpose()
+        .map_err(apikeys::Error::from)?;
     let new = NewAccount {
         kind,
         created_at,
-        external_id: None,
+        external_id,
     };
     let opened = state
         .run(Cost::Fast, move |k| k.open_account(actor, new))
@@ -194,6 +200,38 @@ pub(crate) async fn get_account(
 ) -> Result<Json<AccountView>, ApiError> {
     let account = state
         .run(Cost::Fast, move |k| k.account(actor, id))
+        .await??;
+    Ok(Json(AccountView::from(&account)))
+}
+
+/// The account carrying the platform's own id, found exactly (byte for
+/// byte, case counts). The id is one path segment, percent-encoded as
+/// UTF-8 (`/` as `%2F`). An account the acting account may not see is a
+/// 404 `account_not_found`, exactly as one no account carries.
+#[utoipa::path(
+    get, path = "/v1/accounts/by-external-id/{external_id}", tag = "accounts",
+    params(
+        ("external_id" = String, Path, description = "The account's external id, percent-encoded"),
+        ("X-Acting-Account" = Option<String>, Header, description = "Act as this account", pattern = "^acc_[0-9a-f]{32}$"),
+    ),
+    responses(
+        crate::error::AdminErrors,
+        (status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "Not a valid external id (`invalid_external_id`), or a segment that is not UTF-8", body = ErrorBody),
+        (status = 404, description = "No account carries it (or none the acting account may see)", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn account_by_external_id(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiPath(text): ApiPath<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    let external_id = ExternalId::new(&text).map_err(apikeys::Error::from)?;
+    let account = state
+        .run(Cost::Fast, move |k| {
+            k.account_by_external_id(actor, &external_id)
+        })
         .await??;
     Ok(Json(AccountView::from(&account)))
 }

@@ -16,12 +16,18 @@
 //! - The policy's bounds (the longest grace, the most whitelist entries)
 //!   are the service's own.
 //!
+//! - External ids carry the rule's characters, computed from the rule as
+//!   the label's are, and at most 128 characters.
+//!
 //! What no schema can say is left to the answer: a secret containing its
 //! key's identifier, or looking like a generated secret, is a 400
 //! `invalid_credential`; a whitelist that would grow past the most entries
-//! a 400 `invalid_whitelist`.
+//! a 400 `invalid_whitelist`; an external id of at most 128 characters but
+//! more than 128 bytes of UTF-8 (a schema counts characters, the rule
+//! bytes) a 400 `invalid_external_id`.
 
 use apikeys::Policy;
+use apikeys::account::{ExternalId, MAX_EXTERNAL_ID_LEN};
 use apikeys::credentials::{
     MAX_IDENTIFIER_LEN, MAX_LABEL_CHARS, MAX_SECRET_LEN, MIN_IDENTIFIER_LEN, MIN_SECRET_LEN,
     validate_label,
@@ -73,9 +79,10 @@ fn identifier_pattern() -> String {
     )
 }
 
-/// A label: no character the label rule refuses, computed from the rule.
-pub(crate) fn label_pattern() -> String {
-    let mut class = String::from("^[^");
+/// The characters `refused` says, as the body of a regex class: each as
+/// its escape (or itself outside the BMP), runs as ranges.
+fn class_of(refused: impl Fn(char) -> bool) -> String {
+    let mut class = String::new();
     let mut range: Option<(char, char)> = None;
     fn put(class: &mut String, c: char) {
         if (c as u32) < 0x10000 {
@@ -94,7 +101,7 @@ pub(crate) fn label_pattern() -> String {
         }
     };
     for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
-        if validate_label(c.encode_utf8(&mut [0; 4])).is_err() {
+        if refused(c) {
             range = match range {
                 Some((from, to)) if to as u32 + 1 == c as u32 => Some((from, c)),
                 Some(done) => {
@@ -108,8 +115,41 @@ pub(crate) fn label_pattern() -> String {
     if let Some(done) = range {
         flush(&mut class, done);
     }
-    class.push_str("]*$");
     class
+}
+
+/// A label: no character the label rule refuses, computed from the rule.
+pub(crate) fn label_pattern() -> String {
+    let class = class_of(|c| validate_label(c.encode_utf8(&mut [0; 4])).is_err());
+    format!("^[^{class}]*$")
+}
+
+/// An external id: no character the rule refuses anywhere (between two
+/// letters), and none it refuses at either end (alone) first or last,
+/// both computed from the rule. Computed once: it walks every character.
+pub(crate) fn external_id_pattern() -> &'static str {
+    static PATTERN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let refused_between = class_of(|c| {
+            let mut buf = [b'a'; 6];
+            let len = c.encode_utf8(&mut buf[1..]).len();
+            std::str::from_utf8(&buf[..len + 2]).map_or(true, |t| ExternalId::new(t).is_err())
+        });
+        let refused_at_ends = class_of(|c| ExternalId::new(c.encode_utf8(&mut [0; 4])).is_err());
+        format!("^[^{refused_at_ends}](?:[^{refused_between}]*[^{refused_at_ends}])?$")
+    })
+}
+
+/// The schema of an external id: the rule's characters, and its length.
+/// The rule counts bytes of UTF-8 where a schema counts characters, and
+/// every text of at most 128 bytes has at most 128 characters: the
+/// document takes every id the rule does, and refuses only what it
+/// refuses too (too long, a control character, whitespace at an end).
+fn external_id() -> Value {
+    json!({
+        "pattern": external_id_pattern(),
+        "minLength": 1, "maxLength": MAX_EXTERNAL_ID_LEN,
+    })
 }
 
 fn secret() -> Value {
@@ -265,6 +305,22 @@ pub(crate) fn finish(doc: &utoipa::openapi::OpenApi, policy: &Policy) -> Value {
         &format!("{s}/OpenAccountRequest/properties/parent_id"),
         json!({"pattern": ACCOUNT_ID}),
     );
+    // The platform's own id, in a request, an answer and a path alike.
+    for schema in ["OpenAccountRequest", "AccountView"] {
+        set(
+            &mut doc,
+            &format!("{s}/{schema}/properties/external_id"),
+            external_id(),
+        );
+    }
+    if let Some(params) = doc
+        .pointer_mut("/paths/~1v1~1accounts~1by-external-id~1{external_id}/get/parameters")
+        .and_then(Value::as_array_mut)
+    {
+        for p in params.iter_mut().filter(|p| p["name"] == "external_id") {
+            set(p, "/schema", external_id());
+        }
+    }
     set(
         &mut doc,
         &format!("{s}/OpenAccountRequest"),

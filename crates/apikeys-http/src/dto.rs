@@ -166,6 +166,10 @@ pub struct AccountView {
     /// Whether it is suspended: its keys (and, for a master, its
     /// sub-accounts' keys) refuse while it is.
     pub suspended: bool,
+    /// The platform's own id for it, if it was opened with one; `null`
+    /// otherwise.
+    #[schema(example = "customer-4711")]
+    pub external_id: Option<String>,
 }
 
 impl From<&Account> for AccountView {
@@ -179,6 +183,7 @@ impl From<&Account> for AccountView {
             parent_id: a.kind.parent().map(|p| p.to_string()),
             created_at: rfc3339(a.created_at),
             suspended: a.suspended,
+            external_id: a.external_id.as_ref().map(|x| x.as_str().to_owned()),
         }
     }
 }
@@ -291,6 +296,11 @@ pub struct OpenAccountRequest {
     /// created before the cutover (2023-06-05T22:00:00Z) gets four keys.
     #[schema(format = DateTime, example = "2021-05-01T00:00:00Z")]
     pub created_at: Option<String>,
+    /// The platform's own id for it (1 to 128 bytes of UTF-8, no control
+    /// character, no whitespace at either end), unique among accounts and
+    /// compared exactly; none if absent or `null`.
+    #[schema(example = "customer-4711")]
+    pub external_id: Option<String>,
 }
 
 /// The opened account and the default keys of a legacy master, with their

@@ -64,6 +64,9 @@ error_codes! {
     ParentNotMaster => "parent_not_master",
     /// A creation instant is out of range.
     InvalidCreatedAt => "invalid_created_at",
+    /// An external id is empty, over 128 bytes, holds a control character,
+    /// or starts or ends with whitespace.
+    InvalidExternalId => "invalid_external_id",
     /// A change names nothing to change.
     NothingToChange => "nothing_to_change",
     /// A key's expiry cannot be set: not in the future, past the longest
@@ -102,6 +105,8 @@ error_codes! {
     RequestTimeout => "request_timeout",
     /// The identifier is taken.
     IdentifierTaken => "identifier_taken",
+    /// Another account carries the external id.
+    ExternalIdTaken => "external_id_taken",
     /// The channel already has its key.
     ChannelAlreadyActive => "channel_already_active",
     /// The account holds the most REST keys allowed.
@@ -292,6 +297,7 @@ impl From<Error> for ApiError {
             Error::InvalidGrace(_) => (S::BAD_REQUEST, ErrorCode::InvalidGrace),
             Error::ParentNotMaster { .. } => (S::BAD_REQUEST, ErrorCode::ParentNotMaster),
             Error::CreationOutOfRange(_) => (S::BAD_REQUEST, ErrorCode::InvalidCreatedAt),
+            Error::InvalidExternalId(_) => (S::BAD_REQUEST, ErrorCode::InvalidExternalId),
             Error::NothingToChange => (S::BAD_REQUEST, ErrorCode::NothingToChange),
             Error::InvalidExpiry(_) => (S::BAD_REQUEST, ErrorCode::InvalidExpiry),
             // A sub-account changing its own policy is a matter of who may,
@@ -308,8 +314,12 @@ impl From<Error> for ApiError {
             Error::DormancyActionOff => (S::CONFLICT, ErrorCode::DormancyActionOff),
             Error::Forbidden { .. } => (S::FORBIDDEN, ErrorCode::Forbidden),
             Error::AccountNotFound(_) => (S::NOT_FOUND, ErrorCode::AccountNotFound),
+            // What is missing is an account, as for a lookup by its id: one
+            // code for both, and another's account looks alike.
+            Error::ExternalIdNotFound(_) => (S::NOT_FOUND, ErrorCode::AccountNotFound),
             Error::KeyNotFound(_) => (S::NOT_FOUND, ErrorCode::KeyNotFound),
             Error::IdentifierTaken(_) => (S::CONFLICT, ErrorCode::IdentifierTaken),
+            Error::ExternalIdTaken(_) => (S::CONFLICT, ErrorCode::ExternalIdTaken),
             Error::ChannelAlreadyActive { .. } => (S::CONFLICT, ErrorCode::ChannelAlreadyActive),
             Error::RestKeyLimit { .. } => (S::CONFLICT, ErrorCode::RestKeyLimit),
             Error::ConcurrentChange(_) => (S::CONFLICT, ErrorCode::ConcurrentChange),
@@ -489,6 +499,7 @@ mod tests {
                 | ErrorCode::InvalidGrace
                 | ErrorCode::ParentNotMaster
                 | ErrorCode::InvalidCreatedAt
+                | ErrorCode::InvalidExternalId
                 | ErrorCode::NothingToChange
                 | ErrorCode::InvalidExpiry
                 | ErrorCode::InvalidAccountPolicy
@@ -508,6 +519,7 @@ mod tests {
                 | ErrorCode::MethodNotAllowed
                 | ErrorCode::RequestTimeout
                 | ErrorCode::IdentifierTaken
+                | ErrorCode::ExternalIdTaken
                 | ErrorCode::ChannelAlreadyActive
                 | ErrorCode::RestKeyLimit
                 | ErrorCode::ConcurrentChange
@@ -526,7 +538,7 @@ mod tests {
                 | ErrorCode::CsrfFailed => {}
             }
         }
-        assert_eq!(seen.len(), 48);
+        assert_eq!(seen.len(), 50);
     }
 
     /// Every domain error has a code and a status; none is a 500 but the

@@ -168,6 +168,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     routes
         .routes(routes!(accounts::open_account, accounts::list_accounts))
         .routes(routes!(accounts::get_account, accounts::patch_account))
+        .routes(routes!(accounts::account_by_external_id))
         .routes(routes!(accounts::get_policy, accounts::put_policy))
         .routes(routes!(accounts::dormant_keys))
         .routes(routes!(dormancy::all_dormant_keys))

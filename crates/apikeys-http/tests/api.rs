@@ -1248,6 +1248,7 @@ fn openapi_documents_every_route() {
         ("post", "/v1/accounts"),
         ("get", "/v1/accounts"),
         ("get", "/v1/accounts/{account_id}"),
+        ("get", "/v1/accounts/by-external-id/{external_id}"),
         ("get", "/v1/accounts/{account_id}/sub-accounts"),
         ("get", "/v1/accounts/{account_id}/keys"),
         ("post", "/v1/accounts/{account_id}/keys"),
@@ -1297,7 +1298,8 @@ fn openapi_documents_every_route() {
         // And it is routed: neither our 404 nor a 405.
         let concrete = path
             .replace("{account_id}", "acc_0123456789abcdef0123456789abcdef")
-            .replace("{key_id}", "key_0123456789abcdef0123456789abcdef");
+            .replace("{key_id}", "key_0123456789abcdef0123456789abcdef")
+            .replace("{external_id}", "customer-4711");
         let r = server
             .request(&method.to_uppercase(), &concrete)
             .admin()

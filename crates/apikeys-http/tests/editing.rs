@@ -472,6 +472,7 @@ fn the_document_is_exact() {
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
             let param = |name: &str| params.iter().find(|p| p["name"] == name).cloned();
             for (name, pattern) in [
+                ("external_id", apikeys_http::openapi()["components"]["schemas"]["AccountView"]["properties"]["external_id"]["pattern"].as_str().unwrap()),
                 ("key_id", "^key_[0-9a-f]{32}$"),
                 ("account_id", "^acc_[0-9a-f]{32}$"),
                 ("X-Acting-Account", "^acc_[0-9a-f]{32}$"),
