@@ -669,7 +669,7 @@ fn postgres_imports_in_bulk_with_bad_lines_among_good_ones() {
 }
 
 /// The documented example imports, and its documented secrets work (the
-/// disabled key excepted).
+/// disabled key and the whitelisted one refuse, as they should).
 #[test]
 fn the_example_file_imports_and_its_secrets_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -677,17 +677,27 @@ fn the_example_file_imports_and_its_secrets_work() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/import.jsonl");
     let out = import(&example, &sqlite(&db), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("4 accounts imported with 6 keys"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 accounts imported with 6 keys"),
+        "{}",
+        stderr(&out)
+    );
     let mut server = start(&sqlite(&db), Some(TOKEN));
     for (channel, identifier, secret, status) in [
-        ("ftp", "acme-ftp", "Acme-Ftp-Secret-2019", 200),
+        // Right credentials, but its whitelist (203.0.113.0/24) refuses
+        // loopback.
+        ("ftp", "acme-ftp", "Acme-Ftp-Secret-2019", 403),
         ("rest", "acme-rest", "Acme-Rest-Secret-2020", 200),
         ("rest", "acme-rest-2", "Acme-Rest-Plain-2022", 200),
         ("email", "acme-eu-mail", "Initech-Mail-2021", 200),
         ("http", "globex-http", "Globex-Http-2018!", 200),
         ("web_service", "globex-ws", "Initech-WS-Secret-7", 401),
     ] {
-        assert_eq!(authenticate(server.addr, channel, identifier, secret), status, "{identifier}");
+        assert_eq!(
+            authenticate(server.addr, channel, identifier, secret),
+            status,
+            "{identifier}"
+        );
     }
     server.stop();
 }
