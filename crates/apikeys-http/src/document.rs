@@ -22,12 +22,10 @@
 //! What no schema can say is left to the answer: a secret containing its
 //! key's identifier, or looking like a generated secret, is a 400
 //! `invalid_credential`; a whitelist that would grow past the most entries
-//! a 400 `invalid_whitelist`; an external id of at most 128 characters but
-//! more than 128 bytes of UTF-8 (a schema counts characters, the rule
-//! bytes) a 400 `invalid_external_id`.
+//! a 400 `invalid_whitelist`.
 
 use apikeys::Policy;
-use apikeys::account::{ExternalId, MAX_EXTERNAL_ID_LEN};
+use apikeys::account::{ExternalId, MAX_EXTERNAL_ID_CHARS};
 use apikeys::credentials::{
     MAX_IDENTIFIER_LEN, MAX_LABEL_CHARS, MAX_SECRET_LEN, MIN_IDENTIFIER_LEN, MIN_SECRET_LEN,
     validate_label,
@@ -140,15 +138,13 @@ pub(crate) fn external_id_pattern() -> &'static str {
     })
 }
 
-/// The schema of an external id: the rule's characters, and its length.
-/// The rule counts bytes of UTF-8 where a schema counts characters, and
-/// every text of at most 128 bytes has at most 128 characters: the
-/// document takes every id the rule does, and refuses only what it
-/// refuses too (too long, a control character, whitespace at an end).
+/// The schema of an external id: the rule's characters, and its length in
+/// characters, which a schema counts as the rule does: exactly the ids the
+/// rule takes.
 fn external_id() -> Value {
     json!({
         "pattern": external_id_pattern(),
-        "minLength": 1, "maxLength": MAX_EXTERNAL_ID_LEN,
+        "minLength": 1, "maxLength": MAX_EXTERNAL_ID_CHARS,
     })
 }
 

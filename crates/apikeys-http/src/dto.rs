@@ -296,7 +296,7 @@ pub struct OpenAccountRequest {
     /// created before the cutover (2023-06-05T22:00:00Z) gets four keys.
     #[schema(format = DateTime, example = "2021-05-01T00:00:00Z")]
     pub created_at: Option<String>,
-    /// The platform's own id for it (1 to 128 bytes of UTF-8, no control
+    /// The platform's own id for it (1 to 128 characters, no control
     /// character, no whitespace at either end), unique among accounts and
     /// compared exactly; none if absent or `null`.
     #[schema(example = "customer-4711")]

@@ -64,7 +64,7 @@ error_codes! {
     ParentNotMaster => "parent_not_master",
     /// A creation instant is out of range.
     InvalidCreatedAt => "invalid_created_at",
-    /// An external id is empty, over 128 bytes, holds a control character,
+    /// An external id is empty, over 128 characters, holds a control character,
     /// or starts or ends with whitespace.
     InvalidExternalId => "invalid_external_id",
     /// A change names nothing to change.

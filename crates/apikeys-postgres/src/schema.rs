@@ -215,13 +215,13 @@ WHERE id IN (SELECT key_id FROM apikeys_audit_events
 -- created after the primary key on purpose: PostgreSQL checks unique
 -- indexes in the order they were created, so an account whose id and
 -- external id are both taken is refused for its id, as the in-memory store
--- refuses it. The domain holds the id to at most 128 bytes; the check says
--- so to every other writer.
+-- refuses it. The domain holds the id to at most 128 characters, 512 bytes;
+-- the check says so to every other writer.
 ALTER TABLE apikeys_accounts
     ADD COLUMN external_id text COLLATE "C",
     ADD CONSTRAINT apikeys_accounts_external_id_key UNIQUE (external_id),
     ADD CONSTRAINT apikeys_accounts_external_id_check
-        CHECK (octet_length(external_id) BETWEEN 1 AND 128);
+        CHECK (octet_length(external_id) BETWEEN 1 AND 512);
 "#,
     },
 ];

@@ -141,8 +141,8 @@ fn the_bad_accounts_of_a_large_batch_get_their_own_errors() {
     let mut want: Vec<Option<StoreError>> = (0..N).map(|_| None).collect();
 
     // The longest external id, of 4-byte characters, and wildcards of LIKE.
-    let longest = "\u{1F511}".repeat(32);
-    assert_eq!(longest.len(), apikeys::account::MAX_EXTERNAL_ID_LEN);
+    let longest = "\u{1F511}".repeat(apikeys::account::MAX_EXTERNAL_ID_CHARS);
+    assert_eq!(longest.len(), apikeys::account::MAX_EXTERNAL_ID_BYTES);
     for (n, text) in [(10, longest.as_str()), (11, "a%b"), (12, "a_b"), (13, "%")] {
         let a = &mut batch[n];
         a.account = a

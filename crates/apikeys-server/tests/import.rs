@@ -240,7 +240,7 @@ fn bad_lines() -> Vec<(String, &'static str, String)> {
         ),
         (good("", "b06"), "external_id is empty", good("B06", "b06")),
         (good("B07\u{7}", "b07"), "external_id holds a control character", good("B07", "b07")),
-        (good(&long, "b08"), "external_id has 129 bytes", good("B08", "b08")),
+        (good(&long, "b08"), "external_id has 129 characters", good("B08", "b08")),
         (
             json!({"external_id": "B09", "kind": "reseller", "created_at": "2024-01-01T00:00:00Z"}).to_string(),
             "kind `reseller` is neither",

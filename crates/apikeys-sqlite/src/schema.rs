@@ -172,7 +172,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     -- An existing account has none.
     ALTER TABLE accounts ADD COLUMN external_id TEXT
         CHECK (external_id IS NULL
-               OR length(CAST(external_id AS BLOB)) BETWEEN 1 AND 128);
+               OR length(CAST(external_id AS BLOB)) BETWEEN 1 AND 512);
     CREATE UNIQUE INDEX accounts_by_external_id ON accounts (external_id)
         WHERE external_id IS NOT NULL;
     ",

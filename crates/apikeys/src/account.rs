@@ -94,13 +94,18 @@ impl Account {
     }
 }
 
-/// The longest external id, in bytes of UTF-8.
-pub const MAX_EXTERNAL_ID_LEN: usize = 128;
+/// The longest external id, in characters (Unicode scalar values, as a JSON
+/// Schema's `maxLength` counts them).
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+
+/// The longest external id in bytes of UTF-8 (4 per character at most):
+/// what a store's column must hold.
+pub const MAX_EXTERNAL_ID_BYTES: usize = 4 * MAX_EXTERNAL_ID_CHARS;
 
 /// The platform's own id for an account (its customer number, the id in
 /// its old system): what an import matches accounts by.
 ///
-/// Rules: 1 to [`MAX_EXTERNAL_ID_LEN`] bytes of UTF-8, no control character
+/// Rules: 1 to [`MAX_EXTERNAL_ID_CHARS`] characters, no control character
 /// (Unicode's `Cc`: tabs, newlines, NUL, DEL, C1), no whitespace at either
 /// end. Otherwise any text: compared exactly, byte for byte, so `A1` and
 /// `a1` are two ids. It is no secret, so `Debug` shows it.
@@ -112,10 +117,10 @@ pub struct ExternalId(Box<str>);
 #[non_exhaustive]
 pub enum InvalidExternalId {
     /// Empty.
-    #[error("external_id is empty: give 1 to {MAX_EXTERNAL_ID_LEN} bytes")]
+    #[error("external_id is empty: give 1 to {MAX_EXTERNAL_ID_CHARS} characters")]
     Empty,
-    /// Longer than [`MAX_EXTERNAL_ID_LEN`] bytes.
-    #[error("external_id has {0} bytes: at most {MAX_EXTERNAL_ID_LEN} are allowed")]
+    /// Longer than [`MAX_EXTERNAL_ID_CHARS`] characters.
+    #[error("external_id has {0} characters: at most {MAX_EXTERNAL_ID_CHARS} are allowed")]
     TooLong(usize),
     /// Holds a control character.
     #[error("external_id holds a control character: only printable characters are allowed")]
@@ -131,8 +136,9 @@ impl ExternalId {
         if text.is_empty() {
             return Err(InvalidExternalId::Empty);
         }
-        if text.len() > MAX_EXTERNAL_ID_LEN {
-            return Err(InvalidExternalId::TooLong(text.len()));
+        let chars = text.chars().count();
+        if chars > MAX_EXTERNAL_ID_CHARS {
+            return Err(InvalidExternalId::TooLong(chars));
         }
         if text.chars().any(char::is_control) {
             return Err(InvalidExternalId::ControlCharacter);
@@ -282,7 +288,9 @@ mod tests {
             "c",
             "CUST-00017",
             "ü 名 x",
-            &"x".repeat(MAX_EXTERNAL_ID_LEN),
+            &"x".repeat(MAX_EXTERNAL_ID_CHARS),
+            // 128 four-byte characters: 512 bytes, the longest.
+            &"𝄞".repeat(MAX_EXTERNAL_ID_CHARS),
             "a b",
         ] {
             assert_eq!(
@@ -294,11 +302,11 @@ mod tests {
         for (bad, e) in [
             ("", InvalidExternalId::Empty),
             (
-                &*"x".repeat(MAX_EXTERNAL_ID_LEN + 1),
+                &*"x".repeat(MAX_EXTERNAL_ID_CHARS + 1),
                 InvalidExternalId::TooLong(129),
             ),
             // 43 four-byte characters: 172 bytes, though only 43 characters.
-            (&*"𝄞".repeat(43), InvalidExternalId::TooLong(172)),
+            (&*"𝄞".repeat(129), InvalidExternalId::TooLong(129)),
             ("a\nb", InvalidExternalId::ControlCharacter),
             ("a\u{0}", InvalidExternalId::ControlCharacter),
             ("a\u{7f}", InvalidExternalId::ControlCharacter),

@@ -110,7 +110,7 @@ pub type DynStore = dyn Store;
 /// | whitelist | [`MAX_ENTRIES`](crate::whitelist::MAX_ENTRIES) entries of up to 43 bytes each |
 /// | audit detail | [`MAX_DETAIL_LEN`](crate::audit::MAX_DETAIL_LEN) bytes of UTF-8 |
 /// | actor | 36 bytes (`operator` or an account id's text) |
-/// | external id | [`MAX_EXTERNAL_ID_LEN`](crate::account::MAX_EXTERNAL_ID_LEN) bytes of UTF-8 |
+/// | external id | [`MAX_EXTERNAL_ID_CHARS`](crate::account::MAX_EXTERNAL_ID_CHARS) characters, up to [`MAX_EXTERNAL_ID_BYTES`](crate::account::MAX_EXTERNAL_ID_BYTES) (512) bytes of UTF-8 |
 ///
 /// **External ids** ([`Account::external_id`]) are unique among accounts
 /// and compare exactly, byte for byte: no case folding, no normalisation

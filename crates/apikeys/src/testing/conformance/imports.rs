@@ -4,7 +4,7 @@
 
 use super::races::THREADS;
 use super::support::*;
-use crate::account::{Account, ExternalId, MAX_EXTERNAL_ID_LEN};
+use crate::account::{Account, ExternalId, MAX_EXTERNAL_ID_CHARS};
 use crate::channel::Channel;
 use crate::key::KeyRecord;
 use crate::store::{AccountRecords, DynStore, Existing};
@@ -58,7 +58,8 @@ pub fn external_ids_round_trip_and_are_found_exactly(store: Arc<DynStore>) {
         "x'); DROP TABLE accounts; --",
         "名前 with spaces inside",
     ];
-    let longest = "\u{1f511}".repeat(MAX_EXTERNAL_ID_LEN / 4);
+    // The longest: 128 four-byte characters, 512 bytes.
+    let longest = "\u{1f511}".repeat(MAX_EXTERNAL_ID_CHARS);
     let mut accounts = Vec::new();
     for text in texts.iter().copied().chain([longest.as_str()]) {
         let a = with_external(master(ids.account()), text);
