@@ -158,8 +158,42 @@ impl ApiKeys {
                 channel_list(defaults)
             ),
         }];
-        for channel in defaults.iter() {
-            let (mut record, secret) = self.build_key(&account, NewKey::generated(channel), now)?;
+        self.issue_defaults(
+            &account,
+            defaults,
+            actor,
+            now,
+            (&mut records, &mut events, &mut issued),
+        )?;
+        self.store
+            .create_account(&account, &records, &events)
+            .map_err(|e| match (e, external_id) {
+                (StoreError::AlreadyExists(Existing::ExternalId), Some(x)) => {
+                    Error::ExternalIdTaken(x)
+                }
+                (e, _) => map_store(e, &account.id, None),
+            })?;
+        Ok(OpenedAccount { account, issued })
+    }
+
+    /// Issues the default keys of `channels` to `account` (generated
+    /// credentials, marked as legacy defaults), adding each record, its
+    /// `key_created` event and the key with its secret to `into`.
+    pub(super) fn issue_defaults(
+        &self,
+        account: &Account,
+        channels: crate::channel::ChannelSet,
+        actor: Actor,
+        now: OffsetDateTime,
+        into: (
+            &mut Vec<KeyRecord>,
+            &mut Vec<AuditEvent>,
+            &mut Vec<IssuedKey>,
+        ),
+    ) -> Result<(), Error> {
+        let (records, events, issued) = into;
+        for channel in channels.iter() {
+            let (mut record, secret) = self.build_key(account, NewKey::generated(channel), now)?;
             record.legacy_default = true;
             events.push(key_event(
                 &record,
@@ -174,15 +208,7 @@ impl ApiKeys {
             });
             records.push(record);
         }
-        self.store
-            .create_account(&account, &records, &events)
-            .map_err(|e| match (e, external_id) {
-                (StoreError::AlreadyExists(Existing::ExternalId), Some(x)) => {
-                    Error::ExternalIdTaken(x)
-                }
-                (e, _) => map_store(e, &account.id, None),
-            })?;
-        Ok(OpenedAccount { account, issued })
+        Ok(())
     }
 
     /// The account, if the actor may see it.

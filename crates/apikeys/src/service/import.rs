@@ -40,7 +40,6 @@
 //! prepared accounts in one [`Store::create_accounts`](crate::store::Store::create_accounts)
 //! call per batch.
 
-use super::keys::NewKey;
 use super::{ApiKeys, channel_list, key_event, map_store, rfc3339};
 use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, ExternalId, LATEST_CREATION};
 use crate::audit::{AuditEvent, AuditKind};
@@ -324,24 +323,14 @@ impl ApiKeys {
             ));
         }
         let mut issued = Vec::new();
-        for channel in defaults.iter() {
-            let (mut record, secret) = self
-                .build_key(&account, NewKey::generated(channel), now)
-                .map_err(ImportError::Account)?;
-            record.legacy_default = true;
-            events.push(key_event(
-                &record,
-                AuditKind::KeyCreated,
-                Actor::Operator,
-                now,
-                "default key of a legacy account".into(),
-            ));
-            issued.push(IssuedKey {
-                key: crate::key::ApiKey::from(&record),
-                secret,
-            });
-            keys.push(record);
-        }
+        self.issue_defaults(
+            &account,
+            defaults,
+            Actor::Operator,
+            now,
+            (&mut keys, &mut events, &mut issued),
+        )
+        .map_err(ImportError::Account)?;
         Ok(PreparedAccount {
             external_id: import.external_id,
             parent,
