@@ -390,11 +390,13 @@ fn transfer_command(
     backend: Backend,
     policy: Policy,
 ) -> Result<ExitCode, Box<dyn Error>> {
-    let batch_default = match backend {
-        Backend::Sqlite(_) => 20_000,
-        Backend::Postgres { .. } => 5_000,
+    let (batch_default, writers) = match backend {
+        Backend::Sqlite(_) => (20_000, 1),
+        Backend::Postgres { .. } => (5_000, 2),
     };
-    let store = open_store(backend)?;
+    // A bulk import touches index pages all over the file: a bigger write
+    // cache than a server's (the import is the only writer meanwhile).
+    let store = open_store(backend, matches!(command, Command::Import { .. }))?;
     match command {
         Command::Import {
             file,
@@ -415,6 +417,7 @@ fn transfer_command(
                 legacy_defaults: issue_legacy_defaults,
                 batch: batch.map_or(batch_default, |b| b as usize),
                 threads,
+                writers,
                 progress,
             };
             let started = std::time::Instant::now();
@@ -474,11 +477,17 @@ fn transfer_command(
 }
 
 /// The store alone, for `import` and `export` (no admin token, no port).
-fn open_store(backend: Backend) -> Result<Arc<DynStore>, Box<dyn Error>> {
+fn open_store(backend: Backend, bulk: bool) -> Result<Arc<DynStore>, Box<dyn Error>> {
     Ok(match backend {
         Backend::Sqlite(path) => {
             create_private_directory(&path)?;
-            Arc::new(SqliteStore::open(&path)?)
+            let options = apikeys_sqlite::Options::default();
+            let options = if bulk {
+                options.writer_cache_kib(512 * 1024)
+            } else {
+                options
+            };
+            Arc::new(SqliteStore::open_with(&path, options)?)
         }
         Backend::Postgres { url, pool, schema } => {
             let mut options = Options::default().pool_size(pool);

@@ -53,6 +53,9 @@ pub(crate) struct Import {
     pub(crate) legacy_defaults: Option<PathBuf>,
     pub(crate) batch: usize,
     pub(crate) threads: usize,
+    /// Batches written at once: 1 on SQLite (one writer anyway), more on
+    /// PostgreSQL, whose server then inserts on several cores.
+    pub(crate) writers: usize,
     pub(crate) progress: Progress,
 }
 
@@ -395,7 +398,32 @@ fn stream(
         })
         .collect();
     drop(done_tx);
-    let mut batch: Vec<(u64, String, PreparedAccount)> = Vec::new();
+    // The writer commits one batch while the next one is prepared: at most
+    // one batch waits for it, one is being written.
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(1);
+    let batch_rx = Arc::new(Mutex::new(batch_rx));
+    let (written_tx, written_rx) = std::sync::mpsc::channel::<Result<Written, String>>();
+    let writers: Vec<_> = (0..import.writers.max(1))
+        .map(|_| {
+            let (keys, rx, tx) = (shared.keys.clone(), batch_rx.clone(), written_tx.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let batch = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(batch) = batch else { return };
+                    let written = write_batch(&keys, batch);
+                    let stop = written.is_err();
+                    if tx.send(written).is_err() || stop {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(written_tx);
+    let mut batch: Batch = Vec::new();
     let mut failed: Option<Box<dyn Error>> = None;
     // Units come back in any order and are taken in the file's, so that the
     // earlier of two lines claiming one identifier wins, run after run.
@@ -431,8 +459,16 @@ fn stream(
             }
             if failed.is_none() && batch.len() >= import.batch {
                 let full = std::mem::take(&mut batch);
-                if let Err(e) = commit(shared, full, summary, rejects, issued, shown) {
-                    failed = Some(e);
+                if batch_tx.send(full).is_err() {
+                    failed = Some("the writer stopped".into());
+                }
+            }
+            while let Ok(written) = written_rx.try_recv() {
+                if let Err(e) = written
+                    .map_err(Into::into)
+                    .and_then(|w| report(w, summary, rejects, issued, shown))
+                {
+                    failed.get_or_insert(e);
                 }
             }
         }
@@ -441,13 +477,25 @@ fn stream(
     for w in workers {
         w.join().map_err(|_| "a worker thread panicked")?;
     }
+    if failed.is_none() && !batch.is_empty() {
+        let _ = batch_tx.send(batch);
+    }
+    drop(batch_tx);
+    for w in writers {
+        w.join().map_err(|_| "a writer thread panicked")?;
+    }
+    for written in written_rx.try_iter() {
+        if let Err(e) = written
+            .map_err(Into::into)
+            .and_then(|w| report(w, summary, rejects, issued, shown))
+        {
+            failed.get_or_insert(e);
+        }
+    }
     if let Some(e) = failed {
         return Err(e);
     }
     read?;
-    if !batch.is_empty() {
-        commit(shared, batch, summary, rejects, issued, shown)?;
-    }
     Ok(())
 }
 
@@ -512,25 +560,35 @@ fn work_units(
 }
 
 /// Writes a batch and reports each account's outcome.
-fn commit(
-    shared: &Shared,
-    batch: Vec<(u64, String, PreparedAccount)>,
-    summary: &mut Summary,
-    rejects: &mut Rejects,
-    issued: &mut Option<Issued>,
-    shown: &mut Shown,
-) -> Result<(), Box<dyn Error>> {
+/// Prepared accounts waiting for the writer, with their lines.
+type Batch = Vec<(u64, String, PreparedAccount)>;
+
+/// A written batch: each line with its account's outcome.
+type Written = Vec<((u64, String, apikeys::ExternalId), ImportOutcome)>;
+
+/// Writes a batch (on the writer's thread).
+fn write_batch(keys: &ApiKeys, batch: Batch) -> Result<Written, String> {
     let mut lines = Vec::with_capacity(batch.len());
     let mut prepared = Vec::with_capacity(batch.len());
     for (line, text, p) in batch {
         lines.push((line, text, p.external_id().clone()));
         prepared.push(p);
     }
-    let outcomes = shared
-        .keys
+    let outcomes = keys
         .commit_imports(prepared)
         .map_err(|e| format!("the store failed; rerun the import to go on: {e}"))?;
-    for ((line, text, external), outcome) in lines.into_iter().zip(outcomes) {
+    Ok(lines.into_iter().zip(outcomes).collect())
+}
+
+/// Reports each account of a written batch.
+fn report(
+    written: Written,
+    summary: &mut Summary,
+    rejects: &mut Rejects,
+    issued: &mut Option<Issued>,
+    shown: &mut Shown,
+) -> Result<(), Box<dyn Error>> {
+    for ((line, text, external), outcome) in written {
         match outcome {
             ImportOutcome::Imported {
                 keys,
