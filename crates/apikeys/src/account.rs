@@ -108,9 +108,11 @@ pub const MAX_EXTERNAL_ID_BYTES: usize = 4 * MAX_EXTERNAL_ID_CHARS;
 /// Rules: 1 to [`MAX_EXTERNAL_ID_CHARS`] characters, no control character
 /// (Unicode's `Cc`: tabs, newlines, NUL, DEL, C1), no whitespace at either
 /// end. Otherwise any text: compared exactly, byte for byte, so `A1` and
-/// `a1` are two ids. It is no secret, so `Debug` shows it.
+/// `a1` are two ids. It is no secret, so `Debug` shows it. Shared, so that
+/// an account is cloned (as authentication's cached holders are) without
+/// copying it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ExternalId(Box<str>);
+pub struct ExternalId(std::sync::Arc<str>);
 
 /// Why a text is not an [`ExternalId`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
