@@ -523,3 +523,106 @@ fn every_bad_account_is_refused_with_its_reason_and_leaves_nothing() {
         assert!(f.store.key_by_identifier(gone).unwrap().is_none(), "{gone}");
     }
 }
+
+#[test]
+fn what_a_prepared_account_says_and_hides() {
+    let f = Fixture::new(memory(), 6);
+    let secret = plain(SECRET);
+    assert_eq!(format!("{secret:?}"), "Plaintext([hidden])");
+    let k = key(Channel::Ftp, "hidden-ftp", secret);
+    assert!(!format!("{k:?}").contains(SECRET), "{k:?}");
+    let hashed = ImportSecret::Hash("$2y$04$whatever".into());
+    assert_eq!(format!("{hashed:?}"), "Hash([hidden])");
+    let p = f
+        .keys
+        .prepare_import(
+            sub(
+                "P-SUB",
+                "P-MASTER",
+                vec![
+                    key(Channel::Ftp, "p-ftp", plain(SECRET)),
+                    key(Channel::Rest, "p-rest", plain(SECRET)),
+                ],
+            ),
+            ImportOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(p.external_id(), &x("P-SUB"));
+    assert_eq!(p.parent(), Some(&x("P-MASTER")));
+    assert_eq!(p.key_count(), 2);
+    let m = f
+        .keys
+        .prepare_import(master("P-MASTER", vec![]), ImportOptions::default())
+        .unwrap();
+    assert_eq!((m.parent(), m.key_count()), (None, 0));
+}
+
+#[test]
+fn a_sub_account_of_a_master_refused_in_its_batch_names_that_master() {
+    let f = Fixture::new(memory(), 7);
+    let setup = import(
+        &f,
+        vec![master(
+            "HOLDER",
+            vec![key(Channel::Ftp, "held-ftp", plain(SECRET))],
+        )],
+        ImportOptions::default(),
+    );
+    imported(&setup[0]);
+    // The master's identifier is another account's: the store refuses it,
+    // and its sub-account, later in the batch, says which master is missing.
+    let outcomes = import(
+        &f,
+        vec![
+            master("DOOMED", vec![key(Channel::Ftp, "HELD-FTP", plain(SECRET))]),
+            sub("ORPHANED", "DOOMED", vec![]),
+        ],
+        ImportOptions::default(),
+    );
+    let mut outcomes = outcomes.into_iter();
+    assert!(refused(outcomes.next().unwrap()).contains("identifier `HELD-FTP` is taken"));
+    let message = refused(outcomes.next().unwrap());
+    assert!(
+        message.contains("master `DOOMED` is not imported"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_stored_masters_policy_names_the_key_it_refuses() {
+    let f = Fixture::new(memory(), 8);
+    let m = imported(
+        &import(
+            &f,
+            vec![master("STRICT-2", vec![])],
+            ImportOptions::default(),
+        )[0],
+    );
+    f.keys
+        .set_account_policy(
+            op(),
+            m,
+            AccountPolicy {
+                sub_account_channels: ChannelSet::of(&[Channel::Rest]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let outcome = import(
+        &f,
+        vec![sub(
+            "STRICT-2-SUB",
+            "STRICT-2",
+            vec![
+                key(Channel::Rest, "strict-2-rest", plain(SECRET)),
+                key(Channel::Ftp, "strict-2-ftp", plain(SECRET)),
+            ],
+        )],
+        ImportOptions::default(),
+    );
+    let message = refused(outcome.into_iter().next().unwrap());
+    assert!(
+        message.starts_with("key 2 (ftp, identifier `strict-2-ftp`)"),
+        "{message}"
+    );
+}
