@@ -626,3 +626,43 @@ fn a_stored_masters_policy_names_the_key_it_refuses() {
         "{message}"
     );
 }
+
+#[test]
+fn a_stored_masters_lifetime_gives_a_sub_accounts_key_its_expiry() {
+    let f = Fixture::new(memory(), 9);
+    let m = imported(&import(&f, vec![master("CAPPED", vec![])], ImportOptions::default())[0]);
+    f.keys
+        .set_account_policy(
+            op(),
+            m,
+            AccountPolicy {
+                max_key_lifetime: Some(Duration::days(30)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let outcome = import(
+        &f,
+        vec![sub(
+            "CAPPED-SUB",
+            "CAPPED",
+            vec![
+                key(Channel::Rest, "capped-none", plain(SECRET)),
+                ImportKey {
+                    expires_at: Some(START + Duration::days(7)),
+                    ..key(Channel::Ftp, "capped-week", plain(SECRET))
+                },
+            ],
+        )],
+        ImportOptions::default(),
+    );
+    imported(&outcome[0]);
+    let none = f.store.key_by_identifier("capped-none").unwrap().unwrap();
+    assert_eq!(
+        none.expires_at,
+        Some(START + Duration::days(30)),
+        "a key that asked for no expiry gets the master's cap, as one created by hand"
+    );
+    let week = f.store.key_by_identifier("capped-week").unwrap().unwrap();
+    assert_eq!(week.expires_at, Some(START + Duration::days(7)));
+}

@@ -32,6 +32,13 @@ pub(crate) struct Head {
     pub(crate) parent_external_id: Option<String>,
 }
 
+/// Whether a line is a sub-account's, for the stream that takes it: its
+/// kind says so, or it names a master (a master line naming one is refused
+/// there, by [`to_import`]).
+pub(crate) fn is_sub(kind: &str, parent_external_id: Option<&str>) -> bool {
+    kind == "sub" || parent_external_id.is_some()
+}
+
 /// One line, whole.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

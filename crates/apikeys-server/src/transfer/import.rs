@@ -107,7 +107,7 @@ fn scan(file: &Path) -> Result<(HashMap<u128, Seen>, u64), Box<dyn Error>> {
             let number = i as u64 + 1;
             seen.entry(id_hash(&head.external_id)).or_insert(Seen {
                 line: number,
-                sub: head.kind == "sub" || head.parent_external_id.is_some(),
+                sub: format::is_sub(&head.kind, head.parent_external_id.as_deref()),
             });
         }
     }
@@ -157,7 +157,7 @@ impl Shared {
             Err(reason) if phase == Phase::Masters => return refuse(text, reason),
             Err(_) => return Worked::Elsewhere,
         };
-        let is_sub = parsed.kind == "sub" || parsed.parent_external_id.is_some();
+        let is_sub = format::is_sub(&parsed.kind, parsed.parent_external_id.as_deref());
         if is_sub != (phase == Phase::Subs) {
             return Worked::Elsewhere;
         }

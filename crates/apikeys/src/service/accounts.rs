@@ -25,7 +25,7 @@
 //!   deleted later stays deleted.
 
 use super::keys::NewKey;
-use super::{ApiKeys, channel_list, key_event, map_store, rfc3339};
+use super::{ApiKeys, account_event, channel_list, key_event, map_store, rfc3339};
 use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, ExternalId, LATEST_CREATION};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::error::Error;
@@ -144,20 +144,19 @@ impl ApiKeys {
             .default_channels(&kind, account.created_at);
         let mut records = Vec::with_capacity(defaults.len());
         let mut issued = Vec::with_capacity(defaults.len());
-        let mut events = vec![AuditEvent {
-            account_id: account.id,
-            key_id: None,
-            channel: None,
-            at: now,
-            kind: AuditKind::AccountOpened,
+        let detail = format!(
+            "{} account created at {}; default channels: {}",
+            kind.code(),
+            rfc3339(account.created_at),
+            channel_list(defaults)
+        );
+        let mut events = vec![account_event(
+            account.id,
+            AuditKind::AccountOpened,
             actor,
-            detail: format!(
-                "{} account created at {}; default channels: {}",
-                kind.code(),
-                rfc3339(account.created_at),
-                channel_list(defaults)
-            ),
-        }];
+            now,
+            detail,
+        )];
         self.issue_defaults(
             &account,
             defaults,

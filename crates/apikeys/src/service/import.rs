@@ -40,15 +40,13 @@
 //! prepared accounts in one [`Store::create_accounts`](crate::store::Store::create_accounts)
 //! call per batch.
 
-use super::{ApiKeys, channel_list, key_event, map_store, rfc3339};
+use super::{ApiKeys, account_event, channel_list, key_event, map_store, rfc3339};
 use crate::account::{Account, AccountKind, Actor, EARLIEST_CREATION, ExternalId, LATEST_CREATION};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::channel::{Channel, ChannelSet};
 use crate::credentials::{Secret, validate_identifier, validate_label, validate_secret};
 use crate::error::Error;
-use crate::hashing::{
-    ImportableHashError, SUPPORTED_FORMATS, SecretHash, SecretOrigin, hash_secret, random_salt,
-};
+use crate::hashing::{SUPPORTED_FORMATS, SecretHash, SecretOrigin, hash_secret, random_salt};
 use crate::id::{AccountId, KeyId};
 use crate::key::{IssuedKey, KeyRecord};
 use crate::store::{AccountRecords, Existing, StoreError};
@@ -139,6 +137,10 @@ pub struct PreparedAccount {
     /// The account, with a placeholder parent until committed.
     account: Account,
     keys: Vec<KeyRecord>,
+    /// The expiry each imported key asked for (its record holds what the
+    /// service's cap made of it): a stored master's cap is applied at
+    /// commit, to what was asked.
+    requested_expiries: Vec<Option<OffsetDateTime>>,
     events: Vec<AuditEvent>,
     issued: Vec<IssuedKey>,
 }
@@ -180,6 +182,14 @@ pub enum ImportOutcome {
     },
     /// Refused: nothing of it written.
     Refused(ImportError),
+}
+
+/// The masters a batch's sub-accounts name: those earlier in the batch,
+/// and those read from the store (or found absent).
+#[derive(Default)]
+struct Masters {
+    in_batch: HashMap<ExternalId, AccountId>,
+    stored: HashMap<ExternalId, Option<Account>>,
 }
 
 /// Why an account cannot be imported. Never holds a secret or a hash.
@@ -264,6 +274,7 @@ impl ApiKeys {
         let account = Account::new(self.with_rng(|r| AccountId::random(r)), kind, created_at)
             .with_external_id(import.external_id.clone());
         let mut keys = Vec::with_capacity(import.keys.len());
+        let requested_expiries: Vec<_> = import.keys.iter().map(|k| k.expires_at).collect();
         let mut brought = ChannelSet::EMPTY;
         let mut rest_keys = 0u32;
         let mut identifiers: HashSet<String> = HashSet::new();
@@ -297,22 +308,21 @@ impl ApiKeys {
         } else {
             ChannelSet::EMPTY
         };
-        let mut events = vec![AuditEvent {
-            account_id: account.id,
-            key_id: None,
-            channel: None,
-            at: now,
-            kind: AuditKind::AccountOpened,
-            actor: Actor::Operator,
-            detail: format!(
-                "{} account imported (external id {}), created at {}; {} keys imported; default channels issued: {}",
-                kind.code(),
-                import.external_id,
-                rfc3339(created_at),
-                keys.len(),
-                channel_list(defaults)
-            ),
-        }];
+        let detail = format!(
+            "{} account imported (external id {}), created at {}; {} keys imported; default channels issued: {}",
+            kind.code(),
+            import.external_id,
+            rfc3339(created_at),
+            keys.len(),
+            channel_list(defaults)
+        );
+        let mut events = vec![account_event(
+            account.id,
+            AuditKind::AccountOpened,
+            Actor::Operator,
+            now,
+            detail,
+        )];
         for k in &keys {
             events.push(key_event(
                 k,
@@ -336,6 +346,7 @@ impl ApiKeys {
             parent,
             account,
             keys,
+            requested_expiries,
             events,
             issued,
         })
@@ -378,14 +389,9 @@ impl ApiKeys {
             }
             ImportSecret::Hash(text) => {
                 let hash = SecretHash::parse(text).map_err(|_| KeyProblem::UnsupportedHash)?;
-                match hash.check_importable() {
-                    // This system's own hash of a generated secret (what an
-                    // export with hashes holds): it only ever matches a
-                    // presented secret of the generated shape, 160 random
-                    // bits, so its speed gives a thief nothing to work on.
-                    Ok(()) | Err(ImportableHashError::Sha256) => hash,
-                    Err(e) => return Err(KeyProblem::HashOutOfBounds(e)),
-                }
+                hash.check_importable()
+                    .map_err(KeyProblem::HashOutOfBounds)?;
+                hash
             }
         };
         Ok(KeyRecord {
@@ -418,11 +424,10 @@ impl ApiKeys {
     pub fn commit_imports(&self, batch: Vec<PreparedAccount>) -> Result<Vec<ImportOutcome>, Error> {
         let mut outcomes: Vec<Option<ImportOutcome>> = Vec::with_capacity(batch.len());
         let mut to_write: Vec<AccountRecords> = Vec::new();
-        let mut written: Vec<(usize, usize, Vec<IssuedKey>)> = Vec::new();
-        // Masters of this batch, by external id: their ids, and whether the
-        // store refused them (their sub-accounts are then refused too).
-        let mut batch_masters: HashMap<ExternalId, AccountId> = HashMap::new();
-        let mut stored_parents: HashMap<ExternalId, Option<Account>> = HashMap::new();
+        // For each account handed to the store: its outcome's slot, its key
+        // count, its issued keys, and its master's external id.
+        let mut written: Vec<(usize, usize, Vec<IssuedKey>, Option<ExternalId>)> = Vec::new();
+        let mut masters = Masters::default();
         // An account stored already is found by the store's refusal of its
         // external id (then skipped), not by a lookup per account: a batch
         // is written at the speed of its inserts.
@@ -432,46 +437,26 @@ impl ApiKeys {
                 parent,
                 mut account,
                 mut keys,
+                requested_expiries,
                 events,
                 issued,
             } = prepared;
-            if let Some(parent) = parent {
-                let parent_id = match batch_masters.get(&parent) {
-                    Some(id) => *id,
-                    None => {
-                        let found = match stored_parents.get(&parent) {
-                            Some(found) => found.clone(),
-                            None => {
-                                let found = self.store.account_by_external_id(&parent)?;
-                                stored_parents.insert(parent.clone(), found.clone());
-                                found
-                            }
-                        };
-                        let Some(master) = found else {
-                            outcomes.push(Some(ImportOutcome::Refused(
-                                ImportError::MasterMissing(parent),
-                            )));
-                            continue;
-                        };
-                        if !matches!(master.kind, AccountKind::Master) {
-                            outcomes.push(Some(ImportOutcome::Refused(
-                                ImportError::ParentNotMaster(parent),
-                            )));
-                            continue;
-                        }
-                        if let Err(e) = self.within_master_policy(&master, &keys) {
+            match &parent {
+                Some(parent) => {
+                    match self.master_for(parent, &mut masters, &mut keys, &requested_expiries)? {
+                        Ok(id) => account.kind = AccountKind::Sub { parent: id },
+                        Err(e) => {
                             outcomes.push(Some(ImportOutcome::Refused(e)));
                             continue;
                         }
-                        master.id
                     }
-                };
-                account.kind = AccountKind::Sub { parent: parent_id };
-            } else {
-                batch_masters.insert(external_id, account.id);
+                }
+                None => {
+                    masters.in_batch.insert(external_id, account.id);
+                }
             }
             keys.iter_mut().for_each(|k| k.account_id = account.id);
-            written.push((outcomes.len(), keys.len(), issued));
+            written.push((outcomes.len(), keys.len(), issued, parent));
             outcomes.push(None);
             to_write.push(AccountRecords {
                 account,
@@ -480,7 +465,7 @@ impl ApiKeys {
             });
         }
         let results = self.store.create_accounts(&to_write)?;
-        for ((slot, keys, issued), (result, records)) in
+        for ((slot, keys, issued, parent), (result, records)) in
             written.into_iter().zip(results.into_iter().zip(&to_write))
         {
             let id = records.account.id;
@@ -491,7 +476,8 @@ impl ApiKeys {
                     issued,
                 },
                 Err(StoreError::AlreadyExists(Existing::ExternalId)) => {
-                    // Written meanwhile by another import: skipped.
+                    // Imported before (a rerun), or meanwhile by another
+                    // import: skipped.
                     let external = records.account.external_id.as_ref();
                     match external.map(|e| self.store.account_by_external_id(e)) {
                         Some(Ok(Some(stored))) => ImportOutcome::Skipped { account: stored.id },
@@ -508,21 +494,48 @@ impl ApiKeys {
                         _ => None,
                     };
                     let error = map_store(e, &id, key);
-                    match (&error, &records.account.kind) {
-                        (Error::AccountNotFound(_), AccountKind::Sub { .. }) => {
-                            // Its master, earlier in the batch, was refused.
-                            let parent = self.parent_external_id(&to_write, &records.account);
-                            ImportOutcome::Refused(match parent {
-                                Some(p) => ImportError::MasterMissing(p),
-                                None => ImportError::Account(error),
-                            })
-                        }
-                        _ => ImportOutcome::Refused(ImportError::Account(error)),
-                    }
+                    ImportOutcome::Refused(match (error, parent) {
+                        // Its master, earlier in the batch, was refused.
+                        (Error::AccountNotFound(_), Some(p)) => ImportError::MasterMissing(p),
+                        (error, _) => ImportError::Account(error),
+                    })
                 }
             });
         }
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// The id of a sub-account's master, named by external id: a master
+    /// earlier in the batch, else a stored master (read once per batch),
+    /// whose policy the sub-account's keys must then obey (`keys` get the
+    /// expiries its cap gives). The outer `Err` is the store's failure.
+    fn master_for(
+        &self,
+        parent: &ExternalId,
+        masters: &mut Masters,
+        keys: &mut [KeyRecord],
+        requested_expiries: &[Option<OffsetDateTime>],
+    ) -> Result<Result<AccountId, ImportError>, Error> {
+        if let Some(id) = masters.in_batch.get(parent) {
+            return Ok(Ok(*id));
+        }
+        let found = match masters.stored.get(parent) {
+            Some(found) => found.clone(),
+            None => {
+                let found = self.store.account_by_external_id(parent)?;
+                masters.stored.insert(parent.clone(), found.clone());
+                found
+            }
+        };
+        Ok(match found {
+            None => Err(ImportError::MasterMissing(parent.clone())),
+            Some(m) if !matches!(m.kind, AccountKind::Master) => {
+                Err(ImportError::ParentNotMaster(parent.clone()))
+            }
+            Some(m) => self
+                .within_master_policy(&m, keys, requested_expiries)
+                .map(|()| m.id),
+        })
     }
 
     /// The first key whose identifier another account holds.
@@ -536,47 +549,38 @@ impl ApiKeys {
         })
     }
 
-    /// The external id of the master `account` names, among the batch.
-    fn parent_external_id(
-        &self,
-        batch: &[AccountRecords],
-        account: &Account,
-    ) -> Option<ExternalId> {
-        let parent = account.kind.parent()?;
-        batch
-            .iter()
-            .find(|r| r.account.id == parent)
-            .and_then(|r| r.account.external_id.clone())
-    }
-
     /// A sub-account's keys obey its stored master's policy: channels the
-    /// master allows, expiries within its longest lifetime.
+    /// master allows, and each key's expiry, as asked, within the master's
+    /// longest lifetime as well as the service's (a key that asked for none
+    /// gets the earlier cap's end, as a key created by hand does).
     fn within_master_policy(
         &self,
         master: &Account,
-        keys: &[KeyRecord],
+        keys: &mut [KeyRecord],
+        requested_expiries: &[Option<OffsetDateTime>],
     ) -> Result<(), ImportError> {
-        for (i, k) in keys.iter().enumerate() {
-            let refuse = |problem| ImportError::Key {
+        for (i, k) in keys.iter_mut().enumerate() {
+            let refuse = |k: &KeyRecord, problem| ImportError::Key {
                 index: i + 1,
                 channel: k.channel,
                 identifier: k.identifier.chars().take(64).collect(),
                 problem,
             };
             if !master.policy.sub_account_channels.contains(k.channel) {
-                return Err(refuse(KeyProblem::Rule(Error::ChannelNotAllowed {
+                let problem = KeyProblem::Rule(Error::ChannelNotAllowed {
                     account: k.account_id,
                     channel: k.channel,
-                })));
+                });
+                return Err(refuse(k, problem));
             }
-            super::lifecycle::expiry_within(
+            k.expires_at = super::lifecycle::expiry_within(
                 self.policy.max_key_lifetime,
                 master.policy.max_key_lifetime,
                 k.created_at,
                 k.created_at,
-                k.expires_at,
+                requested_expiries.get(i).copied().flatten(),
             )
-            .map_err(|e| refuse(KeyProblem::Rule(e)))?;
+            .map_err(|e| refuse(k, KeyProblem::Rule(e)))?;
         }
         Ok(())
     }

@@ -24,9 +24,9 @@
 //!   changes nothing. The operator only. Each key it disables is audited.
 
 use super::keys::{MAX_ATTEMPTS, Precondition};
-use super::{ApiKeys, key_event, map_store, rfc3339};
+use super::{ApiKeys, account_event, key_event, map_store, rfc3339};
 use crate::account::{Account, AccountKind, AccountPolicy, Actor};
-use crate::audit::{AuditEvent, AuditKind};
+use crate::audit::AuditKind;
 use crate::auth::SecretSlot;
 use crate::channel::ChannelSet;
 use crate::error::{AccountPolicyError, Error, ExpiryError};
@@ -539,24 +539,6 @@ impl ApiKeys {
             waiting: self.usage.waiting(),
             dropped: self.usage.dropped(),
         }
-    }
-}
-
-fn account_event(
-    id: AccountId,
-    kind: AuditKind,
-    actor: Actor,
-    at: OffsetDateTime,
-    detail: String,
-) -> AuditEvent {
-    AuditEvent {
-        account_id: id,
-        key_id: None,
-        channel: None,
-        at,
-        kind,
-        actor,
-        detail: super::bounded_detail(detail),
     }
 }
 

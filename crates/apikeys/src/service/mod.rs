@@ -197,6 +197,24 @@ impl ApiKeys {
     }
 }
 
+pub(super) fn account_event(
+    id: AccountId,
+    kind: AuditKind,
+    actor: Actor,
+    at: OffsetDateTime,
+    detail: String,
+) -> AuditEvent {
+    AuditEvent {
+        account_id: id,
+        key_id: None,
+        channel: None,
+        at,
+        kind,
+        actor,
+        detail: bounded_detail(detail),
+    }
+}
+
 /// An audit event about `key`, its detail cut to what stores keep.
 fn key_event(
     key: &KeyRecord,
